@@ -73,6 +73,7 @@ class ActionModule(ActionBase):
             mailbox = mailboxes[address]
             writer.writerow((address, mailbox["display_name"], mailbox["organization"], passwords[address]))
         os.makedirs(handoff_dir, mode=0o700, exist_ok=True)
+        os.chmod(handoff_dir, 0o700)  # also when it already existed with a looser mode
         descriptor, temporary = tempfile.mkstemp(dir=handoff_dir, prefix=".handoff-")
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:  # mkstemp creates it 0600
             stream.write(buffer.getvalue())

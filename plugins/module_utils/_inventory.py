@@ -260,7 +260,8 @@ def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
         try:
             org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, None)
         except ValueError as error:
-            problems.append(Problem(org.file, org.line, "R5.1b", f"organization '{org.id}': {error}"))
+            rule = "R5.1a" if org.kind == "department" else "R5.1b"
+            problems.append(Problem(org.file, org.line, rule, f"organization '{org.id}': {error}"))
         org.agency_part = org.local_part
     for org in inventory.organizations.values():
         if org.kind != "subunit":
@@ -270,7 +271,10 @@ def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
             what = "unknown" if parent is None else "a subunit, which cannot have subunits"
             problems.append(Problem(org.file, org.line, "R5.1c", f"organization '{org.id}': parent '{org.parent}' is {what}"))
             continue
-        org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, parent.local_part)
+        try:
+            org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, parent.local_part)
+        except ValueError as error:
+            problems.append(Problem(org.file, org.line, "R5.1c", f"organization '{org.id}': {error}"))
         org.agency_part = parent.agency_part
 
 
@@ -334,15 +338,15 @@ def _check_lock(inventory: Inventory):
     return check
 
 
-def _line_of(path: str, person: Person) -> int:
-    """The line of a person read by the fast parser, found by reading its file again (rare: errors only)."""
-    if person.line:
-        return person.line
+def people_lines(path: str) -> dict[str, int]:
+    """The line of each person id in a people file, read again with line numbers (for reports only)."""
     data = load(path, [], fast=False)
-    for entry in data.get("people", ()):
-        if isinstance(entry, dict) and entry.get("id") == person.id:
-            return entry.line
-    return 0
+    entries = data.get("people") if isinstance(data, dict) else None
+    return {entry["id"]: entry.line for entry in entries or () if isinstance(entry, dict) and "id" in entry}
+
+
+def _line_of(path: str, person: Person) -> int:
+    return person.line or people_lines(path).get(person.id, 0)
 
 
 def load_inventory(path: str) -> Inventory:

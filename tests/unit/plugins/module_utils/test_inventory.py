@@ -215,3 +215,15 @@ def test_organization_rules(inventory_folder):
 def test_missing_folder_is_a_problem(tmp_path):
     (problem,) = problems_of(tmp_path / "nowhere")
     assert "inventory folder not found" in problem
+
+
+def test_an_organization_whose_name_gives_no_address_is_a_problem_not_a_crash(inventory_folder):
+    inventory_folder.write("organizations.yml", """\
+        ---
+        organizations:
+          - {id: skhcn, name: Sở Khoa học và Công nghệ, kind: department, abbreviation: skhcn}
+          - {id: xa, name: Xã, kind: commune}
+        """)
+    inventory_folder.write("people/skhcn.yml", "---\npeople: []\n")
+    (problem,) = problems_of(inventory_folder)
+    assert problem.startswith(f"{inventory_folder}/organizations.yml:4: R5.1b: organization 'xa': ")

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -64,7 +64,7 @@ class ActionModule(ActionBase):
     def _write_handoff(self, handoff_dir: str, task_vars: dict, passwords: dict, mailboxes: dict) -> str:
         """Write the new accounts' one-time passwords where only the operator can read them."""
         host = (task_vars or {}).get("inventory_hostname", "mail")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         path = os.path.join(handoff_dir, f"{host}-{stamp}.csv")
         buffer = io.StringIO()
         writer = csv.writer(buffer)

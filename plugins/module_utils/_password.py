@@ -65,7 +65,7 @@ class PasswordPolicy:
             return cls()
         if not isinstance(data, dict):
             # ValueError, not TypeError: this is bad inventory data, reported like any other.
-            raise ValueError(f"policy.password must be a mapping, got {type(data).__name__}")  # noqa: TRY004
+            raise ValueError(f"policy.password must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

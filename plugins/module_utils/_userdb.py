@@ -13,7 +13,7 @@ with ``datetime('now', '-90 days')`` directly (R6.1b, R8.1, R8.2a).
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SCHEMA_VERSION = 1
 
@@ -59,11 +59,11 @@ INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_
 
 
 def utc_now() -> str:
-    return format_time(datetime.now(timezone.utc))
+    return format_time(datetime.now(UTC))
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -123,7 +123,9 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             columns = [column for column in changes if column in _UPDATABLE]
             assignments = ", ".join(f"{column} = ?" for column in columns)
             values = [changes[column][1] for column in columns]
-            connection.execute(f"UPDATE mailbox SET {assignments}, updated_at = ? WHERE address = ?", (*values, now, update["address"]))
+            connection.execute(
+                f"UPDATE mailbox SET {assignments}, updated_at = ? WHERE address = ?", (*values, now, update["address"])
+            )
             events.append((now, update["address"], "updated", changes.get("request_ref", [None, None])[1],
                            ", ".join(f"{column}: {changes[column][0]} -> {changes[column][1]}" for column in columns)))
         connection.executemany(

@@ -34,7 +34,7 @@ class Problem:
 class Entry(dict):
     """A YAML mapping that knows the line it starts on and the line of each key (1-based)."""
 
-    __slots__ = ("line", "key_lines")
+    __slots__ = ("key_lines", "line")
 
 
 # Plain scalars are read by YAML 1.2's core schema, as the fast parser does, so both paths agree:

@@ -18,7 +18,7 @@ def resolved(folder):
 
 def pin(folder):
     """Allocate and write the lock, as the module and the lint do."""
-    inventory, resolution = resolved(folder)
+    _, resolution = resolved(folder)
     folder.write("addresses.lock.yml", render_lock(resolution.addresses))
     return resolution
 
@@ -79,7 +79,7 @@ def test_pinned_addresses_never_change_when_people_are_added_renamed_or_removed(
           - {id: skhcn-0001, name: Nguyễn Văn Anh, organization: skhcn, request: "2/QĐ-SKHCN"}
           - {id: cm-0001, name: Mùa A Sử, organization: chiengmung, request: "7/QĐ-UBND"}
         """)
-    inventory, second = resolved(inventory_folder)
+    _, second = resolved(inventory_folder)
     assert second.allocated == {"person:skhcn-0000": "annguyenv.skhcn@sonla.gov.vn"}
     for key, address in first.addresses.items():
         assert second.addresses[key] == address
@@ -136,8 +136,8 @@ def test_problems_name_file_line_and_rule_whichever_parser_reads_first(inventory
     assert problems_of(inventory_folder) == [
         f"{path}:3: unknown-organization: person 'x-1': organization 'nowhere' is not in organizations.yml",
         f"{path}:7: R5.2: person 'x-2': 'name' is required",
-        f"{path}:10: schema: person 'x-3': unknown key 'quota' (allowed: id, leave_until, name, organization, quota_mb, "
-        "reason, request, state)",
+        (f"{path}:10: schema: person 'x-3': unknown key 'quota' (allowed: id, leave_until, name, organization, quota_mb, "
+         "reason, request, state)"),
         f"{path}:15: R8.2: person 'x-4': 'reason' is required",
     ]
 
@@ -173,8 +173,8 @@ def test_a_duplicate_pinned_address_is_refused(inventory_folder):
           person:skhcn-0002: annv.skhcn@sonla.gov.vn
         """)
     assert problems_of(inventory_folder) == [
-        f"{inventory_folder}/addresses.lock.yml:4: duplicate-address: annv.skhcn@sonla.gov.vn is pinned to both "
-        "person:skhcn-0001 and person:skhcn-0002"
+        (f"{inventory_folder}/addresses.lock.yml:4: duplicate-address: annv.skhcn@sonla.gov.vn is pinned to both "
+         "person:skhcn-0001 and person:skhcn-0002")
     ]
 
 
@@ -191,7 +191,7 @@ def test_a_duplicate_pinned_address_is_refused(inventory_folder):
 def test_a_policy_weaker_than_the_regulation_is_refused(inventory_folder, policy, rule):
     inventory_folder.write("policy.yml", "---\n" + policy)
     (problem,) = problems_of(inventory_folder)
-    assert f"/policy.yml:" in problem and f": {rule}: " in problem
+    assert "/policy.yml:" in problem and f": {rule}: " in problem
 
 
 def test_organization_rules(inventory_folder):

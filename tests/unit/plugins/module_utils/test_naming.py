@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import itertools
-import random
-import time
 import unicodedata
 
 import pytest
+
 from ansible_collections.sonla.mail.plugins.module_utils._naming import (
     MAX_SPELLED_VARIANT,
     first_free_person_local_part,
@@ -385,25 +384,3 @@ def test_r5_3_same_initials_different_names():
 def test_r5_3_same_name_other_agency_is_no_clash():
     """R5.3 only concerns the same name at the same agency."""
     assert person_local_part("Nguyễn Văn An", "skhcn") != person_local_part("Nguyễn Văn An", "stc")
-
-
-def test_r5_speed_50000_people():
-    """The inventory lint handles 50,000 people in under 2 s; naming must be a small part of it."""
-    rng = random.Random(5)
-    family = [
-        "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Đặng", "Lò", "Cầm", "Quàng",
-        "Lường", "Tòng", "Mùa", "Thào", "Giàng", "Sùng", "Đinh", "Bàn", "Triệu",
-    ]
-    middle = ["Văn", "Thị", "Minh", "Đức", "Thu", "Ngọc", "A", "Seo", "Công"]
-    given = [
-        "An", "Bình", "Cường", "Dũng", "Hằng", "Hương", "Lan", "Mai", "Sơn", "Tuấn",
-        "Hặc", "Sử", "Chứ", "Páo", "Đôi", "Ơn", "Pản", "Dính", "Quẩy", "Mây",
-    ]
-    names = [
-        " ".join([rng.choice(family)] + [rng.choice(middle) for _ in range(rng.randint(0, 2))] + [rng.choice(given)])
-        for _ in range(50_000)
-    ]
-    start = time.perf_counter()
-    for name in names:
-        person_local_part(name, "skhcn")
-    assert time.perf_counter() - start < 1.0

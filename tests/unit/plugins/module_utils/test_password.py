@@ -8,6 +8,7 @@ import base64
 import hashlib
 
 import pytest
+
 from ansible_collections.sonla.mail.plugins.module_utils._password import (
     REGULATION_SPECIAL_CHARACTERS,
     PasswordPolicy,

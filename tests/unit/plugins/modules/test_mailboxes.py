@@ -129,7 +129,7 @@ def test_mail_inventory_fails_with_every_problem_and_writes_nothing(inventory_fo
     inventory_folder.write("people/bad.yml", "---\npeople:\n  - {id: z-1, name: Lò Văn Hặc, organization: none, request: '1'}\n")
     ok, result = run(mail_inventory, {"path": str(inventory_folder)})
     assert not ok
-    assert result["problems"] == [f"{inventory_folder}/people/bad.yml:3: unknown-organization: person 'z-1': "
-                                  "organization 'none' is not in organizations.yml"]
+    where = f"{inventory_folder}/people/bad.yml:3"
+    assert result["problems"] == [f"{where}: unknown-organization: person 'z-1': organization 'none' is not in organizations.yml"]
     assert result["msg"].startswith("1 problem(s) in the mail inventory; nothing was changed:")
     assert not os.path.exists(f"{inventory_folder}/addresses.lock.yml")

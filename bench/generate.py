@@ -151,7 +151,7 @@ def organizations(rng: random.Random) -> list[dict]:
     agencies = list(orgs)
     for agency in agencies:
         if agency["kind"] == "department":
-            units = rng.sample(DEPARTMENT_SUBUNITS, rng.randint(6, 9))
+            units = rng.sample(DEPARTMENT_SUBUNITS, rng.randint(5, 8))
         else:
             units = rng.sample(COMMUNE_SUBUNITS, 4)
         short = agency["name"].split(" ", 1)[1] if agency["kind"] != "department" else agency["name"]

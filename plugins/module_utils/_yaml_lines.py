@@ -110,6 +110,9 @@ def load(path: str, problems: list[Problem], fast: bool = False):
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         reason = getattr(error, "problem", None) or str(error)
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and context_mark is not None:
+            reason += f" ({context} started on line {context_mark.line + 1})"
         problems.append(Problem(path, line, "yaml", f"invalid YAML: {reason}"))
         return None
     if node is None:

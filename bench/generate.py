@@ -125,7 +125,7 @@ PEOPLE_SHARE = {"department": 1.0, "commune": 0.25, "ward": 0.35}  # mean staff 
 
 
 def _weighted(rng: random.Random, table):
-    names, weights = zip(*table)
+    names, weights = zip(*table, strict=True)
     return rng.choices(names, weights=weights)[0]
 
 
@@ -259,11 +259,18 @@ policy:
 
 def _import_collection() -> None:
     """Map ``ansible_collections.sonla.mail`` onto this checkout, as scripts/lint-inventory does."""
+    try:  # already importable (pytest's conftest, an installed collection): leave it alone
+        import ansible_collections.sonla.mail.plugins.module_utils._inventory  # noqa: F401
+        return
+    except ImportError:
+        pass
     for name, path in (("ansible_collections", []), ("ansible_collections.sonla", []),
                        ("ansible_collections.sonla.mail", [ROOT])):
-        package = sys.modules.get(name) or types.ModuleType(name)
-        package.__path__ = path
-        sys.modules[name] = package
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = path
+            sys.modules[name] = package
+    sys.modules["ansible_collections.sonla.mail"].__path__ = [ROOT]
 
 
 def write_lock(mail: str) -> int:

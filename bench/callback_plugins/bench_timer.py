@@ -4,19 +4,19 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: bench_timer
-type: aggregate
-short_description: Task wall times for bench/run.py
-description: Writes C({task name: seconds}) for every finished task to the file named by E(BENCH_TIMINGS).
-requirements: [enable in configuration]
-"""
-
 import json
 import os
 import time
 
 from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = r"""
+name: bench_timer
+type: aggregate
+short_description: Task wall times for bench/run.py
+description: Writes the wall time in seconds of every finished task, by task name, to the JSON file named by E(BENCH_TIMINGS).
+requirements: [enable in configuration]
+"""
 
 
 class CallbackModule(CallbackBase):

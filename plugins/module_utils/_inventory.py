@@ -32,12 +32,15 @@ POLICY_LIMITS = {
     "inactivity_suspend_days": (90, 1, 90),  # R8.2a: suspend after at most 90 idle days
     "revoke_after_suspended_days": (30, 30, 3650),  # R8.1: never revoke before 30 days
     "log_retention_days": (183, 183, 3650),  # R9.1: at least 6 months
+    "revoke_warning_days": (7, 1, 29),  # R8.1: the agency is warned this many days before a revocation
 }
+DEFAULT_PASSWORD_REMINDER_DAYS = (14, 7, 1)  # R6.1b: reminder mails this many days before expiry
 DEFAULT_QUOTA_WARNING_PERCENT = (80, 95)  # R9.2d
 
 ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
 ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request"))
-PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until"))
+PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore"))
+RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
 ORGANIZATION_STATES = ("active", "absent")
 
@@ -75,6 +78,7 @@ class Person:
     leave_until: str | None
     file: str
     line: int
+    restore: dict | None = None  # {request, date}: the agency's written restore request (R8.3a)
 
 
 @dataclass
@@ -186,7 +190,7 @@ def _check_policy(inventory: Inventory):
         inventory.department = top.text("department", required=False, pattern=_ID)
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
-        block.only_keys(frozenset(POLICY_LIMITS) | {"password", "quota_warning_percent"})
+        block.only_keys(frozenset(POLICY_LIMITS) | {"password", "quota_warning_percent", "password_reminder_days"})
         policy = {key: block.integer(key, low, high, "policy", default) for key, (default, low, high) in POLICY_LIMITS.items()}
         warnings = block.entry.get("quota_warning_percent", list(DEFAULT_QUOTA_WARNING_PERCENT))
         if (
@@ -198,6 +202,15 @@ def _check_policy(inventory: Inventory):
             block.fail("R9.2d", f"'quota_warning_percent' must be ascending whole percentages 1-99, got {warnings!r}")
             warnings = list(DEFAULT_QUOTA_WARNING_PERCENT)
         policy["quota_warning_percent"] = warnings
+        reminders = block.entry.get("password_reminder_days", list(DEFAULT_PASSWORD_REMINDER_DAYS))
+        if (
+            not isinstance(reminders, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 89 for d in reminders)
+            or len(set(reminders)) != len(reminders)
+        ):
+            block.fail("R6.1b", f"'password_reminder_days' must be distinct whole days 1-89, got {reminders!r}")
+            reminders = list(DEFAULT_PASSWORD_REMINDER_DAYS)
+        policy["password_reminder_days"] = sorted(reminders, reverse=True)
         try:
             password_policy = _password.PasswordPolicy.from_dict(block.entry.get("password") or {})
         except ValueError as error:
@@ -303,6 +316,7 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     state = check.choice("state", PERSON_STATES, "active")
     reason = check.text("reason", required=state == "suspended", rule="R8.2")
     leave_until = check.text("leave_until", required=False, pattern=_DATE, rule="R8.2a")
+    restore = _check_restore(check, state)
     if org_id:
         org = inventory.organizations.get(org_id)
         if org is None:
@@ -311,7 +325,31 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
             check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)")
     if not check.ok:
         return None
-    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line)
+    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore)
+
+
+def _check_restore(check: _Checker, state: str) -> dict | None:
+    """R8.3a: ``restore: {request: "45/QĐ-SKHCN", date: 2026-12-01}``, the agency's written request to lift
+    a suspension made by the lifecycle or an operator (the converge honours it when dated on or after it)."""
+    entry = check.entry.get("restore")
+    if entry is None:
+        return None
+    inner = _Checker(check.problems, check.path, entry, f"{check.what} restore")
+    inner.line = getattr(entry, "line", check.line)
+    inner.only_keys(RESTORE_KEYS)
+    request = inner.text("request", rule="R8.3a")
+    when = inner.text("date", pattern=_DATE, rule="R8.3a")
+    if inner.ok and when:
+        try:
+            date.fromisoformat(when)
+        except ValueError:
+            inner.fail("R8.3a", f"'date' {when!r} is not a calendar date")
+    if state != "active":
+        inner.fail("R8.3a", f"a restore request needs state: active, got {state!r}")
+    if not inner.ok:
+        check.ok = False
+        return None
+    return {"request": request, "date": when}
 
 
 def _check_lock(inventory: Inventory):
@@ -327,10 +365,12 @@ def _check_lock(inventory: Inventory):
             line = key_lines.get(key, 0)
             if not _LOCK_KEY.match(key):
                 problems.append(Problem(path, line, "schema", f"lock key {key!r} must be org:<id> or person:<id>"))
-            elif not isinstance(address, str) or not address.endswith(suffix) or not _naming.is_valid_local_part(address[: -len(suffix)]):
+            elif (not isinstance(address, str) or not address.endswith(suffix)
+                  or not _naming.is_valid_local_part(address[: -len(suffix)])):
                 problems.append(Problem(path, line, "R5", f"{key}: {address!r} is not a valid address at {inventory.domain}"))
             elif address in owners:
-                problems.append(Problem(path, line, "duplicate-address", f"{address} is pinned to both {owners[address]} and {key}"))
+                problems.append(Problem(path, line, "duplicate-address",
+                                        f"{address} is pinned to both {owners[address]} and {key}"))
             else:
                 owners[address] = key
         return dict(pinned)
@@ -364,15 +404,17 @@ def load_inventory(path: str) -> Inventory:
     if not inventory.organizations:
         inventory.problems.append(Problem(os.path.join(inventory.path, ORGANIZATIONS_FILE), 1, "schema", "no organizations"))
     if inventory.department and inventory.department not in inventory.organizations:
-        inventory.problems.append(Problem(policy_path, 1, "R7.3", f"department '{inventory.department}' is not in organizations.yml"))
+        inventory.problems.append(Problem(policy_path, 1, "R7.3",
+                                          f"department '{inventory.department}' is not in organizations.yml"))
 
     seen: dict[str, Person] = {}
     for people_path in sorted(glob.glob(os.path.join(inventory.path, PEOPLE_GLOB))):
         for person in _read(inventory, people_path, _check_people(inventory)) or ():
             first = seen.get(person.id)
             if first is not None:
+                where = f"{first.file}:{_line_of(first.file, first)}"
                 inventory.problems.append(Problem(people_path, _line_of(people_path, person), "duplicate-id",
-                                                  f"person '{person.id}': id already used at {first.file}:{_line_of(first.file, first)}"))
+                                                  f"person '{person.id}': id already used at {where}"))
                 continue
             seen[person.id] = person
             inventory.people.append(person)
@@ -443,6 +485,8 @@ def resolve(inventory: Inventory) -> Resolution:
             "organization": person.organization, "quota_mb": person.quota_mb or default_quota,
             "state": person.state, "reason": person.reason, "request": person.request,
             "leave_until": person.leave_until,
+            # Only when present: older mailboxes modules do not know the key.
+            **({"restore": person.restore} if person.restore else {}),
         })
     return Resolution(addresses, allocated, mailboxes)
 

@@ -27,8 +27,9 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
+from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import restore_applies
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -65,14 +66,17 @@ class Policy:
         if not 1 <= self.inactivity_suspend_days <= 90:
             problems.append(f"inactivity_suspend_days must be 1-90 (R8.2a), got {self.inactivity_suspend_days}")
         if self.revoke_after_suspended_days < 30:
-            problems.append(f"revoke_after_suspended_days must be at least 30 (R8.1), got {self.revoke_after_suspended_days}")
+            problems.append(f"revoke_after_suspended_days must be at least 30 (R8.1), "
+                            f"got {self.revoke_after_suspended_days}")
         if not 1 <= self.revoke_warning_days < self.revoke_after_suspended_days:
-            problems.append(f"revoke_warning_days must be 1 to {self.revoke_after_suspended_days - 1}, got {self.revoke_warning_days}")
+            problems.append(f"revoke_warning_days must be 1 to {self.revoke_after_suspended_days - 1}, "
+                            f"got {self.revoke_warning_days}")
         if not 1 <= self.password_max_age_days <= 90:
             problems.append(f"password_max_age_days must be 1-90 (R6.1b), got {self.password_max_age_days}")
         reminders = self.password_reminder_days
         if any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < self.password_max_age_days for d in reminders):
-            problems.append(f"password_reminder_days must be days from 1 to {self.password_max_age_days - 1}, got {list(reminders)}")
+            problems.append(f"password_reminder_days must be days from 1 to {self.password_max_age_days - 1}, "
+                            f"got {list(reminders)}")
         if problems:
             raise ValueError("invalid lifecycle policy: " + "; ".join(problems))
 
@@ -122,11 +126,11 @@ def parse_time(text: str) -> datetime:
     text = text.strip().replace("T", " ").removesuffix("Z")
     if len(text) == 10:
         text += " 00:00:00"
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def _day(text: str | None) -> date | None:
@@ -357,7 +361,8 @@ def apply_plan(connection, plan: LifecyclePlan) -> None:
                     " updated_at = ? WHERE address = ?",
                     (action["since"], action["reason"], action["by"], now, address),
                 )
-                events.append((now, address, "suspended", None, f"by={action['by']}; cause={action['cause']}; {action['reason']}"))
+                detail = f"by={action['by']}; cause={action['cause']}; {action['reason']}"
+                events.append((now, address, "suspended", None, detail))
             elif kind == "revoked":
                 connection.execute("DELETE FROM mailbox WHERE address = ?", (address,))
                 events.append((now, address, "revoked", None, f"suspended_at={action['suspended_at']}; {action['reason']}"))
@@ -411,3 +416,50 @@ def inventory_maps(mailboxes: list[dict] | None) -> tuple[dict[str, str], dict[s
         if mailbox.get("restore"):
             restores[mailbox["address"]] = mailbox["restore"]
     return leave, restores
+
+
+RESULT_LISTS = {
+    "suspended": "suspended", "revocation_warnings": "revocation_warning", "revoked": "revoked",
+    "password_reminders": "password_reminder", "password_expired": "password_expired",
+}
+
+
+def run(database: str, *, now: str | None = None, policy: Policy | None = None, mailboxes: list[dict] | None = None,
+        organizations: list[dict] | None = None, department: str | None = None, domain: str | None = None,
+        suspend: list[dict] | None = None, max_revocations: int = 10, notify: bool = True, mail_root: str | None = None,
+        check: bool = False, smtp_host: str = _notices.SMTP_HOST, smtp_port: int = _notices.SMTP_PORT,
+        sender: str | None = None, webmail_url: str | None = None) -> dict:
+    """One lifecycle run, shared by the module and the daily CLI: plan, then (unless ``check``) write,
+    delete revoked mail and send the notices (R7.3). Raises LifecycleError before writing anything."""
+    now = format_time(parse_time(now)) if now else _userdb.utc_now()
+    if check and not os.path.exists(database):
+        rows, history = {}, {}
+    else:
+        connection = _userdb.connect(database)
+        rows, history = _userdb.read_mailboxes(connection), read_history(connection)
+    leave, restores = inventory_maps(mailboxes)
+    plan = build_plan(rows, now, policy, leave, restores, history, suspend, max_revocations)
+
+    directory = _notices.Directory(organizations, department, mailboxes)
+    domain = domain or next((address.split("@", 1)[1] for address in rows), "sonla.gov.vn")
+    messages = _notices.render(_notices.lifecycle_items(plan.actions, directory), directory, now, "lifecycle", domain,
+                               sender, webmail_url) if notify else []
+    result = {
+        "changed": plan.changed, "now": now,
+        **{name: plan.of(kind) for name, kind in RESULT_LISTS.items()},
+        "on_leave": plan.on_leave, "restore_pending": plan.restore_pending, "deferred": plan.deferred,
+        "notices": _notices.preview(messages), "notice_errors": [], "mail_errors": [], "summary": plan.summary(),
+        "plan": plan,
+    }
+    result["revoked"] = [action["address"] for action in result["revoked"]]
+    if check or not plan.changed:
+        return result
+    apply_plan(connection, plan)
+    if mail_root:
+        for address in result["revoked"]:
+            try:
+                remove_mail(mail_root, address)
+            except (OSError, ValueError) as error:
+                result["mail_errors"].append(f"{address}: {error}")
+    result["notice_errors"] = _notices.send(messages, smtp_host, smtp_port)
+    return result

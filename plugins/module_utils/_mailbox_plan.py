@@ -9,7 +9,10 @@ Safety rules (DEVELOPERS.md, R7.2, R8.1):
 - a mailbox is removed only when the inventory says ``state: absent`` for it, or with ``exclusive``;
 - suspension is a state with a reason and a date, never a deletion: a suspended mailbox stays and
   keeps receiving mail (R8.1);
-- a suspension applied by the lifecycle or an operator is never lifted by a converge (R8.3a);
+- a suspension applied by the lifecycle or an operator is lifted by a converge only when the entry
+  carries a ``restore`` request dated on or after the suspension (R8.3a); the restored account must
+  change its password at the first login (R8.3c);
+- an address the lifecycle revoked is never created again: revocation is final (R7.2);
 - more removals than ``max_removals`` fail the whole plan before anything is written.
 """
 
@@ -36,6 +39,7 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # suspensions a converge may not lift
     unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
+    refused: list[dict] = field(default_factory=list)  # {address, reason}: requests not carried out (R7.3)
 
     @property
     def changed(self) -> bool:
@@ -51,6 +55,7 @@ class Plan:
             "unchanged": len(self.unchanged),
             "held": len(self.held),
             "unmanaged": len(self.unmanaged),
+            "refused": len(self.refused),
         }
 
 
@@ -66,9 +71,21 @@ def _column_values(mailbox: dict) -> dict:
     }
 
 
-def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10) -> Plan:
-    """Compare the whole desired set with the database rows (keyed by address)."""
+def restore_applies(restore: dict | None, suspended_at: str | None) -> bool:
+    """R8.3a: a restore request counts for a suspension only when dated on or after its day."""
+    if not restore or not suspended_at:
+        return False
+    return str(restore["date"])[:10] >= suspended_at[:10]
+
+
+def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
+               revoked: dict[str, str] | None = None) -> Plan:
+    """Compare the whole desired set with the database rows (keyed by address).
+
+    ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``).
+    """
     plan = Plan()
+    revoked = revoked or {}
     seen: set[str] = set()
     for mailbox in desired:
         address = mailbox["address"]
@@ -84,6 +101,11 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
                 plan.removed.append(address)
             continue
         if row is None:
+            if address in revoked:
+                plan.refused.append({"address": address, "reason": (
+                    f"Hộp thư đã bị thu hồi ngày {revoked[address][:10]}, không thể khôi phục (R7.2) / "
+                    f"Revoked on {revoked[address][:10]}; a revoked mailbox cannot be restored (R7.2)")})
+                continue
             plan.added.append(mailbox)
             continue
         _plan_existing(plan, mailbox, row)
@@ -117,14 +139,26 @@ def _plan_existing(plan: Plan, mailbox: dict, row: dict) -> None:
             plan.suspended.append({"address": address, "reason": mailbox.get("reason"), "request": mailbox.get("request")})
             touched = True
         elif row["suspended_by"] == "inventory" and row["suspended_reason"] != mailbox.get("reason"):
-            plan.updated.append({"address": address, "changes": {"suspended_reason": [row["suspended_reason"], mailbox.get("reason")]}})
+            change = {"suspended_reason": [row["suspended_reason"], mailbox.get("reason")]}
+            plan.updated.append({"address": address, "changes": change})
             touched = True
     elif row["state"] == "suspended":
+        restore = mailbox.get("restore")
         if row["suspended_by"] == "inventory":
-            plan.restored.append({"address": address, "request": mailbox.get("request")})  # R8.3c: restore forces a password change
+            # R8.3c: restore forces a password change
+            plan.restored.append({"address": address, "request": mailbox.get("request")})
+            touched = True
+        elif restore_applies(restore, row["suspended_at"]):
+            # R8.3a: the agency's written restore request, newer than the suspension; R8.3c below.
+            plan.restored.append({"address": address, "request": restore["request"]})
             touched = True
         else:
             plan.held.append({"address": address, "suspended_by": row["suspended_by"], "reason": row["suspended_reason"]})
+            if restore:
+                plan.refused.append({"address": address, "reason": (
+                    f"Văn bản khôi phục {restore['request']} ngày {str(restore['date'])[:10]} có trước lần tạm khóa "
+                    f"ngày {(row['suspended_at'] or '')[:10]} (R8.3a) / Restore request {restore['request']} "
+                    f"is older than the suspension of {(row['suspended_at'] or '')[:10]}")})
     if not touched:
         plan.unchanged.append(address)
 

@@ -137,7 +137,7 @@ def test_problems_name_file_line_and_rule_whichever_parser_reads_first(inventory
         f"{path}:3: unknown-organization: person 'x-1': organization 'nowhere' is not in organizations.yml",
         f"{path}:7: R5.2: person 'x-2': 'name' is required",
         (f"{path}:10: schema: person 'x-3': unknown key 'quota' (allowed: id, leave_until, name, organization, quota_mb, "
-         "reason, request, state)"),
+         "reason, request, restore, state)"),
         f"{path}:15: R8.2: person 'x-4': 'reason' is required",
     ]
 
@@ -227,3 +227,58 @@ def test_an_organization_whose_name_gives_no_address_is_a_problem_not_a_crash(in
     inventory_folder.write("people/skhcn.yml", "---\npeople: []\n")
     (problem,) = problems_of(inventory_folder)
     assert problem.startswith(f"{inventory_folder}/organizations.yml:4: R5.1b: organization 'xa': ")
+
+
+def test_a_restore_request_is_validated_and_passed_on(inventory_folder):
+    """R8.3a: the agency's written restore request, with its reference and date."""
+    inventory_folder.write("people/skhcn.yml", """\
+        ---
+        people:
+          - id: skhcn-0001
+            name: Nguyễn Văn An
+            organization: skhcn
+            request: "1/QĐ-SKHCN"
+            restore: {request: "45/QĐ-SKHCN", date: 2026-12-01}
+          - id: skhcn-0002
+            name: Lò Văn Hặc
+            organization: skhcn
+            request: "1/QĐ-SKHCN"
+        """)
+    _, resolution = resolved(inventory_folder)
+    by_address = {mailbox["address"]: mailbox for mailbox in resolution.mailboxes}
+    assert by_address["annv.skhcn@sonla.gov.vn"]["restore"] == {"request": "45/QĐ-SKHCN", "date": "2026-12-01"}
+    assert "restore" not in by_address["haclv.skhcn@sonla.gov.vn"]  # only when present
+
+
+@pytest.mark.parametrize(("restore", "message"), [
+    ("{date: 2026-12-01}", "'request' is required"),
+    ("{request: 45/QĐ, date: 2026-13-45}", "is not a calendar date"),
+    ("{request: 45/QĐ, date: tomorrow}", "must match"),
+    ("{request: 45/QĐ, date: 2026-12-01, by: me}", "unknown key 'by'"),
+    ("{request: 45/QĐ, date: 2026-12-01}\n    state: absent", "needs state: active"),
+])
+def test_a_bad_restore_request_is_refused(inventory_folder, restore, message):
+    inventory_folder.write("people/skhcn.yml", f"""\
+        ---
+        people:
+          - id: skhcn-0001
+            name: Nguyễn Văn An
+            organization: skhcn
+            request: "1/QĐ-SKHCN"
+            restore: {restore}
+        """.replace("\n    state", "\n            state"))
+    (problem,) = problems_of(inventory_folder)
+    assert ": R8.3a: " in problem or ": schema: " in problem
+    assert "person 'skhcn-0001' restore" in problem and message in problem
+
+
+def test_lifecycle_policy_keys_have_the_regulation_defaults(inventory_folder):
+    inventory, _ = resolved(inventory_folder)
+    assert inventory.policy["password_reminder_days"] == [14, 7, 1]  # R6.1b
+    assert inventory.policy["revoke_warning_days"] == 7  # R8.1
+    inventory_folder.write("policy.yml", "---\npolicy:\n  password_reminder_days: [1, 30]\n  revoke_warning_days: 10\n")
+    inventory, _ = resolved(inventory_folder)
+    assert (inventory.policy["password_reminder_days"], inventory.policy["revoke_warning_days"]) == ([30, 1], 10)
+    inventory_folder.write("policy.yml", "---\npolicy:\n  password_reminder_days: [0, 7]\n")
+    (problem,) = problems_of(inventory_folder)
+    assert ": R6.1b: " in problem

@@ -147,3 +147,49 @@ def test_diff_shows_changes_without_secrets(database):
     assert "annv.skhcn@sonla.gov.vn: quota_mb=4096" in diff["after"]
     assert "moi@sonla.gov.vn: Người moi (skhcn, 2048 MB, active)" in diff["after"]
     assert "SSHA512" not in diff["after"] + diff["before"]
+
+
+def suspend_by(connection, who, at="2026-11-28 10:00:00"):
+    connection.execute("UPDATE mailbox SET state = 'suspended', suspended_by = ?, suspended_reason = 'idle', suspended_at = ?",
+                       (who, at))
+
+
+@pytest.mark.parametrize("who", ["lifecycle", "operator"])
+def test_a_restore_request_newer_than_the_suspension_lifts_it_with_must_change(database, who):
+    """R8.3a-c: the inventory's restore request, dated on or after the suspension, restores the account."""
+    converge(database, [mailbox("annv.skhcn")])
+    database.execute("UPDATE mailbox SET must_change = 0")
+    suspend_by(database, who)
+    restore = {"request": "45/QĐ-SKHCN", "date": "2026-11-28"}
+    plan = converge(database, [mailbox("annv.skhcn", restore=restore)], now=LATER)
+    assert plan.restored == [{"address": "annv.skhcn@sonla.gov.vn", "request": "45/QĐ-SKHCN"}]
+    row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
+    assert (row["state"], row["must_change"], row["suspended_by"]) == ("active", 1, None)  # R8.3c
+    event = database.execute("SELECT action, request_ref FROM mailbox_event ORDER BY id DESC LIMIT 1").fetchone()
+    assert tuple(event) == ("restored", "45/QĐ-SKHCN")
+    again = build_plan([mailbox("annv.skhcn", restore=restore)], _userdb.read_mailboxes(database))
+    assert not again.changed and again.refused == []
+
+
+def test_a_restore_request_older_than_the_suspension_is_held_and_refused(database):
+    """A converge never lifts a newer lifecycle suspension with an old restore request (R8.3a)."""
+    converge(database, [mailbox("annv.skhcn")])
+    suspend_by(database, "lifecycle", at="2027-03-01 02:00:00")
+    restore = {"request": "45/QĐ-SKHCN", "date": "2026-12-01"}
+    plan = build_plan([mailbox("annv.skhcn", restore=restore)], _userdb.read_mailboxes(database))
+    assert not plan.changed and plan.restored == []
+    assert [item["address"] for item in plan.held] == ["annv.skhcn@sonla.gov.vn"]
+    (refusal,) = plan.refused
+    assert "45/QĐ-SKHCN" in refusal["reason"] and "2027-03-01" in refusal["reason"]
+    assert plan.summary()["refused"] == 1
+
+
+def test_a_revoked_address_is_never_created_again(database):
+    """R7.2: revocation is final; the converge refuses and says why."""
+    plan = build_plan([mailbox("annv.skhcn"), mailbox("haclv.skhcn")], {},
+                      revoked={"annv.skhcn@sonla.gov.vn": "2027-03-31 02:00:00"})
+    assert [m["address"] for m in plan.added] == ["haclv.skhcn@sonla.gov.vn"]
+    (refusal,) = plan.refused
+    assert refusal["address"] == "annv.skhcn@sonla.gov.vn" and "R7.2" in refusal["reason"] and "2027-03-31" in refusal["reason"]
+    absent = build_plan([mailbox("annv.skhcn", state="absent")], {}, revoked={"annv.skhcn@sonla.gov.vn": "2027-03-31"})
+    assert not absent.changed and absent.refused == []

@@ -28,9 +28,8 @@ for name, path in (("ansible_collections", []), ("ansible_collections.sonla", []
     package.__path__ = path
     sys.modules[name] = package
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
-from ansible_collections.sonla.mail.plugins.modules import mailboxes  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sonla.mail.plugins.modules import mailboxes
 
 
 def main() -> int:

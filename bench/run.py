@@ -50,11 +50,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import generate  # noqa: E402
+import generate
 
 generate._import_collection()
-from ansible_collections.sonla.mail.plugins.module_utils import _password  # noqa: E402
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, resolve  # noqa: E402
+from ansible_collections.sonla.mail.plugins.module_utils import _password
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, resolve
 
 CONVERGE_TASK = "Converge every mailbox in one call"
 LOOP_TASK = "One task per mailbox"
@@ -66,6 +66,11 @@ STEP_TITLES = {
     "quota": "1% of quotas changed",
 }
 TARGET_SIZE = 50000
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        return stream.read()
 
 
 # --- processes and memory -------------------------------------------------------------------------
@@ -119,19 +124,17 @@ class TreeSampler(threading.Thread):
 
 def run_timed(command: list[str], env: dict | None = None, log: str | None = None) -> tuple[float, int]:
     """Run ``command``; returns wall seconds and the peak PSS (KiB) of its process tree."""
-    output = open(log, "w", encoding="utf-8") if log else subprocess.DEVNULL
-    start = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
-    sampler = TreeSampler(process.pid)
-    sampler.start()
-    code = process.wait()
-    seconds = time.monotonic() - start
-    sampler.stopped.set()
-    sampler.join()
-    if log:
-        output.close()
+    with open(log or os.devnull, "w", encoding="utf-8") as output:
+        start = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
+        sampler = TreeSampler(process.pid)
+        sampler.start()
+        code = process.wait()
+        seconds = time.monotonic() - start
+        sampler.stopped.set()
+        sampler.join()
     if code != 0:
-        tail = open(log, encoding="utf-8").read()[-3000:] if log else ""
+        tail = _read(log)[-3000:] if log else ""
         raise SystemExit(f"bench: {' '.join(command[:3])} ... failed ({code}):\n{tail}")
     return seconds, sampler.peak_kb
 
@@ -177,14 +180,15 @@ class Workspace:
         if os.path.exists(self.rss_log):
             with open(self.rss_log, encoding="ascii") as stream:
                 target_kb = max((int(line) for line in stream if line.strip().isdigit()), default=0)
-        return {"wall": wall, "tasks": tasks, "controller_mb": controller_kb / 1024, "target_mb": target_kb / 1024}
+        return {"wall": wall, "tasks": tasks, "controller_mb": controller_kb / 1024, "target_mb": target_kb / 1024,
+                "load": float(_read("/proc/loadavg").split()[0])}
 
     def module_call(self, args: dict, path: str) -> dict:
         with open(path, "w", encoding="utf-8") as stream:
             json.dump(args, stream)
         start = time.monotonic()
         done = subprocess.run([self.python, os.path.join(HERE, "module_call.py"), path],
-                              capture_output=True, text=True, cwd=ROOT)
+                              capture_output=True, text=True, cwd=ROOT, check=False)
         wall = time.monotonic() - start
         report = json.loads(done.stderr.strip().splitlines()[-1]) if done.stderr.strip() else {}
         if done.returncode != 0:
@@ -299,7 +303,8 @@ def median(values) -> float:
 
 
 def summarise(runs: list[dict]) -> dict:
-    out = {"lint": median(r["lint"]["wall"] for r in runs)}
+    out = {"lint": median(r["lint"]["wall"] for r in runs),
+           "loadavg": median(r[step].get("load", 0.0) for r in runs for step in STEPS)}
     for step in STEPS:
         out[step] = {
             "wall": median(r[step]["wall"] for r in runs),
@@ -341,6 +346,7 @@ def table(results: dict, loop: dict | None, items: int, runs: int) -> str:
                  *(f"{max(results[s][st]['controller_mb'] for st in STEPS):.0f} MB" for s in sizes)))
     rows.append(("peak memory, target module (RSS, any step)",
                  *(f"{max(results[s][st]['target_mb'] for st in STEPS):.0f} MB" for s in sizes)))
+    rows.append(("1-minute load average after each playbook (median)", *(f"{results[s]['loadavg']:.1f}" for s in sizes)))
     if loop:
         per_first = loop["first"]["task"] / items
         per_noop = loop["noop"]["task"] / items
@@ -381,9 +387,9 @@ def targets(results: dict) -> list[str]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
                 if line.startswith("model name")), "?")
-    memory = next((int(line.split()[1]) for line in open("/proc/meminfo", encoding="ascii") if line.startswith("MemTotal")), 0)
+    memory = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if line.startswith("MemTotal")), 0)
     return (f"{os.cpu_count()} CPU ({cpu}), {memory / 1024 / 1024:.1f} GiB RAM, {platform.platform()}, "
             f"Python {platform.python_version()}")
 

@@ -100,7 +100,9 @@ def change_reason(row: dict, policy: PasswordPolicy, now: datetime) -> str | Non
     return None
 
 
-def account_status(connection: sqlite3.Connection, address: str, password: str, policy: PasswordPolicy, now: datetime) -> Status:
+def account_status(
+    connection: sqlite3.Connection, address: str, password: str, policy: PasswordPolicy, now: datetime
+) -> Status:
     """Verify ``password`` for ``address`` and say what the account may do (R6.1, R8.1, R8.3c)."""
     row = _row(connection, address)
     if not _verified(row, password):

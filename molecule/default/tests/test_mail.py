@@ -378,3 +378,30 @@ def test_logs_kept_183_days(host):
         config = host.file(path).content_string
         assert re.search(r"rotate (\d+)", config) and int(re.search(r"rotate (\d+)", config).group(1)) >= 183
         assert host.run("logrotate --debug %s", path).rc == 0
+
+
+# --- password age (R6.1b) -------------------------------------------------------------------------
+
+AGE_PASSWORD = """
+import sqlite3, sys
+connection = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
+with connection:
+    connection.execute(
+        "UPDATE mailbox SET password_changed_at = datetime('now', ?) WHERE address = ?", (sys.argv[1], sys.argv[2])
+    )
+"""
+
+
+def test_expired_password_refused_with_reason(server_ip, host):
+    """A password older than the policy's 90 days must be changed before the next login (R6.1b)."""
+    assert host.run("python3 -c %s %s %s", AGE_PASSWORD, "-91 days", SMALL_QUOTA).rc == 0
+    try:
+        imap = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30)
+        with pytest.raises(imaplib.IMAP4.error) as refused:
+            imap.login(SMALL_QUOTA, PASSWORD)
+        imap.shutdown()
+        text = refused.value.args[0]
+        assert b"Password expired" in (text if isinstance(text, bytes) else str(text).encode())
+    finally:
+        assert host.run("python3 -c %s %s %s", AGE_PASSWORD, "-0 days", SMALL_QUOTA).rc == 0
+    assert imap_login(server_ip, SMALL_QUOTA).logout()[0] == "BYE"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 import testinfra
@@ -13,7 +14,6 @@ import testinfra
 
 def pytest_addoption(parser):
     parser.addoption("--container", required=True, help="name of the podman container under test")
-    parser.addoption("--inventory", required=True, help="molecule's Ansible inventory (for ansible-playbook runs)")
     parser.addoption("--scenario", required=True, help="the scenario folder (converge.yml, inventory-mail/)")
 
 
@@ -23,8 +23,24 @@ def container(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def ansible_inventory(request) -> str:
-    return request.config.getoption("--inventory")
+def ansible_inventory(container, scenario, tmp_path_factory) -> str:
+    """An inventory for the ansible-playbook runs of the tests: the same hosts and variables as molecule.yml."""
+    folder = tmp_path_factory.mktemp("ansible")
+    inventory = {
+        "all": {
+            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                    "sonla_mail_inventory_path": f"{scenario}/inventory-mail"}},
+            "children": {"mail_servers": {
+                "hosts": {container: {"ansible_connection": "containers.podman.podman"}},
+                "vars": {"ansible_python_interpreter": "/usr/bin/python3", "postfix_tls_selfsigned": True,
+                         "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
+                         "mailboxes_handoff_dir": str(folder / "handoff")},
+            }},
+        },
+    }
+    path = folder / "hosts.yml"
+    path.write_text(json.dumps(inventory), encoding="utf-8")  # JSON is YAML
+    return str(path)
 
 
 @pytest.fixture(scope="session")

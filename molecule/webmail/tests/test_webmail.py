@@ -68,7 +68,8 @@ def tls_context(server_cert):
 def imap_login(server_ip, server_cert, user, password):
     client = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(server_cert), timeout=30)
     try:
-        client.login(user, password)
+        # AUTHENTICATE PLAIN carries UTF-8 passwords (imaplib's LOGIN is ASCII only).
+        client.authenticate("PLAIN", lambda _: b"\0" + user.encode() + b"\0" + password.encode())
         status, data = client.select("INBOX", readonly=True)
         return status, int(data[0])
     finally:
@@ -102,9 +103,11 @@ def test_http_redirects_to_https(server_ip):  # R3.1
 
 def test_the_certificate_names_the_webmail(server_ip, server_cert):  # R3.1
     context = ssl.create_default_context(cadata=server_cert)
-    with socket.create_connection((server_ip, 443), timeout=30) as sock:
-        with context.wrap_socket(sock, server_hostname="mail.sonla.gov.vn") as tls:
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    with (
+        socket.create_connection((server_ip, 443), timeout=30) as sock,
+        context.wrap_socket(sock, server_hostname="mail.sonla.gov.vn") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def test_one_time_password_does_not_open_imap(server_ip, server_cert, initial_passwords):  # R6.1a
@@ -163,10 +166,14 @@ def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_i
 
     # 4. The inbox shows the Vietnamese message sent earlier.
     subject = WebDriverWait(browser, 30).until(
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if SUBJECT in e.text), None)
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if SUBJECT in e.text), None
+        )
     )
     subject.click()
-    WebDriverWait(browser, 30).until(lambda d: "_uid=" in d.current_url or d.find_elements(By.ID, "messagecontframe"))
+    WebDriverWait(browser, 30).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
+    WebDriverWait(browser, 30).until(lambda d: "Kính gửi chị Dung" in d.find_element(By.TAG_NAME, "body").text)
+    browser.switch_to.default_content()
     shot(browser, artifacts, "06-vietnamese-message-in-inbox")
 
     # The database: {BLF-CRYPT} hash, flag cleared, change stamped (R6.1a, R6.1b, R12.2).
@@ -175,7 +182,9 @@ def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_i
     assert after["must_change"] == 0
     assert after["password_changed_at"]
     events = host.check_output(
-        "sqlite3 %s %s", DB, f"SELECT count(*) FROM mailbox_event WHERE address = '{USER}' AND action = 'password_changed'"
+        "sqlite3 %s %s",
+        DB,
+        f"SELECT count(*) FROM mailbox_event WHERE address = '{USER}' AND action = 'password_changed'",
     )
     assert events.strip() == "1"
 
@@ -249,3 +258,22 @@ def test_the_tool_is_not_open_to_everyone(host):  # only root (and www-data thro
     assert host.file("/etc/sudoers.d/sonla-webmail").mode == 0o440
     result = host.run("sudo -u nobody sudo -n /usr/local/sbin/sonla-mail-passwd status </dev/null")
     assert result.rc != 0
+
+
+def test_voluntary_change_in_settings(browser, artifacts, host, server_ip, server_cert):  # R6.2, R12.2
+    """Settings > Password (Roundcube's password plugin, "sonla" driver): the same rules and tool."""
+    login(browser, USER, NEW_PASSWORD)
+    wait(browser, "#messagelist")
+    browser.get(URL + "?_task=settings&_action=plugin.password")
+    wait(browser, "#curpasswd").send_keys(NEW_PASSWORD)
+    browser.find_element(By.ID, "newpasswd").send_keys("Sonla2025")
+    browser.find_element(By.ID, "confpasswd").send_keys("Sonla2025")
+    browser.find_element(By.CSS_SELECTOR, ".formbuttons button.submit, .formbuttons .mainaction").click()
+    message = WebDriverWait(browser, 30).until(
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagestack div") if "R6.2" in e.text), None)
+    )
+    assert "Mật khẩu phải có ít nhất một ký tự đặc biệt" in message.text
+    shot(browser, artifacts, "11-settings-weak-password-refused")
+    before = row(host, USER)["password_changed_at"]
+    assert imap_login(server_ip, server_cert, USER, NEW_PASSWORD)[0] == "OK"
+    assert row(host, USER)["password_changed_at"] == before

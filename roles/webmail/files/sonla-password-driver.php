@@ -32,6 +32,7 @@ class rcube_sonla_password
         foreach (sonla_password::describe($answer['violations'] ?? [], $language) as $line) {
             $messages[] = $line['primary'] . ' (' . $line['secondary'] . ') [' . $line['rule'] . ']';
         }
-        return ['code' => PASSWORD_CONSTRAINT_VIOLATION, 'message' => implode(' ', $messages)];
+        // PASSWORD_ERROR: its label is translated in every language (the constraint one is not in Vietnamese).
+        return ['code' => PASSWORD_ERROR, 'message' => implode(' ', $messages)];
     }
 }

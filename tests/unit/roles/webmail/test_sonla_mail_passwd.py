@@ -15,7 +15,9 @@ import pytest
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._password import hash_initial
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "webmail", "files", "sonla-mail-passwd")
+SCRIPT = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "..", "roles", "webmail", "files", "sonla-mail-passwd"
+)
 ADDRESS = "dungct.skhcn@sonla.gov.vn"
 INITIAL = "Xk7#pQ9wRt2mZa4v"
 
@@ -58,7 +60,12 @@ def test_status_then_change_then_ok(cli, monkeypatch, capsys, config):  # R6.1a,
     code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": INITIAL})
     assert (code, out) == (0, {"status": "change_required", "reason": "must_change"})
     code, out = run(
-        cli, monkeypatch, capsys, config, "change", {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#2025moi"}
+        cli,
+        monkeypatch,
+        capsys,
+        config,
+        "change",
+        {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#2025moi"},
     )
     assert (code, out) == (0, {"changed": True, "violations": []})
     code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": "Sonla#2025moi"})
@@ -67,7 +74,12 @@ def test_status_then_change_then_ok(cli, monkeypatch, capsys, config):  # R6.1a,
 
 def test_refusal_names_the_rule_in_both_languages(cli, monkeypatch, capsys, config):  # R6.2
     code, out = run(
-        cli, monkeypatch, capsys, config, "change", {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#25"}
+        cli,
+        monkeypatch,
+        capsys,
+        config,
+        "change",
+        {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#25"},
     )
     assert code == 1
     assert out["changed"] is False
@@ -85,7 +97,12 @@ def test_wrong_password_is_invalid(cli, monkeypatch, capsys, config):
     code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": "nope"})
     assert (code, out["status"]) == (1, "invalid")
     code, out = run(
-        cli, monkeypatch, capsys, config, "change", {"address": ADDRESS, "old_password": "nope", "new_password": "Sonla#2025moi"}
+        cli,
+        monkeypatch,
+        capsys,
+        config,
+        "change",
+        {"address": ADDRESS, "old_password": "nope", "new_password": "Sonla#2025moi"},
     )
     assert (code, out["status"], out["violations"][0]["code"]) == (1, "invalid", "wrong_password")
 

@@ -120,13 +120,14 @@ class sonla_password extends rcube_plugin
         }
         $this->pending = $_SESSION['sonla_password'];
         if ($args['action'] === 'login' || time() - $this->pending['since'] > self::PENDING_TTL) {
-            // A new login attempt, or too late: start again from the login page.
-            unset($_SESSION['sonla_password']);
+            // A new login attempt, or too late: start again from the login page. (Roundcube keeps
+            // session keys that are merely unset(); remove() drops them.)
+            $this->rc->session->remove('sonla_password');
             return $args;
         }
         $this->add_texts('localization/');
         if ($args['action'] === 'plugin.sonla_password-cancel') {
-            unset($_SESSION['sonla_password']);
+            $this->rc->session->remove('sonla_password');
             $this->rc->output->redirect(['_task' => 'login']);
         }
         if ($args['action'] === 'plugin.sonla_password-save' && !empty($_POST)) {
@@ -162,14 +163,14 @@ class sonla_password extends rcube_plugin
             if (($answer['status'] ?? null) === 'invalid'
                 && ++$_SESSION['sonla_password']['failures'] >= self::MAX_FAILURES
             ) {
-                unset($_SESSION['sonla_password']);
+                $this->rc->session->remove('sonla_password');
                 $this->rc->output->show_message('loginfailed', 'warning', null, true);
                 $this->rc->output->redirect(['_task' => 'login']);
             }
             return;
         }
         // Changed (R6.1a): the account may read mail now; log it in with the new password.
-        unset($_SESSION['sonla_password']);
+        $this->rc->session->remove('sonla_password');
         $this->rc->log_login($this->pending['user'] . ' (password changed)', true);
         if ($this->rc->login($this->pending['user'], $new, $this->pending['host'], false)) {
             $this->rc->session->remove('temp');
@@ -233,11 +234,12 @@ class sonla_password extends rcube_plugin
             'special' => implode(' ', str_split($this->rc->config->get('sonla_password_special_characters', '!@#%$*&'))),
         ]])));
 
+        // id "login-form": the skin's login page layout.
         return html::tag('form', [
-                'id' => 'sonla-password-form', 'name' => 'sonla-password-form', 'method' => 'post', 'class' => 'propform',
+                'id' => 'login-form', 'name' => 'sonla-password-form', 'method' => 'post', 'class' => 'propform',
                 'action' => $this->rc->url(['_task' => 'login', '_action' => 'plugin.sonla_password-save']),
             ],
-            $hidden->show() . html::tag('h2', null, rcube::Q($this->gettext('title'))) . $intro . $list . $rules
-            . $table->show() . html::p('formbuttons', $submit) . html::p(null, $cancel));
+            html::div(['id' => 'sonla-password-form'], $hidden->show() . $intro . $list . $rules
+            . $table->show() . html::p('formbuttons', $submit) . html::p(null, $cancel)));
     }
 }

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Mail benchmark: delivery rate through the configured stack against a vanilla Postfix + Dovecot.
+
+    python bench/mail.py [--messages 2000] [--runs 3] [--image localhost/sonla-debian:bookworm]
+
+Needs podman and the image of scripts/build-image.sh. Two containers from the same image:
+
+* ``sonla-bench-mail``: converged by ``playbooks/site.yml`` from a generated inventory of 1,000 people
+  (Postfix -> LMTP -> Dovecot, SQLite user database, quota-status policy check at RCPT time);
+* ``sonla-bench-vanilla``: ``apt-get install postfix dovecot-lmtpd`` with the packages' defaults, plus
+  the two settings without which nothing is delivered over LMTP (``mailbox_transport`` pointing at
+  Dovecot's LMTP socket and ``auth_username_format = %Ln`` so Dovecot finds the local user).
+
+In each, ``smtp-source`` (from the postfix package) sends ``--messages`` 4 KiB messages from inside the
+container to 127.0.0.1:25 over 10 recipients, 2 sessions each; the clock stops when the queue is empty
+and every message is in a mailbox. Also the IMAP login latency with a BLF-CRYPT (chosen) and an SSHA512
+(initial) password. Prints one table; containers are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import generate  # noqa: E402
+
+generate._import_collection()
+from ansible_collections.sonla.mail.plugins.module_utils import _password  # noqa: E402
+
+FULL, VANILLA = "sonla-bench-mail", "sonla-bench-vanilla"
+RECIPIENTS = 10
+PASSWORD = "Bench-chi#2025"  # benchmark-only password, set in the throwaway container only
+
+
+def sh(*command: str, check: bool = True, input_: str | None = None) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, input=input_)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:6])}: {done.stderr.strip()[-1500:] or done.stdout[-1500:]}")
+    return done.stdout
+
+
+def inside(container: str, script: str, check: bool = True) -> str:
+    return sh("podman", "exec", "-i", container, "sh", "-c", script, check=check)
+
+
+def start(container: str, image: str) -> None:
+    sh("podman", "rm", "-f", container, check=False)
+    sh("podman", "run", "-d", "--name", container, "--hostname", "mail.sonla.gov.vn", image, "/bin/sleep", "infinity")
+
+
+def converge_full(work: str, python: str) -> None:
+    inventory = os.path.join(work, "inv")
+    shutil.rmtree(inventory, ignore_errors=True)
+    generate.generate(1000, 1, inventory)
+    with open(os.path.join(inventory, "hosts.yml"), "w", encoding="utf-8") as stream:
+        stream.write(f"""---
+all:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  children:
+    mail_servers:
+      hosts:
+        {FULL}:
+          ansible_connection: containers.podman.podman
+          ansible_python_interpreter: /usr/bin/python3
+          postfix_tls_selfsigned: true
+          dovecot_tls_selfsigned: true
+          mailboxes_handoff_dir: {work}/handoff
+""")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1")
+    log = os.path.join(work, "converge.log")
+    with open(log, "w", encoding="utf-8") as stream:
+        code = subprocess.run([os.path.join(os.path.dirname(python), "ansible-playbook"), "-i",
+                               os.path.join(inventory, "hosts.yml"), os.path.join(ROOT, "playbooks", "site.yml")],
+                              env=env, stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    if code != 0:
+        with open(log, encoding="utf-8") as stream:
+            messages = [line.strip() for line in stream if line.strip().startswith("msg:")]
+        raise RuntimeError(f"playbooks/site.yml did not converge in {FULL} "
+                           f"({messages[-1] if messages else 'see ' + log})")
+
+
+def prepare_vanilla() -> list[str]:
+    inside(VANILLA, """set -e
+export DEBIAN_FRONTEND=noninteractive
+echo 'postfix postfix/main_mailer_type select Internet Site' | debconf-set-selections
+echo 'postfix postfix/mailname string mail.sonla.gov.vn' | debconf-set-selections
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends postfix dovecot-lmtpd >/dev/null
+postconf -e 'mailbox_transport = lmtp:unix:/run/dovecot/lmtp'
+sed -i 's/^#auth_username_format.*/auth_username_format = %Ln/' /etc/dovecot/conf.d/10-auth.conf
+for i in $(seq 1 %d); do id u$i >/dev/null 2>&1 || useradd -m u$i; done
+service dovecot start >/dev/null; service postfix start >/dev/null
+""".replace("%d", str(RECIPIENTS)))
+    return [f"u{i}@mail.sonla.gov.vn" for i in range(1, RECIPIENTS + 1)]
+
+
+def full_recipients() -> list[str]:
+    rows = inside(FULL, "sqlite3 /var/lib/sonla-mail/users.sqlite \"SELECT address FROM mailbox WHERE kind='person' "
+                        f"AND state='active' ORDER BY address LIMIT {RECIPIENTS}\"")
+    return rows.split()
+
+
+def delivered(container: str, recipients: list[str]) -> int:
+    total = 0
+    for address in recipients:
+        user = address if container == FULL else address.split("@")[0]
+        out = inside(container, f"doveadm mailbox status -u {user} messages INBOX 2>/dev/null || echo messages=0", check=False)
+        total += int(out.strip().split("=")[-1] or 0) if "messages=" in out else 0
+    return total
+
+
+def throughput(container: str, recipients: list[str], messages: int) -> float:
+    """Messages per second from the first SMTP connection until the last one sits in its mailbox."""
+    before = delivered(container, recipients)
+    per = messages // len(recipients)
+    sender = "bench@example.org"
+    senders = " ".join(f"smtp-source -s 2 -m {per} -l 4096 -f {sender} -t {rcpt} 127.0.0.1:25 &" for rcpt in recipients)
+    start = time.monotonic()
+    inside(container, f"{senders} wait")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        queue = inside(container, "postqueue -p 2>&1 | tail -1", check=False)
+        if "empty" in queue and delivered(container, recipients) - before >= per * len(recipients):
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"{container}: not every message was delivered in 10 minutes")
+    return per * len(recipients) / (time.monotonic() - start)
+
+
+def login_latency(scheme: str, count: int = 50) -> float:
+    """Median seconds of one IMAP LOGIN (TLS set up first, not counted) from inside the container."""
+    hashed = _password.hash_chosen(PASSWORD) if scheme == "BLF-CRYPT" else _password.hash_initial(PASSWORD)
+    user = full_recipients()[0]
+    inside(FULL, f"sqlite3 /var/lib/sonla-mail/users.sqlite \"UPDATE mailbox SET password='{hashed}', must_change=0, "
+                 f"password_changed_at=datetime('now') WHERE address='{user}'\"")
+    script = f"""
+import imaplib, json, ssl, time
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+times = []
+for _ in range({count}):
+    imap = imaplib.IMAP4_SSL("127.0.0.1", 993, ssl_context=context)
+    start = time.monotonic(); imap.login({user!r}, {PASSWORD!r}); times.append(time.monotonic() - start)
+    imap.logout()
+print(json.dumps(times))
+"""
+    times = json.loads(inside(FULL, f"python3 -c '{script}'"))
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--image", default="localhost/sonla-debian:bookworm")
+    parser.add_argument("--work", default="/tmp/sonla-bench-mail")
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--keep", action="store_true", help="keep the containers")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    try:
+        start(FULL, args.image)
+        start(VANILLA, args.image)
+        converge_full(args.work, args.python)
+        vanilla_rcpts = prepare_vanilla()
+        full_rcpts = full_recipients()
+        full = [throughput(FULL, full_rcpts, args.messages) for _ in range(args.runs)]
+        vanilla = [throughput(VANILLA, vanilla_rcpts, args.messages) for _ in range(args.runs)]
+        rows.append(("delivery, full stack (Postfix -> quota-status -> LMTP -> Dovecot)",
+                     f"{statistics.median(full):.0f} msg/s"))
+        rows.append(("delivery, vanilla Postfix + Dovecot LMTP", f"{statistics.median(vanilla):.0f} msg/s"))
+        ratio = statistics.median(full) / statistics.median(vanilla)
+        rows.append(("ratio full / vanilla (target >= 80%)", f"{100 * ratio:.0f}%"))
+        rows.append(("IMAP login, BLF-CRYPT cost 10 (chosen password)", f"{1000 * login_latency('BLF-CRYPT'):.0f} ms"))
+        rows.append(("IMAP login, SSHA512 (initial password)", f"{1000 * login_latency('SSHA512'):.0f} ms"))
+    except (RuntimeError, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        done = {row[0] for row in rows}
+        for name in ("delivery, full stack", "delivery, vanilla", "ratio full / vanilla", "IMAP login"):
+            if not any(row.startswith(name) for row in done):
+                rows.append((name, f"not measured: {reason}"))
+    finally:
+        if not args.keep:
+            for container in (FULL, VANILLA):
+                sh("podman", "rm", "-f", container, check=False)
+    print(f"\nMail benchmark ({args.messages} messages of 4 KiB, {RECIPIENTS} recipients, "
+          f"median of {args.runs} runs, {args.image})")
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'figure'.ljust(width)} | value |\n|{'-' * (width + 2)}|------:|")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""End-to-end tests of the converged mail server with real SMTP, IMAP and POP3 clients.
+
+Every client connects from the host to the container's own IP address, so it is an outside client:
+loopback, which the server trusts (mynetworks, Dovecot's "secured"), proves nothing about relaying
+or plaintext authentication.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import imaplib
+import poplib
+import re
+import smtplib
+import ssl
+import time
+import uuid
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+
+import pytest
+from conftest import ACTIVE, DOMAIN, MUST_CHANGE, PASSWORD, SMALL_QUOTA, SUSPENDED
+
+WEBMAIL = "https://mail.sonla.gov.vn"
+MAIL_LOG = "/var/log/postfix/mail.log"
+OUTSIDER = "someone@example.org"  # never contacted: the server must refuse to relay to it
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
+    return context
+
+
+def message(to: str, subject: str, body: str = "Nội dung thử nghiệm.", sender: str = OUTSIDER, size: int = 0):
+    msg = EmailMessage()
+    msg["From"] = f"Nguyễn Văn An <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{uuid.uuid4()}@test.invalid>"
+    msg.set_content(body + ("\n" + "x" * 75) * (size // 76))
+    return msg
+
+
+def smtp_send(ip: str, msg: EmailMessage, mail_options=(), announce_size: bool = True) -> tuple[int, str]:
+    """Send one message on port 25 like another mail server would; return the final reply (code, text)."""
+    data = msg.as_bytes(policy=email.policy.SMTPUTF8 if "SMTPUTF8" in mail_options else email.policy.SMTP)
+    options = list(mail_options) + ([f"SIZE={len(data)}"] if announce_size else [])
+    with smtplib.SMTP(ip, 25, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        code, reply = smtp.mail(msg["From"].addresses[0].addr_spec, options)
+        if code >= 400:
+            return code, reply.decode()
+        code, reply = smtp.rcpt(msg["To"].addresses[0].addr_spec)
+        if code >= 400:
+            return code, reply.decode()
+        code, reply = smtp.data(data)
+        return code, reply.decode()
+
+
+def imap_login(ip: str, address: str) -> imaplib.IMAP4_SSL:
+    imap = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(address, PASSWORD)
+    return imap
+
+
+def wait_for(predicate, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def fetch_by_message_id(ip: str, address: str, message_id: str) -> email.message.Message | None:
+    imap = imap_login(ip, address)
+    try:
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "HEADER", "Message-ID", message_id)
+        numbers = data[0].split()
+        if not numbers:
+            return None
+        _, parts = imap.fetch(numbers[-1], "(BODY.PEEK[])")
+        return email.message_from_bytes(parts[0][1], policy=email.policy.default)
+    finally:
+        imap.logout()
+
+
+def maildir_has(host, address: str, message_id: str) -> bool:
+    local, domain = address.split("@")
+    result = host.run("grep -rlF -- %s /var/vmail/%s/%s/Maildir", message_id, domain, local)
+    return result.rc == 0
+
+
+def queue_id(reply: str) -> str:
+    match = re.search(r"queued as ([0-9A-Za-z]+)", reply)
+    assert match, reply
+    return match.group(1)
+
+
+# --- delivery, reading, Vietnamese text ---------------------------------------------------------
+
+
+def test_delivery_to_active_mailbox_and_imap_read_back_with_vietnamese_subject(server_ip):
+    """Mail for the domain is accepted on 25, delivered over LMTP and read over IMAP (R3.4 text intact)."""
+    subject = "Báo cáo tháng 5: Đề xuất nâng cấp hệ thống — Sở KH&CN"
+    msg = message(ACTIVE, subject, body="Kính gửi anh An, đây là thư thử nghiệm tiếng Việt.")
+    code, reply = smtp_send(server_ip, msg)
+    assert code == 250, reply
+
+    got = wait_for(lambda: fetch_by_message_id(server_ip, ACTIVE, msg["Message-ID"]), "delivery")
+    assert str(make_header(decode_header(got["Subject"]))) == subject
+    assert got["From"].addresses[0].display_name == "Nguyễn Văn An"
+    assert "thư thử nghiệm tiếng Việt" in got.get_content()
+
+
+def test_smtputf8_message_keeps_utf8_headers(server_ip, host):
+    """With SMTPUTF8 both ends keep raw UTF-8 headers (R3.4), where Dovecot's LMTP takes them (2.4)."""
+    dovecot_24 = host.run("dovecot --version").stdout.startswith("2.4")
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        offered = smtp.has_extn("smtputf8")
+    if not dovecot_24:
+        assert not offered, "SMTPUTF8 offered although Dovecot 2.3's LMTP would make Postfix bounce it"
+        pytest.skip("Dovecot 2.3: SMTPUTF8 is not offered; RFC 2047 headers are tested above")
+    assert offered
+    subject = "Thông báo lịch họp giao ban tuần — Ủy ban nhân dân tỉnh Sơn La"
+    msg = message(ACTIVE, subject)
+    code, reply = smtp_send(server_ip, msg, mail_options=["SMTPUTF8"])
+    assert code == 250, reply
+    got = wait_for(lambda: fetch_by_message_id(server_ip, ACTIVE, msg["Message-ID"]), "delivery")
+    assert str(make_header(decode_header(got["Subject"]))) == subject
+
+
+# --- refusals on port 25 --------------------------------------------------------------------------
+
+
+def test_unknown_recipient_refused_at_rcpt(server_ip):
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        smtp.mail(OUTSIDER)
+        code, reply = smtp.rcpt(f"khongtontai.skhcn@{DOMAIN}")
+    assert code == 550, reply
+    assert b"5.1.1" in reply
+
+
+def test_no_open_relay_from_outside(server_ip):
+    """An outside client can deliver only to the domain: relaying elsewhere is refused on 25 and 587."""
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        smtp.mail(ACTIVE)
+        code, reply = smtp.rcpt("victim@example.net")
+    assert code == 554 and b"Relay access denied" in reply, reply
+
+    with smtplib.SMTP(server_ip, 587, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        smtp.starttls(context=tls_context())
+        smtp.ehlo("client.test.invalid")
+        code, reply = smtp.mail(ACTIVE)
+        if code == 250:
+            code, reply = smtp.rcpt("victim@example.net")
+    assert code >= 500, reply
+
+
+def test_oversize_message_refused(server_ip, host):
+    """R9.2b: message_size_limit comes from the policy's 1 MiB attachment limit, grown for base64."""
+    limit = int(host.run("postconf -h message_size_limit").stdout)
+    assert limit == 2483470  # ceil(1 MiB * 4/3 * 78/76 + 1 MiB)
+    # An attachment of exactly the allowed size passes ...
+    msg = message(ACTIVE, "Tệp đính kèm 1 MiB")
+    msg.add_attachment(b"\0" * 1048576, maintype="application", subtype="octet-stream", filename="bao-cao.bin")
+    code, reply = smtp_send(server_ip, msg)
+    assert code == 250, reply
+    # ... a larger one is refused. Without SIZE= the whole message is sent, then refused.
+    big = message(ACTIVE, "Tệp đính kèm quá lớn")
+    big.add_attachment(b"\0" * (2 * 1048576), maintype="application", subtype="octet-stream", filename="lon.bin")
+    with smtplib.SMTP(server_ip, 25, timeout=60) as smtp:
+        smtp.ehlo("client.test.invalid")
+        smtp.mail(OUTSIDER)
+        smtp.rcpt(ACTIVE)
+        code, reply = smtp.data(big.as_bytes(policy=email.policy.SMTP))
+    assert code == 552, reply
+    assert b"5.3.4" in reply
+
+
+# --- access: TLS and authentication ---------------------------------------------------------------
+
+
+def test_no_plaintext_auth_without_tls(server_ip):
+    """Authentication only over TLS: not offered on 587 before STARTTLS, and IMAP 143 refuses LOGIN."""
+    with smtplib.SMTP(server_ip, 587, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        assert not smtp.has_extn("auth")
+        code, reply = smtp.docmd("AUTH", "PLAIN AGFubnYAc2VjcmV0")
+        assert code >= 500, reply
+        assert smtp.has_extn("starttls")
+
+    imap = imaplib.IMAP4(server_ip, 143, timeout=30)
+    try:
+        assert "LOGINDISABLED" in imap.capabilities
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login(ACTIVE, PASSWORD)
+        imap.starttls(ssl_context=tls_context())
+        assert imap.login(ACTIVE, PASSWORD)[0] == "OK"
+    finally:
+        imap.logout()
+
+
+def test_tls_versions(server_ip):
+    """TLS 1.2 or newer only."""
+    context = tls_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with smtplib.SMTP_SSL(server_ip, 465, context=context, timeout=30) as smtp:
+        assert smtp.sock.version() in ("TLSv1.2", "TLSv1.3")
+    imap = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=context, timeout=30)
+    assert imap.sock.version() in ("TLSv1.2", "TLSv1.3")
+    imap.logout()
+
+
+def test_host_refuses_tls_1_1(host):
+    for port in (993, 465):
+        result = host.run("openssl s_client -connect 127.0.0.1:%s -tls1_1 </dev/null", str(port))
+        assert result.rc != 0
+
+
+@pytest.mark.parametrize("port", [587, 465])
+def test_authenticated_submission(server_ip, port):
+    msg = message(ACTIVE, f"Gửi qua cổng {port}", sender=ACTIVE)
+    if port == 465:
+        smtp = smtplib.SMTP_SSL(server_ip, port, context=tls_context(), timeout=30)
+    else:
+        smtp = smtplib.SMTP(server_ip, port, timeout=30)
+        smtp.starttls(context=tls_context())
+    with smtp:
+        smtp.login(ACTIVE, PASSWORD)
+        refused = smtp.send_message(msg)
+        assert refused == {}
+        # An authenticated user may not send as someone else.
+        with pytest.raises(smtplib.SMTPException):
+            smtp.send_message(message(ACTIVE, "Giả mạo", sender=SMALL_QUOTA))
+    assert wait_for(lambda: fetch_by_message_id(server_ip, ACTIVE, msg["Message-ID"]), "delivery")
+
+
+# --- suspension (R8.1) and must-change (R6.1a) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [(SUSPENDED, "Mailbox suspended"), (MUST_CHANGE, f"Change your password at {WEBMAIL}")],
+    ids=["suspended-R8.1", "must-change-R6.1a"],
+)
+def test_blocked_account_cannot_log_in_but_receives(server_ip, host, address, reason):
+    # IMAP: refused with the reason.
+    imap = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30)
+    with pytest.raises(imaplib.IMAP4.error) as refused:
+        imap.login(address, PASSWORD)
+    text = refused.value.args[0]
+    assert reason.encode() in (text if isinstance(text, bytes) else str(text).encode()), text
+    imap.shutdown()
+
+    # POP3: refused with the reason.
+    pop = poplib.POP3_SSL(server_ip, 995, context=tls_context(), timeout=30)
+    pop.user(address)
+    with pytest.raises(poplib.error_proto) as refused_pop:
+        pop.pass_(PASSWORD)
+    assert reason.encode() in refused_pop.value.args[0]
+    pop.close()
+
+    # Submission: authentication refused.
+    with smtplib.SMTP(server_ip, 587, timeout=30) as smtp:
+        smtp.starttls(context=tls_context())
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login(address, PASSWORD)
+
+    # Port 25: the mailbox still receives.
+    msg = message(address, "Thư vẫn đến khi bị khóa")
+    code, reply = smtp_send(server_ip, msg)
+    assert code == 250, reply
+    wait_for(lambda: maildir_has(host, address, msg["Message-ID"]), "delivery to a blocked mailbox")
+
+
+def test_must_change_reason_names_the_webmail(server_ip):
+    imap = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30)
+    try:
+        imap.login(MUST_CHANGE, PASSWORD)
+    except imaplib.IMAP4.error as refused:
+        text = refused.args[0]
+        text = text if isinstance(text, bytes) else str(text).encode()
+        assert WEBMAIL.encode() in text
+        assert "Tài khoản phải đổi mật khẩu".encode() in text
+    else:
+        pytest.fail("must-change account logged in")
+    finally:
+        imap.shutdown()
+
+
+# --- quota (R9.2a, R9.2d) -------------------------------------------------------------------------
+
+
+def test_over_quota_refused_at_smtp_and_warning_delivered(server_ip, host):
+    """The 1 MiB mailbox fills up: SMTP refuses at RCPT time, and the warnings are in the mailbox."""
+    refused = None
+    for number in range(12):
+        msg = message(SMALL_QUOTA, f"Thư lấp đầy số {number}", size=200_000)
+        code, reply = smtp_send(server_ip, msg)
+        if code != 250:
+            refused = (code, reply)
+            break
+        wait_for(lambda m=msg: maildir_has(host, SMALL_QUOTA, m["Message-ID"]), "delivery")
+    assert refused, "a full mailbox still accepted mail"
+    code, reply = refused
+    assert code == 552 and "5.2.2" in reply, refused
+    # A client that does not announce the size is refused at the end of DATA, still by SMTP.
+    # Dovecot 2.3's quota-status answers only at RCPT time (docs/servers.md), so only with 2.4.
+    if host.run("dovecot --version").stdout.startswith("2.4"):
+        msg = message(SMALL_QUOTA, "Không báo SIZE", size=200_000)
+        code, reply = smtp_send(server_ip, msg, announce_size=False)
+        assert code == 552 and "5.2.2" in reply, (code, reply)
+
+    imap = imap_login(server_ip, SMALL_QUOTA)
+    try:
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "HEADER", "Auto-Submitted", "auto-generated")
+        subjects = []
+        for number in data[0].split():
+            _, parts = imap.fetch(number, "(BODY.PEEK[])")
+            warning = email.message_from_bytes(parts[0][1], policy=email.policy.default)
+            subjects.append(str(warning["Subject"]))
+            assert "dung lượng" in warning.get_content()  # Vietnamese and English, UTF-8 (R3.4)
+            assert "quota" in warning.get_content()
+    finally:
+        imap.logout()
+    assert any("80%" in s for s in subjects), subjects
+    assert any("95%" in s for s in subjects) or any("Cảnh báo" in s for s in subjects), subjects
+
+
+# --- logs (R9.1) ----------------------------------------------------------------------------------
+
+
+def test_log_has_every_r9_1_field_for_a_message(server_ip, host):
+    msg = message(ACTIVE, "Kiểm tra nhật ký", size=5000)
+    code, reply = smtp_send(server_ip, msg)
+    assert code == 250, reply
+    qid = queue_id(reply)
+
+    def record():
+        lines = [line for line in host.file(MAIL_LOG).content_string.splitlines() if f" {qid}: " in line]
+        return lines if any("status=sent" in line for line in lines) else None
+
+    lines = wait_for(record, f"log lines of {qid}")
+    text = "\n".join(lines)
+    # time (every line starts with one), sender, recipient, client IP, size, final status
+    assert all(re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d|\w{3} [ \d]\d \d\d:\d\d:\d\d)", line) for line in lines)
+    assert "from=<someone@example.org>" in text
+    assert f"to=<{ACTIVE}>" in text
+    assert re.search(r"client=\S+\[\d+\.\d+\.\d+\.\d+\]", text)
+    assert re.search(r"size=\d+", text)
+    assert "status=sent" in text
+
+
+def test_log_records_refusals(host, server_ip):
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.ehlo("client.test.invalid")
+        smtp.mail(OUTSIDER)
+        smtp.rcpt(f"khongtontai2.skhcn@{DOMAIN}")
+    log = host.file(MAIL_LOG).content_string
+    assert re.search(r"NOQUEUE: reject: RCPT from \S+\[[\d.]+\]: 550 5\.1\.1 <khongtontai2\.skhcn@", log)
+
+
+def test_logs_kept_183_days(host):
+    for path in ("/etc/logrotate.d/sonla-postfix", "/etc/logrotate.d/sonla-dovecot"):
+        config = host.file(path).content_string
+        assert re.search(r"rotate (\d+)", config) and int(re.search(r"rotate (\d+)", config).group(1)) >= 183
+        assert host.run("logrotate --debug %s", path).rc == 0

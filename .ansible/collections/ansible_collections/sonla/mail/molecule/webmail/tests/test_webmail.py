@@ -1,0 +1,251 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3c, R12.2).
+
+A civil servant with a one-time password opens https://mail.sonla.gov.vn, is made to change the
+password before anything else, sees a weak password refused with the rule in Vietnamese, sets a
+good one, reads a Vietnamese message in the inbox, and then IMAP works with the new password.
+Each step leaves a screenshot in molecule/webmail/artifacts/.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import smtplib
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+URL = "https://mail.sonla.gov.vn/"
+USER = "dungct.skhcn@sonla.gov.vn"  # new account, must change (R6.1a)
+EXPIRED = "hailv.skhcn@sonla.gov.vn"  # password older than max_age_days (R6.1b)
+SUSPENDED = "chienlv.skhcn@sonla.gov.vn"  # R8.1
+SUBJECT = "Thông báo lịch họp giao ban tháng Sáu – Sở KH&CN"  # R3.4: Vietnamese, UTF-8
+WEAK = "sonla2025"  # no upper-case letter, no special character (R6.2)
+NEW_PASSWORD = "Sơn-La#2025đổi"  # meets R6.2 (Unicode upper and lower case count)
+DB = "/var/lib/sonla-mail/users.sqlite"
+
+
+def shot(driver, artifacts, name):
+    driver.save_screenshot(os.path.join(artifacts, f"{name}.png"))
+
+
+def wait(driver, selector, timeout=30):
+    return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+
+
+def login(driver, user, password):
+    driver.get(URL)
+    wait(driver, "#rcmloginuser").send_keys(user)
+    driver.find_element(By.CSS_SELECTOR, "#rcmloginpwd").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "#rcmloginsubmit").click()
+
+
+def change_form(driver, old, new, confirm=None):
+    wait(driver, "#sonla_curpasswd").send_keys(old)
+    driver.find_element(By.CSS_SELECTOR, "#sonla_newpasswd").send_keys(new)
+    driver.find_element(By.CSS_SELECTOR, "#sonla_confpasswd").send_keys(new if confirm is None else confirm)
+    driver.find_element(By.CSS_SELECTOR, "#sonla-password-submit").click()
+
+
+def tls_context(server_cert):
+    """Trust the scenario's self-signed certificate; connected by IP, so the name is checked separately."""
+    context = ssl.create_default_context(cadata=server_cert)
+    context.check_hostname = False
+    return context
+
+
+def imap_login(server_ip, server_cert, user, password):
+    client = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(server_cert), timeout=30)
+    try:
+        client.login(user, password)
+        status, data = client.select("INBOX", readonly=True)
+        return status, int(data[0])
+    finally:
+        try:
+            client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+
+def row(host, address):
+    out = host.check_output(
+        "sqlite3 -json %s %s",
+        DB,
+        f"SELECT password, must_change, password_changed_at FROM mailbox WHERE address = '{address}'",
+    )
+    return json.loads(out)[0]
+
+
+def test_http_redirects_to_https(server_ip):  # R3.1
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(f"http://{server_ip}/", headers={"Host": "mail.sonla.gov.vn"})
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(request, timeout=30)
+    assert redirect.value.code == 301
+    assert redirect.value.headers["Location"] == "https://mail.sonla.gov.vn/"
+
+
+def test_the_certificate_names_the_webmail(server_ip, server_cert):  # R3.1
+    context = ssl.create_default_context(cadata=server_cert)
+    with socket.create_connection((server_ip, 443), timeout=30) as sock:
+        with context.wrap_socket(sock, server_hostname="mail.sonla.gov.vn") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_one_time_password_does_not_open_imap(server_ip, server_cert, initial_passwords):  # R6.1a
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server_ip, server_cert, USER, initial_passwords[USER])
+
+
+def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_ip, server_cert, initial_passwords):
+    """R6.1a, R6.2, R12.2: the whole story of a new civil servant, in the browser."""
+    # A message waits in the new mailbox, sent earlier by a colleague (Vietnamese subject, R3.4).
+    message = EmailMessage()
+    message["From"] = "vanphong@example.org"
+    message["To"] = USER
+    message["Subject"] = SUBJECT
+    message.set_content("Kính gửi chị Dung,\n\nMời chị dự họp giao ban lúc 8 giờ sáng thứ Hai.\n", charset="utf-8")
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.send_message(message)
+
+    # 1. Log in with the one-time password: the change form, and nothing else.
+    login(browser, USER, initial_passwords[USER])
+    wait(browser, "#sonla-password-form")
+    assert browser.current_url.startswith("https://mail.sonla.gov.vn/")
+    assert "_action=plugin.sonla_password" in browser.current_url
+    assert "phải đổi mật khẩu" in browser.find_element(By.ID, "sonla-password-reason").text
+    shot(browser, artifacts, "01-forced-change-form")
+
+    # The session is confined: asking for the inbox shows the form again (R6.1a).
+    browser.get(URL + "?_task=mail&_mbox=INBOX")
+    wait(browser, "#sonla-password-form")
+    shot(browser, artifacts, "02-inbox-refused-form-again")
+
+    # 2. A weak password is refused with the rules it breaks, in Vietnamese (and English) (R6.2).
+    change_form(browser, initial_passwords[USER], WEAK)
+    violations = wait(browser, "#sonla-password-violations")
+    codes = [li.get_attribute("data-code") for li in violations.find_elements(By.TAG_NAME, "li")]
+    assert codes == ["no_upper", "no_special"]
+    text = violations.text
+    assert "Mật khẩu phải có ít nhất một ký tự in hoa (A-Z)." in text
+    assert "Mật khẩu phải có ít nhất một ký tự đặc biệt trong số: ! @ # % $ * &" in text
+    assert "The password must contain at least one upper-case letter (A-Z)." in text
+    assert "[R6.2]" in text
+    shot(browser, artifacts, "03-weak-password-refused")
+    assert row(host, USER)["must_change"] == 1
+
+    # Reusing the one-time password is refused too.
+    change_form(browser, initial_passwords[USER], initial_passwords[USER])
+    violations = wait(browser, "#sonla-password-violations")
+    assert "Mật khẩu mới phải khác mật khẩu hiện tại." in violations.text
+    shot(browser, artifacts, "04-same-password-refused")
+
+    # 3. A good password is accepted and the inbox opens.
+    change_form(browser, initial_passwords[USER], NEW_PASSWORD)
+    wait(browser, "#messagelist")
+    assert "_task=mail" in browser.current_url
+    shot(browser, artifacts, "05-password-changed-inbox")
+
+    # 4. The inbox shows the Vietnamese message sent earlier.
+    subject = WebDriverWait(browser, 30).until(
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if SUBJECT in e.text), None)
+    )
+    subject.click()
+    WebDriverWait(browser, 30).until(lambda d: "_uid=" in d.current_url or d.find_elements(By.ID, "messagecontframe"))
+    shot(browser, artifacts, "06-vietnamese-message-in-inbox")
+
+    # The database: {BLF-CRYPT} hash, flag cleared, change stamped (R6.1a, R6.1b, R12.2).
+    after = row(host, USER)
+    assert after["password"].startswith("{BLF-CRYPT}$2y$")
+    assert after["must_change"] == 0
+    assert after["password_changed_at"]
+    events = host.check_output(
+        "sqlite3 %s %s", DB, f"SELECT count(*) FROM mailbox_event WHERE address = '{USER}' AND action = 'password_changed'"
+    )
+    assert events.strip() == "1"
+
+    # 5. IMAP with the new password works; the one-time password no longer does.
+    status, count = imap_login(server_ip, server_cert, USER, NEW_PASSWORD)
+    assert status == "OK"
+    assert count >= 1
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server_ip, server_cert, USER, initial_passwords[USER])
+
+
+def test_send_from_the_browser(browser, artifacts, server_ip, server_cert):  # the user sends mail in the browser
+    _, before = imap_login(server_ip, server_cert, USER, NEW_PASSWORD)
+    browser.get(URL + "?_task=mail&_action=compose")
+    wait(browser, "#compose-subject")
+    browser.find_element(By.CSS_SELECTOR, "#compose_to input").send_keys(USER + ",")
+    browser.find_element(By.ID, "compose-subject").send_keys("Trả lời: " + SUBJECT)
+    browser.find_element(By.ID, "composebody").send_keys("Em xin xác nhận tham dự.")
+    shot(browser, artifacts, "07-compose")
+    browser.find_element(By.CSS_SELECTOR, "#compose-content .formbuttons button.send, button.send").click()
+    WebDriverWait(browser, 60).until(lambda d: "_action=compose" not in d.current_url)
+    shot(browser, artifacts, "08-sent")
+    for _ in range(30):
+        _, count = imap_login(server_ip, server_cert, USER, NEW_PASSWORD)
+        if count > before:
+            break
+        time.sleep(1)
+    assert count > before, "the message sent from the browser did not arrive"
+
+
+def test_expired_password_is_forced_to_change(host):  # R6.1b: through the tool the webmail calls
+    script = (
+        "import sys; sys.path.insert(0, '/usr/local/lib/sonla-mail');"
+        "from ansible_collections.sonla.mail.plugins.module_utils._password import hash_chosen;"
+        "print(hash_chosen('Cu#Matkhau2025'))"
+    )
+    stored = host.check_output("python3 -c %s", script)
+    host.check_output(
+        "sqlite3 %s %s",
+        DB,
+        f"UPDATE mailbox SET password = '{stored}', must_change = 0,"
+        f" password_changed_at = datetime('now', '-91 days') WHERE address = '{EXPIRED}'",
+    )
+    request = json.dumps({"address": EXPIRED, "password": "Cu#Matkhau2025"})
+    result = host.run("printf '%%s' %s | sudo -u www-data sudo -n /usr/local/sbin/sonla-mail-passwd status", request)
+    assert json.loads(result.stdout) == {"status": "change_required", "reason": "expired"}
+
+
+def test_expired_password_in_the_browser(browser, artifacts):  # R6.1b, shown to the user
+    browser.delete_all_cookies()
+    login(browser, EXPIRED, "Cu#Matkhau2025")
+    reason = wait(browser, "#sonla-password-reason")
+    assert "quá 90 ngày" in reason.text
+    shot(browser, artifacts, "09-expired-password-form")
+    browser.find_element(By.ID, "sonla-password-cancel").click()
+    wait(browser, "#rcmloginuser")
+
+
+def test_suspended_account_stays_refused(host, browser, artifacts):  # R8.1
+    request = json.dumps({"address": SUSPENDED, "password": "whatever"})
+    result = host.run("printf '%%s' %s | /usr/local/sbin/sonla-mail-passwd status", request)
+    assert json.loads(result.stdout)["status"] == "invalid"
+    browser.delete_all_cookies()
+    login(browser, SUSPENDED, "Khong#dung2025")
+    wait(browser, "#rcmloginuser")
+    assert "_task=mail" not in browser.current_url
+    shot(browser, artifacts, "10-suspended-refused")
+
+
+def test_the_tool_is_not_open_to_everyone(host):  # only root (and www-data through sudo) may run it
+    assert host.file("/etc/sudoers.d/sonla-webmail").mode == 0o440
+    result = host.run("sudo -u nobody sudo -n /usr/local/sbin/sonla-mail-passwd status </dev/null")
+    assert result.rc != 0

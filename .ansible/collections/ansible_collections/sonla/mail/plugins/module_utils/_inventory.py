@@ -1,0 +1,503 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Load, validate and resolve a mail inventory folder (docs/inventory.md).
+
+Pure Python, no Ansible: the ``mail_inventory`` module, the merge-request lint and the
+benchmark all call ``load_inventory`` then ``resolve``. Every problem names its file, line and
+rule; nothing is written unless the whole inventory is clean.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password
+from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Entry, Problem, load
+
+POLICY_FILE = "policy.yml"
+ORGANIZATIONS_FILE = "organizations.yml"
+PEOPLE_GLOB = os.path.join("people", "*.yml")
+LOCK_FILE = "addresses.lock.yml"
+
+DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
+
+# Each numeric policy value: default, lowest and highest the regulation allows.
+POLICY_LIMITS = {
+    "default_quota_mb": (2048, 1, 1_048_576),  # R9.2a, R9.2b
+    "max_attachment_mb": (25, 1, 1024),  # R9.2b
+    "inactivity_suspend_days": (90, 1, 90),  # R8.2a: suspend after at most 90 idle days
+    "revoke_after_suspended_days": (30, 30, 3650),  # R8.1: never revoke before 30 days
+    "log_retention_days": (183, 183, 3650),  # R9.1: at least 6 months
+    "revoke_warning_days": (7, 1, 29),  # R8.1: the agency is warned this many days before a revocation
+}
+DEFAULT_PASSWORD_REMINDER_DAYS = (14, 7, 1)  # R6.1b: reminder mails this many days before expiry
+DEFAULT_QUOTA_WARNING_PERCENT = (80, 95)  # R9.2d
+
+ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
+ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request"))
+PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore"))
+RESTORE_KEYS = frozenset(("request", "date"))
+PERSON_STATES = ("active", "suspended", "absent")
+ORGANIZATION_STATES = ("active", "absent")
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ABBREVIATION = re.compile(r"^[a-z0-9]+$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LOCK_KEY = re.compile(r"^(org|person):[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass
+class Organization:
+    id: str
+    name: str
+    kind: str
+    abbreviation: str | None
+    parent: str | None
+    quota_mb: int | None
+    state: str
+    request: str | None
+    file: str
+    line: int
+    local_part: str = ""
+    agency_part: str = ""  # what people of this organization put after the dot (R5.2)
+
+
+@dataclass
+class Person:
+    id: str
+    name: str
+    organization: str
+    request: str
+    quota_mb: int | None
+    state: str
+    reason: str | None
+    leave_until: str | None
+    file: str
+    line: int
+    restore: dict | None = None  # {request, date}: the agency's written restore request (R8.3a)
+
+
+@dataclass
+class Inventory:
+    path: str
+    domain: str = DEFAULT_DOMAIN
+    webmail_host: str = ""
+    department: str | None = None
+    policy: dict = field(default_factory=dict)
+    organizations: dict[str, Organization] = field(default_factory=dict)
+    people: list[Person] = field(default_factory=list)
+    pinned: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.path, LOCK_FILE)
+
+
+@dataclass
+class Resolution:
+    """The outcome of allocation: every key's address, and which of them are new."""
+
+    addresses: dict[str, str]
+    allocated: dict[str, str]
+    mailboxes: list[dict]
+
+
+class _Checker:
+    """Collects problems for one mapping entry of one file."""
+
+    def __init__(self, problems: list[Problem], path: str, entry, what: str):
+        self.problems = problems
+        self.path = path
+        self.line = getattr(entry, "line", 0)  # 0: read without line numbers; see _read
+        self.entry = entry if isinstance(entry, dict) else {}
+        self.what = what
+        self.ok = True
+        if not isinstance(entry, dict):
+            self.fail("schema", f"{what} must be a mapping, got {type(entry).__name__}")
+
+    def fail(self, rule: str, message: str) -> None:
+        self.ok = False
+        self.problems.append(Problem(self.path, self.line, rule, f"{self.what}: {message}"))
+
+    def only_keys(self, allowed: frozenset) -> None:
+        for key in self.entry:
+            if key not in allowed:
+                self.fail("schema", f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+    def text(self, key: str, required: bool = True, pattern: re.Pattern | None = None, rule: str = "schema"):
+        value = self.entry.get(key)
+        if value is None or value == "":
+            if required:
+                self.fail(rule, f"'{key}' is required")
+            return None
+        if isinstance(value, date):  # the fast parser reads unquoted dates as dates
+            value = value.isoformat()
+        if not isinstance(value, str):
+            self.fail("schema", f"'{key}' must be text, got {value!r}")
+            return None
+        value = value.strip()
+        if pattern is not None and not pattern.match(value):
+            self.fail(rule, f"'{key}' {value!r} must match {pattern.pattern}")
+            return None
+        return value
+
+    def choice(self, key: str, choices: tuple, default: str) -> str:
+        value = self.entry.get(key, default)
+        if value not in choices:
+            self.fail("schema", f"'{key}' must be one of {', '.join(choices)}, got {value!r}")
+            return default
+        return value
+
+    def integer(self, key: str, low: int, high: int, rule: str, default=None):
+        value = self.entry.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(rule, f"'{key}' must be a whole number from {low} to {high}, got {value!r}")
+            return default
+        return value
+
+
+def _read(inventory: Inventory, path: str, check, fast: bool = True):
+    """Parse ``path`` and run ``check(path, data, problems)`` on it, returning its result.
+
+    Clean files are parsed once by the fast parser. A file with problems is parsed again with line
+    numbers and checked again, so every problem names its line (the result of that pass is kept).
+    """
+    problems: list[Problem] = []
+    data = load(path, problems, fast=fast)
+    result = check(path, data, problems) if data is not None else None
+    if problems and fast:
+        return _read(inventory, path, check, fast=False)
+    inventory.problems.extend(problems)
+    return result
+
+
+def _check_policy(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> None:
+        top = _Checker(problems, path, data, "policy file")
+        top.only_keys(frozenset(("domain", "webmail_host", "department", "policy")))
+        domain = top.text("domain", required=False, rule="R3.1") or DEFAULT_DOMAIN
+        if not re.match(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", domain):
+            top.fail("R3.1", f"domain {domain!r} is not a lowercase domain name")
+        inventory.domain = domain
+        inventory.webmail_host = top.text("webmail_host", required=False) or f"mail.{domain}"
+        inventory.department = top.text("department", required=False, pattern=_ID)
+
+        block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
+        block.only_keys(frozenset(POLICY_LIMITS) | {"password", "quota_warning_percent", "password_reminder_days"})
+        policy = {key: block.integer(key, low, high, "policy", default) for key, (default, low, high) in POLICY_LIMITS.items()}
+        warnings = block.entry.get("quota_warning_percent", list(DEFAULT_QUOTA_WARNING_PERCENT))
+        if (
+            not isinstance(warnings, list)
+            or not warnings
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 99 for p in warnings)
+            or warnings != sorted(set(warnings))
+        ):
+            block.fail("R9.2d", f"'quota_warning_percent' must be ascending whole percentages 1-99, got {warnings!r}")
+            warnings = list(DEFAULT_QUOTA_WARNING_PERCENT)
+        policy["quota_warning_percent"] = warnings
+        reminders = block.entry.get("password_reminder_days", list(DEFAULT_PASSWORD_REMINDER_DAYS))
+        if (
+            not isinstance(reminders, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 89 for d in reminders)
+            or len(set(reminders)) != len(reminders)
+        ):
+            block.fail("R6.1b", f"'password_reminder_days' must be distinct whole days 1-89, got {reminders!r}")
+            reminders = list(DEFAULT_PASSWORD_REMINDER_DAYS)
+        policy["password_reminder_days"] = sorted(reminders, reverse=True)
+        try:
+            password_policy = _password.PasswordPolicy.from_dict(block.entry.get("password") or {})
+        except ValueError as error:
+            block.fail("R6.2", str(error))
+            password_policy = _password.PasswordPolicy()
+        policy["password"] = asdict(password_policy)
+        inventory.policy = policy
+
+    return check
+
+
+def _check_organizations(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> None:
+        entries = data.get("organizations") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a list under 'organizations'"))
+            return
+        inventory.organizations.clear()
+        for entry in entries:
+            organization = _check_organization(problems, path, entry)
+            if organization is None:
+                continue
+            first = inventory.organizations.get(organization.id)
+            if first is not None:
+                problems.append(Problem(path, organization.line, "duplicate-id",
+                                        f"organization '{organization.id}': id already used at {first.file}:{first.line}"))
+                continue
+            inventory.organizations[organization.id] = organization
+        _name_organizations(inventory, problems)
+
+    return check
+
+
+def _check_organization(problems: list[Problem], path: str, entry) -> Organization | None:
+    check = _Checker(problems, path, entry, "organization")
+    org_id = check.text("id", pattern=_ID)
+    if org_id:
+        check.what = f"organization '{org_id}'"
+    check.only_keys(ORGANIZATION_KEYS)
+    name = check.text("name")
+    kind = check.choice("kind", ORGANIZATION_KINDS, "department")
+    rule = {"department": "R5.1a", "subunit": "R5.1c"}.get(kind, "R5.1b")
+    abbreviation = check.text("abbreviation", required=kind in ("department", "subunit"), pattern=_ABBREVIATION, rule=rule)
+    parent = check.text("parent", required=kind == "subunit", pattern=_ID, rule="R5.1c")
+    if parent and kind != "subunit":
+        check.fail("R5.1c", "only a subunit has a 'parent'")
+    quota = check.integer("quota_mb", 1, 1_048_576, "R9.2a")
+    state = check.choice("state", ORGANIZATION_STATES, "active")
+    request = check.text("request", required=False)
+    if not (check.ok and org_id and name):
+        return None
+    return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line)
+
+
+def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
+    """Give each organization its mailbox local part (R5.1a-c) and its people's agency part (R5.2)."""
+    for org in inventory.organizations.values():
+        if org.kind == "subunit":
+            continue
+        try:
+            org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, None)
+        except ValueError as error:
+            rule = "R5.1a" if org.kind == "department" else "R5.1b"
+            problems.append(Problem(org.file, org.line, rule, f"organization '{org.id}': {error}"))
+        org.agency_part = org.local_part
+    for org in inventory.organizations.values():
+        if org.kind != "subunit":
+            continue
+        parent = inventory.organizations.get(org.parent)
+        if parent is None or parent.kind == "subunit":
+            what = "unknown" if parent is None else "a subunit, which cannot have subunits"
+            problems.append(Problem(org.file, org.line, "R5.1c", f"organization '{org.id}': parent '{org.parent}' is {what}"))
+            continue
+        try:
+            org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, parent.local_part)
+        except ValueError as error:
+            problems.append(Problem(org.file, org.line, "R5.1c", f"organization '{org.id}': {error}"))
+        org.agency_part = parent.agency_part
+
+
+def _check_people(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> list[Person]:
+        entries = data.get("people") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a list under 'people'"))
+            return []
+        people = [_check_person(inventory, problems, path, entry) for entry in entries]
+        return [person for person in people if person is not None]
+
+    return check
+
+
+def _check_person(inventory: Inventory, problems: list[Problem], path: str, entry) -> Person | None:
+    check = _Checker(problems, path, entry, "person")
+    person_id = check.text("id", pattern=_ID)
+    if person_id:
+        check.what = f"person '{person_id}'"
+    check.only_keys(PERSON_KEYS)
+    name = check.text("name", rule="R5.2")
+    org_id = check.text("organization", pattern=_ID)
+    request = check.text("request", rule="R7.1c")
+    quota = check.integer("quota_mb", 1, 1_048_576, "R9.2a")
+    state = check.choice("state", PERSON_STATES, "active")
+    reason = check.text("reason", required=state == "suspended", rule="R8.2")
+    leave_until = check.text("leave_until", required=False, pattern=_DATE, rule="R8.2a")
+    restore = _check_restore(check, state)
+    if org_id:
+        org = inventory.organizations.get(org_id)
+        if org is None:
+            check.fail("unknown-organization", f"organization '{org_id}' is not in organizations.yml")
+        elif org.state == "absent" and state != "absent":
+            check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)")
+    if not check.ok:
+        return None
+    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore)
+
+
+def _check_restore(check: _Checker, state: str) -> dict | None:
+    """R8.3a: ``restore: {request: "45/QĐ-SKHCN", date: 2026-12-01}``, the agency's written request to lift
+    a suspension made by the lifecycle or an operator (the converge honours it when dated on or after it)."""
+    entry = check.entry.get("restore")
+    if entry is None:
+        return None
+    inner = _Checker(check.problems, check.path, entry, f"{check.what} restore")
+    inner.line = getattr(entry, "line", check.line)
+    inner.only_keys(RESTORE_KEYS)
+    request = inner.text("request", rule="R8.3a")
+    when = inner.text("date", pattern=_DATE, rule="R8.3a")
+    if inner.ok and when:
+        try:
+            date.fromisoformat(when)
+        except ValueError:
+            inner.fail("R8.3a", f"'date' {when!r} is not a calendar date")
+    if state != "active":
+        inner.fail("R8.3a", f"a restore request needs state: active, got {state!r}")
+    if not inner.ok:
+        check.ok = False
+        return None
+    return {"request": request, "date": when}
+
+
+def _check_lock(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> dict[str, str]:
+        pinned = data.get("addresses") if isinstance(data, dict) else None
+        if not isinstance(pinned, dict):
+            problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a mapping under 'addresses'"))
+            return {}
+        key_lines = getattr(pinned, "key_lines", {})
+        owners: dict[str, str] = {}
+        suffix = "@" + inventory.domain
+        for key, address in pinned.items():
+            line = key_lines.get(key, 0)
+            if not _LOCK_KEY.match(key):
+                problems.append(Problem(path, line, "schema", f"lock key {key!r} must be org:<id> or person:<id>"))
+            elif (not isinstance(address, str) or not address.endswith(suffix)
+                  or not _naming.is_valid_local_part(address[: -len(suffix)])):
+                problems.append(Problem(path, line, "R5", f"{key}: {address!r} is not a valid address at {inventory.domain}"))
+            elif address in owners:
+                problems.append(Problem(path, line, "duplicate-address",
+                                        f"{address} is pinned to both {owners[address]} and {key}"))
+            else:
+                owners[address] = key
+        return dict(pinned)
+
+    return check
+
+
+def people_lines(path: str) -> dict[str, int]:
+    """The line of each person id in a people file, read again with line numbers (for reports only)."""
+    data = load(path, [], fast=False)
+    entries = data.get("people") if isinstance(data, dict) else None
+    return {entry["id"]: entry.line for entry in entries or () if isinstance(entry, dict) and "id" in entry}
+
+
+def _line_of(path: str, person: Person) -> int:
+    return person.line or people_lines(path).get(person.id, 0)
+
+
+def load_inventory(path: str) -> Inventory:
+    """Read and validate every file of the inventory; problems are collected, never raised."""
+    inventory = Inventory(path=path.rstrip("/") or path)
+    if not os.path.isdir(path):
+        inventory.problems.append(Problem(path, 0, "file", "inventory folder not found"))
+        return inventory
+    policy_path = os.path.join(inventory.path, POLICY_FILE)
+    if os.path.exists(policy_path):
+        _read(inventory, policy_path, _check_policy(inventory), fast=False)
+    else:
+        _check_policy(inventory)(policy_path, Entry(), inventory.problems)
+    _read(inventory, os.path.join(inventory.path, ORGANIZATIONS_FILE), _check_organizations(inventory), fast=False)
+    if not inventory.organizations:
+        inventory.problems.append(Problem(os.path.join(inventory.path, ORGANIZATIONS_FILE), 1, "schema", "no organizations"))
+    if inventory.department and inventory.department not in inventory.organizations:
+        inventory.problems.append(Problem(policy_path, 1, "R7.3",
+                                          f"department '{inventory.department}' is not in organizations.yml"))
+
+    seen: dict[str, Person] = {}
+    for people_path in sorted(glob.glob(os.path.join(inventory.path, PEOPLE_GLOB))):
+        for person in _read(inventory, people_path, _check_people(inventory)) or ():
+            first = seen.get(person.id)
+            if first is not None:
+                where = f"{first.file}:{_line_of(first.file, first)}"
+                inventory.problems.append(Problem(people_path, _line_of(people_path, person), "duplicate-id",
+                                                  f"person '{person.id}': id already used at {where}"))
+                continue
+            seen[person.id] = person
+            inventory.people.append(person)
+    if os.path.exists(inventory.lock_path):
+        inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
+    return inventory
+
+
+def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
+    """Addresses for every key: the pinned one, or a new one that clashes with nothing ever issued (R5.3)."""
+    addresses = dict(inventory.pinned)
+    taken = set(addresses.values())
+    allocated: dict[str, str] = {}
+    domain = inventory.domain
+
+    def issue(key: str, local_part: str) -> None:
+        address = f"{local_part}@{domain}"
+        addresses[key] = allocated[key] = address
+        taken.add(address)
+
+    # Organizations first (parents before their subunits), so a person never takes an agency's address.
+    for org in sorted(inventory.organizations.values(), key=lambda o: (o.kind == "subunit", o.id)):
+        key = f"org:{org.id}"
+        if key in addresses or org.state == "absent" or not org.local_part:
+            continue
+        if f"{org.local_part}@{domain}" in taken:
+            inventory.problems.append(
+                Problem(org.file, org.line, "R5.3", f"organization '{org.id}': address {org.local_part}@{domain} is already "
+                        "issued; set a distinct 'abbreviation'")
+            )
+            continue
+        issue(key, org.local_part)
+    for person in sorted(inventory.people, key=lambda p: p.id):
+        key = f"person:{person.id}"
+        if key in addresses or person.state == "absent":
+            continue
+        agency = inventory.organizations[person.organization].agency_part
+        try:
+            candidates = _naming.person_candidates(person.name, agency)
+            local_part = next(c for c in candidates if f"{c}@{domain}" not in taken)
+        except ValueError as error:
+            inventory.problems.append(Problem(person.file, person.line, "R5.2", f"person '{person.id}': {error}"))
+            continue
+        issue(key, local_part)
+    return addresses, allocated
+
+
+def resolve(inventory: Inventory) -> Resolution:
+    """Allocate addresses and build the desired mailbox set the ``mailboxes`` module converges."""
+    addresses, allocated = _allocate(inventory)
+    default_quota = inventory.policy.get("default_quota_mb", POLICY_LIMITS["default_quota_mb"][0])
+    mailboxes: list[dict] = []
+    for org in inventory.organizations.values():
+        address = addresses.get(f"org:{org.id}")
+        if address is None:
+            continue
+        mailboxes.append({
+            "address": address, "kind": "organization", "owner_id": org.id, "display_name": org.name,
+            "organization": org.id, "quota_mb": org.quota_mb or default_quota, "state": org.state,
+            "reason": None, "request": org.request, "leave_until": None,
+        })
+    for person in inventory.people:
+        address = addresses.get(f"person:{person.id}")
+        if address is None:
+            continue
+        mailboxes.append({
+            "address": address, "kind": "person", "owner_id": person.id, "display_name": person.name,
+            "organization": person.organization, "quota_mb": person.quota_mb or default_quota,
+            "state": person.state, "reason": person.reason, "request": person.request,
+            "leave_until": person.leave_until,
+            # Only when present: older mailboxes modules do not know the key.
+            **({"restore": person.restore} if person.restore else {}),
+        })
+    return Resolution(addresses, allocated, mailboxes)
+
+
+def render_lock(addresses: dict[str, str]) -> str:
+    """The lock file's text: one sorted line per key, so a merge request shows exactly the new lines."""
+    lines = [
+        "---",
+        "# Pinned mailbox addresses (R5.3). Written by the sonla.mail tools when a new person or",
+        "# organization appears; review the new lines, commit them, never edit existing ones.",
+        "addresses:",
+    ]
+    lines.extend(f"  {key}: {addresses[key]}" for key in sorted(addresses))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,186 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan how to bring the user database to the desired mailbox set, without touching it.
+
+The plan is the single source for check mode, diff mode and the real run: the module builds it,
+reports it, and applies it only when not in check mode.
+
+Safety rules (DEVELOPERS.md, R7.2, R8.1):
+- a mailbox is removed only when the inventory says ``state: absent`` for it, or with ``exclusive``;
+- suspension is a state with a reason and a date, never a deletion: a suspended mailbox stays and
+  keeps receiving mail (R8.1);
+- a suspension applied by the lifecycle or an operator is lifted by a converge only when the entry
+  carries a ``restore`` request dated on or after the suspension (R8.3a); the restored account must
+  change its password at the first login (R8.3c);
+- an address the lifecycle revoked is never created again: revocation is final (R7.2);
+- more removals than ``max_removals`` fail the whole plan before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.sonla.mail.plugins.module_utils._userdb import INVENTORY_COLUMNS
+
+DESIRED_STATES = ("active", "suspended", "absent")
+
+
+class PlanError(Exception):
+    """The desired set cannot be converged safely; nothing may be written."""
+
+
+@dataclass
+class Plan:
+    added: list[dict] = field(default_factory=list)  # desired rows to insert
+    updated: list[dict] = field(default_factory=list)  # {address, changes: {column: [old, new]}}
+    suspended: list[dict] = field(default_factory=list)  # {address, reason, request}
+    restored: list[dict] = field(default_factory=list)  # {address, request}
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    held: list[dict] = field(default_factory=list)  # suspensions a converge may not lift
+    unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
+    refused: list[dict] = field(default_factory=list)  # {address, reason}: requests not carried out (R7.3)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.suspended or self.restored or self.removed)
+
+    def summary(self) -> dict:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "suspended": len(self.suspended),
+            "restored": len(self.restored),
+            "removed": len(self.removed),
+            "unchanged": len(self.unchanged),
+            "held": len(self.held),
+            "unmanaged": len(self.unmanaged),
+            "refused": len(self.refused),
+        }
+
+
+def _column_values(mailbox: dict) -> dict:
+    """The inventory-owned columns of a desired mailbox, named as in the database."""
+    return {
+        "kind": mailbox["kind"],
+        "owner_id": mailbox["owner_id"],
+        "display_name": mailbox["display_name"],
+        "organization": mailbox["organization"],
+        "quota_mb": mailbox["quota_mb"],
+        "request_ref": mailbox.get("request"),
+    }
+
+
+def restore_applies(restore: dict | None, suspended_at: str | None) -> bool:
+    """R8.3a: a restore request counts for a suspension only when dated on or after its day."""
+    if not restore or not suspended_at:
+        return False
+    return str(restore["date"])[:10] >= suspended_at[:10]
+
+
+def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
+               revoked: dict[str, str] | None = None) -> Plan:
+    """Compare the whole desired set with the database rows (keyed by address).
+
+    ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``).
+    """
+    plan = Plan()
+    revoked = revoked or {}
+    seen: set[str] = set()
+    for mailbox in desired:
+        address = mailbox["address"]
+        if address in seen:
+            raise PlanError(f"mailbox {address} appears twice in the desired set")
+        seen.add(address)
+        state = mailbox["state"]
+        if state not in DESIRED_STATES:
+            raise PlanError(f"mailbox {address}: state must be one of {', '.join(DESIRED_STATES)}, got {state!r}")
+        row = current.get(address)
+        if state == "absent":
+            if row is not None:
+                plan.removed.append(address)
+            continue
+        if row is None:
+            if address in revoked:
+                plan.refused.append({"address": address, "reason": (
+                    f"Hộp thư đã bị thu hồi ngày {revoked[address][:10]}, không thể khôi phục (R7.2) / "
+                    f"Revoked on {revoked[address][:10]}; a revoked mailbox cannot be restored (R7.2)")})
+                continue
+            plan.added.append(mailbox)
+            continue
+        _plan_existing(plan, mailbox, row)
+
+    unknown = [address for address in current if address not in seen]
+    if exclusive:
+        if not desired:
+            raise PlanError("exclusive converge with an empty desired set: refusing to remove every mailbox")
+        plan.removed.extend(sorted(unknown))
+    else:
+        plan.unmanaged = sorted(unknown)
+
+    if len(plan.removed) > max_removals:
+        raise PlanError(
+            f"{len(plan.removed)} mailboxes would be removed, more than max_removals={max_removals}; "
+            f"nothing was changed (first: {', '.join(plan.removed[:5])})"
+        )
+    return plan
+
+
+def _plan_existing(plan: Plan, mailbox: dict, row: dict) -> None:
+    address = mailbox["address"]
+    wanted = _column_values(mailbox)
+    changes = {column: [row[column], wanted[column]] for column in INVENTORY_COLUMNS if row[column] != wanted[column]}
+    touched = bool(changes)
+    if changes:
+        plan.updated.append({"address": address, "changes": changes})
+
+    if mailbox["state"] == "suspended":
+        if row["state"] == "active":
+            plan.suspended.append({"address": address, "reason": mailbox.get("reason"), "request": mailbox.get("request")})
+            touched = True
+        elif row["suspended_by"] == "inventory" and row["suspended_reason"] != mailbox.get("reason"):
+            change = {"suspended_reason": [row["suspended_reason"], mailbox.get("reason")]}
+            plan.updated.append({"address": address, "changes": change})
+            touched = True
+    elif row["state"] == "suspended":
+        restore = mailbox.get("restore")
+        if row["suspended_by"] == "inventory":
+            # R8.3c: restore forces a password change
+            plan.restored.append({"address": address, "request": mailbox.get("request")})
+            touched = True
+        elif restore_applies(restore, row["suspended_at"]):
+            # R8.3a: the agency's written restore request, newer than the suspension; R8.3c below.
+            plan.restored.append({"address": address, "request": restore["request"]})
+            touched = True
+        else:
+            plan.held.append({"address": address, "suspended_by": row["suspended_by"], "reason": row["suspended_reason"]})
+            if restore:
+                plan.refused.append({"address": address, "reason": (
+                    f"Văn bản khôi phục {restore['request']} ngày {str(restore['date'])[:10]} có trước lần tạm khóa "
+                    f"ngày {(row['suspended_at'] or '')[:10]} (R8.3a) / Restore request {restore['request']} "
+                    f"is older than the suspension of {(row['suspended_at'] or '')[:10]}")})
+    if not touched:
+        plan.unchanged.append(address)
+
+
+def diff_text(plan: Plan) -> dict:
+    """A before/after text of the changed mailboxes, for diff mode. No secrets are part of a plan."""
+    before: list[str] = []
+    after: list[str] = []
+    for mailbox in plan.added:
+        after.append(f"{mailbox['address']}: {mailbox['display_name']} ({mailbox['organization']}, "
+                     f"{mailbox['quota_mb']} MB, {mailbox['state']})")
+    for update in plan.updated:
+        for column, (old, new) in update["changes"].items():
+            before.append(f"{update['address']}: {column}={old}")
+            after.append(f"{update['address']}: {column}={new}")
+    for suspension in plan.suspended:
+        before.append(f"{suspension['address']}: state=active")
+        after.append(f"{suspension['address']}: state=suspended ({suspension['reason']})")
+    for restored in plan.restored:
+        before.append(f"{restored['address']}: state=suspended")
+        after.append(f"{restored['address']}: state=active, must change password")
+    for address in plan.removed:
+        before.append(f"{address}: present")
+        after.append(f"{address}: removed with its mail")
+    return {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + ("\n" if after else "")}

@@ -1,0 +1,152 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mail user database: one SQLite file that Postfix, Dovecot and webmail read directly.
+
+This module is the only place that knows the schema. Postfix (``sqlite:`` maps), Dovecot
+(``driver = sqlite``) and the webmail password change query the ``mailbox`` table; the
+``mailboxes`` module is the only writer of inventory-owned columns.
+
+Timestamps are UTC text in SQLite's own ``YYYY-MM-DD HH:MM:SS`` form, so SQL can compare them
+with ``datetime('now', '-90 days')`` directly (R6.1b, R8.1, R8.2a).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailbox (
+    address             TEXT PRIMARY KEY,           -- full address, lowercase ASCII (R5)
+    local_part          TEXT NOT NULL,
+    domain              TEXT NOT NULL,
+    kind                TEXT NOT NULL CHECK (kind IN ('person', 'organization')),
+    owner_id            TEXT NOT NULL,              -- inventory id of the person or organization
+    display_name        TEXT NOT NULL,              -- UTF-8 Vietnamese (R3.4)
+    organization        TEXT NOT NULL,              -- inventory id of the organization
+    quota_mb            INTEGER NOT NULL CHECK (quota_mb > 0),   -- R9.2a
+    state               TEXT NOT NULL CHECK (state IN ('active', 'suspended')),
+    password            TEXT NOT NULL,              -- '{SCHEME}hash', verified by Dovecot (R6)
+    must_change         INTEGER NOT NULL DEFAULT 1, -- R6.1a, R8.3c
+    created_at          TEXT NOT NULL,
+    password_changed_at TEXT,                       -- R6.1b
+    last_login_at       TEXT,                       -- R8.2a
+    suspended_at        TEXT,                       -- R8.1
+    suspended_reason    TEXT,
+    suspended_by        TEXT CHECK (suspended_by IN ('inventory', 'lifecycle', 'operator')),
+    request_ref         TEXT,                       -- R7.1c
+    updated_at          TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailbox_event (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    action      TEXT NOT NULL,                      -- added, updated, suspended, restored, removed
+    request_ref TEXT,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS mailbox_event_at ON mailbox_event (at);
+"""
+
+# Columns the inventory owns: a converge compares and writes these, and only these.
+INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) the database with the schema in place.
+
+    WAL lets Dovecot and Postfix keep reading while a converge writes.
+    """
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.executescript(SCHEMA)
+    connection.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    )
+    return connection
+
+
+def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
+    """Every mailbox row, keyed by address."""
+    rows = connection.execute("SELECT * FROM mailbox")
+    return {row["address"]: dict(row) for row in rows}
+
+
+_INSERT = """
+INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,
+                     state, password, must_change, created_at, password_changed_at,
+                     suspended_at, suspended_reason, suspended_by, request_ref, updated_at)
+VALUES (:address, :local_part, :domain, :kind, :owner_id, :display_name, :organization, :quota_mb,
+        :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now)
+"""
+_UPDATABLE = frozenset(INVENTORY_COLUMNS) | {"suspended_reason"}
+
+
+def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, str], now: str) -> None:
+    """Write a plan from ``_mailbox_plan.build_plan`` in one transaction: all of it or nothing."""
+    inserts = []
+    events = []
+    for mailbox in plan.added:
+        address = mailbox["address"]
+        local_part, domain = address.split("@", 1)
+        suspended = mailbox["state"] == "suspended"
+        inserts.append({
+            "address": address, "local_part": local_part, "domain": domain, "kind": mailbox["kind"],
+            "owner_id": mailbox["owner_id"], "display_name": mailbox["display_name"],
+            "organization": mailbox["organization"], "quota_mb": mailbox["quota_mb"], "state": mailbox["state"],
+            "password": password_hashes[address], "now": now, "suspended_at": now if suspended else None,
+            "suspended_reason": mailbox.get("reason") if suspended else None,
+            "suspended_by": "inventory" if suspended else None, "request_ref": mailbox.get("request"),
+        })
+        events.append((now, address, "added", mailbox.get("request"), None))
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany(_INSERT, inserts)
+        for update in plan.updated:
+            changes = update["changes"]
+            columns = [column for column in changes if column in _UPDATABLE]
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            values = [changes[column][1] for column in columns]
+            connection.execute(
+                f"UPDATE mailbox SET {assignments}, updated_at = ? WHERE address = ?", (*values, now, update["address"])
+            )
+            events.append((now, update["address"], "updated", changes.get("request_ref", [None, None])[1],
+                           ", ".join(f"{column}: {changes[column][0]} -> {changes[column][1]}" for column in columns)))
+        connection.executemany(
+            "UPDATE mailbox SET state = 'suspended', suspended_at = ?, suspended_reason = ?, suspended_by = 'inventory',"
+            " updated_at = ? WHERE address = ?",
+            [(now, item["reason"], now, item["address"]) for item in plan.suspended],
+        )
+        events.extend((now, item["address"], "suspended", item["request"], item["reason"]) for item in plan.suspended)
+        # R8.3c: a restored account must change its password at the first login.
+        connection.executemany(
+            "UPDATE mailbox SET state = 'active', must_change = 1, suspended_at = NULL, suspended_reason = NULL,"
+            " suspended_by = NULL, updated_at = ? WHERE address = ?",
+            [(now, item["address"]) for item in plan.restored],
+        )
+        events.extend((now, item["address"], "restored", item["request"], None) for item in plan.restored)
+        connection.executemany("DELETE FROM mailbox WHERE address = ?", [(address,) for address in plan.removed])
+        events.extend((now, address, "removed", None, None) for address in plan.removed)
+        connection.executemany(
+            "INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise

@@ -1,0 +1,146 @@
+#!/usr/bin/python
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mail_inventory
+short_description: Load, validate and pin the addresses of a mail inventory
+description:
+  - Reads the C(mail/) folder of an inventory (policy, organizations, people, address lock; see
+    C(docs/inventory.md)), validates all of it, and fails naming file, line and rule for every problem.
+  - Allocates an address to each new person and organization by the naming rules (R5.1a-c, R5.2, R5.3)
+    and records it in C(addresses.lock.yml). Issued addresses never change.
+  - Returns the whole desired mailbox set for M(sonla.mail.mailboxes).
+  - Run it on the controller (C(hosts: localhost)): it reads and writes the inventory folder there.
+version_added: 0.1.0
+author: Sơn La IT center mail team
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  path:
+    description: The inventory's C(mail/) folder.
+    type: path
+    required: true
+  write_lock:
+    description: Write newly allocated addresses to C(addresses.lock.yml). Without it, new addresses are only returned.
+    type: bool
+    default: true
+seealso:
+  - module: sonla.mail.mailboxes
+"""
+
+EXAMPLES = r"""
+- name: Load the mail inventory
+  sonla.mail.mail_inventory:
+    path: "{{ inventory_dir }}/mail"
+  register: sonla_mail_inventory
+"""
+
+RETURN = r"""
+domain:
+  description: The mail domain (R3.1).
+  returned: success
+  type: str
+  sample: sonla.gov.vn
+webmail_host:
+  description: Host name of the webmail (R3.1).
+  returned: success
+  type: str
+  sample: mail.sonla.gov.vn
+department:
+  description: Organization id that receives the summaries (R7.3).
+  returned: success
+  type: str
+  sample: skhcn
+policy:
+  description: The validated policy block with defaults filled in.
+  returned: success
+  type: dict
+  sample: {default_quota_mb: 2048, max_attachment_mb: 25, log_retention_days: 183}
+organizations:
+  description: Every organization with its mailbox address.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{id: skhcn, name: Sở Khoa học và Công nghệ, kind: department, parent: null, address: skhcn@sonla.gov.vn}]
+mailboxes:
+  description: The desired mailbox set, the input of M(sonla.mail.mailboxes).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, kind: person, owner_id: skhcn-0001, display_name: Nguyễn Văn An}]
+allocated:
+  description: Addresses issued by this run, keyed by C(person:<id>) or C(org:<id>).
+  returned: success
+  type: dict
+  sample: {"person:skhcn-0042": "annv2.skhcn@sonla.gov.vn"}
+problems:
+  description: Every problem found, as C(file:line: rule: message).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["inventories/demo/mail/people/skhcn.yml:12: unknown-organization: person 'skhcn-0007': ..."]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, render_lock, resolve
+
+SHOWN_PROBLEMS = 20
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "write_lock": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    inventory = load_inventory(module.params["path"])
+    resolution = resolve(inventory) if not inventory.problems else None
+    if inventory.problems:
+        problems = [str(problem) for problem in inventory.problems]
+        shown = "\n".join(problems[:SHOWN_PROBLEMS])
+        more = f"\n... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        module.fail_json(msg=f"{len(problems)} problem(s) in the mail inventory; nothing was changed:\n{shown}{more}",
+                         problems=problems)
+
+    changed = bool(resolution.allocated) and module.params["write_lock"]
+    result = {
+        "changed": changed,
+        "domain": inventory.domain,
+        "webmail_host": inventory.webmail_host,
+        "department": inventory.department,
+        "policy": inventory.policy,
+        "organizations": [
+            {"id": org.id, "name": org.name, "kind": org.kind, "parent": org.parent,
+             "address": resolution.addresses.get(f"org:{org.id}")}
+            for org in inventory.organizations.values()
+        ],
+        "mailboxes": resolution.mailboxes,
+        "allocated": resolution.allocated,
+    }
+    if module._diff and resolution.allocated:
+        result["diff"] = {
+            "before_header": inventory.lock_path, "after_header": inventory.lock_path, "before": "",
+            "after": "".join(f"{key}: {address}\n" for key, address in sorted(resolution.allocated.items())),
+        }
+    if changed and not module.check_mode:
+        temporary = inventory.lock_path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as stream:
+            stream.write(render_lock(resolution.addresses))
+        module.atomic_move(temporary, os.path.abspath(inventory.lock_path))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mailboxes
+short_description: Converge the mail user database to the whole desired set of mailboxes
+description:
+  - Takes every desired mailbox in one call and brings the SQLite user database that Postfix and Dovecot
+    read to that state in one transaction.
+  - Plans first, then applies. Check mode reports the plan and writes nothing.
+  - A mailbox is removed only when its entry says O(mailboxes[].state=absent), or with O(exclusive=true).
+    More removals than O(max_removals) fail the run before anything is written.
+  - New mailboxes get a random initial password that must be changed at the first login (R6.1a). The
+    action plugin of the same name generates it on the controller, writes it to a handoff file there and
+    passes only its hash here.
+version_added: 0.1.0
+author: Sơn La IT center mail team
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  database:
+    description: Path of the SQLite user database on the mail server. Created when missing.
+    type: path
+    required: true
+  mailboxes:
+    description: The whole desired set, as returned by M(sonla.mail.mail_inventory).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      address:
+        description: Full mailbox address.
+        type: str
+        required: true
+      kind:
+        description: Whose mailbox it is.
+        type: str
+        choices: [person, organization]
+        required: true
+      owner_id:
+        description: Inventory id of the person or organization.
+        type: str
+        required: true
+      display_name:
+        description: Full name in Vietnamese, UTF-8 (R3.4).
+        type: str
+        required: true
+      organization:
+        description: Inventory id of the organization.
+        type: str
+        required: true
+      quota_mb:
+        description: Storage quota in MiB (R9.2a).
+        type: int
+        required: true
+      state:
+        description: V(absent) deletes the mailbox and its mail (R7.2); V(suspended) blocks access but keeps receiving (R8.1).
+        type: str
+        choices: [active, suspended, absent]
+        default: active
+      reason:
+        description: Why the mailbox is suspended (R8.2). Required with O(mailboxes[].state=suspended).
+        type: str
+      request:
+        description: Reference of the request this entry came from (R7.1c).
+        type: str
+      leave_until:
+        description: End of a notified absence (R8.2a); kept for the lifecycle.
+        type: str
+  exclusive:
+    description: Also remove mailboxes that are in the database but not in O(mailboxes).
+    type: bool
+    default: false
+  max_removals:
+    description: Fail before writing anything when more mailboxes than this would be removed.
+    type: int
+    default: 10
+  mail_root:
+    description:
+      - Root of the mail storage, laid out as C(<mail_root>/<domain>/<local part>).
+      - When set, the mail of a removed mailbox is deleted too (R7.2).
+    type: path
+  initial_password_file:
+    description:
+      - A JSON file on the mail server mapping each new address to the hash of its initial password.
+        The action plugin writes it in its temporary folder; the module removes it once read.
+      - A file rather than a parameter, so the hashes never pass through module arguments or output.
+      - When a new mailbox has no hash, the module changes nothing and returns RV(needs_initial_passwords).
+    type: path
+  now:
+    description: The current time as C(YYYY-MM-DD HH:MM:SS) UTC; for tests. Defaults to the clock.
+    type: str
+  handoff_dir:
+    description:
+      - Folder on the controller for the handoff file of new accounts' initial passwords (mode 0600).
+      - Handled by the action plugin; keep it outside the repository.
+    type: path
+    default: ~/.local/share/sonla-mail/handoff
+  password_policy:
+    description: The policy's C(password) block (R6.2), which generated initial passwords satisfy. Handled by the action plugin.
+    type: dict
+    default: {}
+notes:
+  - Suspensions applied by the lifecycle or an operator are kept even when the inventory says V(active)
+    (R8.3a); they are returned in RV(held).
+seealso:
+  - module: sonla.mail.mail_inventory
+"""
+
+EXAMPLES = r"""
+- name: Converge every mailbox of the inventory
+  sonla.mail.mailboxes:
+    database: /var/lib/sonla-mail/users.sqlite
+    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.mailboxes }}"
+    mail_root: /var/vmail
+    max_removals: 5
+"""
+
+RETURN = r"""
+added:
+  description: Addresses created.
+  returned: always
+  type: list
+  elements: str
+  sample: [annv.skhcn@sonla.gov.vn]
+updated:
+  description: Mailboxes whose fields changed, with old and new values.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, changes: {quota_mb: [2048, 4096]}}]
+suspended:
+  description: Mailboxes suspended by this run, with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, reason: Nghỉ việc, request: 12/QĐ-SKHCN}]
+restored:
+  description: Addresses whose inventory suspension was lifted; they must change their password (R8.3c).
+  returned: always
+  type: list
+  elements: str
+  sample: [annv.skhcn@sonla.gov.vn]
+removed:
+  description: Addresses deleted with their mail.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+unchanged:
+  description: Addresses already as desired.
+  returned: always
+  type: list
+  elements: str
+  sample: [skhcn@sonla.gov.vn]
+held:
+  description: Suspensions by the lifecycle or an operator that the inventory does not lift.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, suspended_by: lifecycle, reason: 90 days without login}]
+unmanaged:
+  description: Addresses in the database that the inventory does not mention; reported, never removed without O(exclusive).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+summary:
+  description: How many mailboxes fall in each group.
+  returned: always
+  type: dict
+  sample: {added: 1, updated: 0, suspended: 0, restored: 0, removed: 0, unchanged: 212, held: 0, unmanaged: 0}
+needs_initial_passwords:
+  description: New addresses that still need an initial password hash; nothing was written. Consumed by the action plugin.
+  returned: when a new mailbox has no hash and not in check mode
+  type: list
+  elements: str
+  sample: [annv.skhcn@sonla.gov.vn]
+handoff_file:
+  description: Controller path of the CSV file (mode 0600) with the initial passwords of the new mailboxes.
+  returned: when mailboxes were added
+  type: str
+  sample: /root/.local/share/sonla-mail/handoff/mail1-20261128T170000Z.csv
+"""
+
+import json
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import PlanError, build_plan, diff_text
+
+MAILBOX_OPTIONS = {
+    "address": {"type": "str", "required": True},
+    "kind": {"type": "str", "required": True, "choices": ["person", "organization"]},
+    "owner_id": {"type": "str", "required": True},
+    "display_name": {"type": "str", "required": True},
+    "organization": {"type": "str", "required": True},
+    "quota_mb": {"type": "int", "required": True},
+    "state": {"type": "str", "default": "active", "choices": ["active", "suspended", "absent"]},
+    "reason": {"type": "str"},
+    "request": {"type": "str"},
+    "leave_until": {"type": "str"},
+}
+
+
+def remove_mail(mail_root: str, address: str) -> None:
+    """Delete one mailbox's storage (R7.2), refusing any path that would leave the mail root."""
+    local_part, domain = address.split("@", 1)
+    root = os.path.realpath(mail_root)
+    target = os.path.realpath(os.path.join(root, domain, local_part))
+    if os.path.dirname(os.path.dirname(target)) != root:
+        raise ValueError(f"mail directory of {address} is outside {root}")
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+
+
+def share_with_group(database: str) -> None:
+    """Postfix, Dovecot and webmail read the database through its group; WAL readers also write the shm file.
+
+    SQLite gives the -wal and -shm files the database file's mode, so 0660 here covers them too.
+    """
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(database + suffix):
+            os.chmod(database + suffix, 0o660)
+
+
+def read_password_file(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return json.load(stream)
+    finally:
+        os.unlink(path)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "database": {"type": "path", "required": True},
+            "mailboxes": {"type": "list", "elements": "dict", "required": True, "options": MAILBOX_OPTIONS},
+            "exclusive": {"type": "bool", "default": False},
+            "max_removals": {"type": "int", "default": 10},
+            "mail_root": {"type": "path"},
+            "initial_password_file": {"type": "path", "no_log": False},  # a path, not a secret
+            "now": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    for mailbox in params["mailboxes"]:
+        if mailbox["state"] == "suspended" and not mailbox["reason"]:
+            module.fail_json(msg=f"mailbox {mailbox['address']}: state suspended needs a reason (R8.2)")
+
+    database = params["database"]
+    if module.check_mode and not os.path.exists(database):
+        current = {}
+    else:
+        os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+        connection = _userdb.connect(database)
+        share_with_group(database)
+        current = _userdb.read_mailboxes(connection)
+
+    try:
+        plan = build_plan(params["mailboxes"], current, params["exclusive"], params["max_removals"])
+    except PlanError as error:
+        module.fail_json(msg=str(error))
+
+    result = {
+        "changed": plan.changed,
+        "added": [mailbox["address"] for mailbox in plan.added],
+        "updated": plan.updated,
+        "suspended": plan.suspended,
+        "restored": [item["address"] for item in plan.restored],
+        "removed": plan.removed,
+        "unchanged": plan.unchanged,
+        "held": plan.held,
+        "unmanaged": plan.unmanaged,
+        "summary": plan.summary(),
+    }
+    if module._diff:
+        result["diff"] = diff_text(plan)
+    if module.check_mode or not plan.changed:
+        module.exit_json(**result)
+
+    hashes = read_password_file(params["initial_password_file"])
+    missing = [address for address in result["added"] if address not in hashes]
+    if missing:
+        module.exit_json(changed=False, needs_initial_passwords=missing, summary=plan.summary())
+
+    _userdb.apply_plan(connection, plan, hashes, params["now"] or _userdb.utc_now())
+    if params["mail_root"]:
+        for address in plan.removed:
+            remove_mail(params["mail_root"], address)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: notices
+short_description: Send the result notices of a mailbox converge to each agency and the Department
+description:
+  - Takes the result of M(sonla.mail.mailboxes) and sends, through the local Postfix, one UTF-8 notice to the
+    mailbox of each agency that had requests carried out or refused (created addresses, changes, suspensions,
+    restorations, deletions, refusals with the reason), and a summary to the Department (R7.3, R3.4).
+  - Sub-unit staff are reported to their agency (department, commune or ward).
+  - Sends nothing when the converge did nothing. Check mode returns the notices that would be sent.
+  - Runs on the mail server, after M(sonla.mail.mailboxes).
+version_added: 0.2.0
+author: Sơn La IT center mail team
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  result:
+    description: The registered result of M(sonla.mail.mailboxes).
+    type: dict
+    required: true
+  mailboxes:
+    description: The desired mailbox set from M(sonla.mail.mail_inventory), for names, organizations and request references.
+    type: list
+    elements: dict
+    default: []
+  organizations:
+    description: The organizations from M(sonla.mail.mail_inventory), with their mailbox addresses.
+    type: list
+    elements: dict
+    required: true
+  department:
+    description: Organization id of the Department, which receives the summary.
+    type: str
+  domain:
+    description: The mail domain (sender and message ids).
+    type: str
+    required: true
+  now:
+    description: The time of the notices, C(YYYY-MM-DD HH:MM:SS) UTC; defaults to the clock.
+    type: str
+  smtp_host:
+    description: The Postfix that takes the notices.
+    type: str
+    default: 127.0.0.1
+  smtp_port:
+    description: Its port.
+    type: int
+    default: 25
+  sender:
+    description: Sender address. Defaults to C(postmaster@<domain>).
+    type: str
+  webmail_url:
+    description: The webmail named in the notices. Defaults to C(https://mail.<domain>).
+    type: str
+seealso:
+  - module: sonla.mail.mailboxes
+  - module: sonla.mail.lifecycle
+"""
+
+EXAMPLES = r"""
+- name: Send the result notices of this converge (R7.3)
+  sonla.mail.notices:
+    result: "{{ mailboxes_result }}"
+    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.mailboxes }}"
+    organizations: "{{ hostvars['localhost'].sonla_mail_inventory.organizations }}"
+    department: "{{ hostvars['localhost'].sonla_mail_inventory.department }}"
+    domain: "{{ hostvars['localhost'].sonla_mail_inventory.domain }}"
+"""
+
+RETURN = r"""
+notices:
+  description: The notices sent, or in check mode those that would be sent.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{to: skhcn@sonla.gov.vn, subject: "[Thư điện tử Sơn La] Thông báo kết quả ngày 2026-12-01 / ..."}]
+items:
+  description: How many actions and refusals the notices report.
+  returned: always
+  type: int
+  sample: 3
+notice_errors:
+  description: Notices Postfix did not take.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "result": {"type": "dict", "required": True},
+            "mailboxes": {"type": "list", "elements": "dict", "default": []},
+            "organizations": {"type": "list", "elements": "dict", "required": True},
+            "department": {"type": "str"},
+            "domain": {"type": "str", "required": True},
+            "now": {"type": "str"},
+            "smtp_host": {"type": "str", "default": "127.0.0.1"},
+            "smtp_port": {"type": "int", "default": 25},
+            "sender": {"type": "str"},
+            "webmail_url": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    directory = _notices.Directory(params["organizations"], params["department"], params["mailboxes"])
+    items = _notices.converge_items(params["result"], directory)
+    messages = _notices.render(items, directory, params["now"] or _userdb.utc_now(), "converge", params["domain"],
+                               params["sender"], params["webmail_url"])
+    result = {"changed": bool(messages), "notices": _notices.preview(messages), "items": len(items), "notice_errors": []}
+    if module.check_mode or not messages:
+        module.exit_json(**result)
+    result["notice_errors"] = _notices.send(messages, params["smtp_host"], params["smtp_port"])
+    if len(result["notice_errors"]) == len(messages):
+        module.fail_json(msg="no result notice was sent (R7.3): " + "; ".join(result["notice_errors"]), **result)
+    for error in result["notice_errors"]:
+        module.warn(f"notice not sent (R7.3): {error}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

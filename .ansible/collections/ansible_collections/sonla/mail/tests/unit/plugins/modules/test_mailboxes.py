@@ -1,0 +1,135 @@
+"""The mailboxes and mail_inventory modules: check mode, idempotence, safety and failures."""
+
+import json
+import os
+from unittest import mock
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.modules import mail_inventory, mailboxes
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def run(module, args):
+    """Run a module's main() and return (exited normally, result)."""
+    def exit_json(self, **result):
+        raise Exit(result)
+
+    def fail_json(self, **result):
+        raise Fail(result)
+
+    with patch_module_args(args), mock.patch.multiple(basic.AnsibleModule, exit_json=exit_json, fail_json=fail_json):
+        try:
+            module.main()
+        except Exit as done:
+            return True, done.args[0]
+        except Fail as failed:
+            return False, failed.args[0]
+    raise AssertionError("the module neither exited nor failed")
+
+
+def desired(*local_parts, **fields):
+    return [{"address": f"{part}@sonla.gov.vn", "kind": "person", "owner_id": part, "display_name": "Lò Văn Hặc",
+             "organization": "skhcn", "quota_mb": 2048, "request": "1/QĐ", **fields} for part in local_parts]
+
+
+def hashes_file(tmp_path, *local_parts):
+    path = tmp_path / "hashes.json"
+    path.write_text(json.dumps({f"{part}@sonla.gov.vn": "{SSHA512}abc" for part in local_parts}))
+    return str(path)
+
+
+def test_check_mode_plans_and_writes_nothing(tmp_path):
+    database = tmp_path / "users.sqlite"
+    ok, result = run(mailboxes, {"database": str(database), "mailboxes": desired("a", "b"), "_ansible_check_mode": True})
+    assert ok and result["changed"] and result["added"] == ["a@sonla.gov.vn", "b@sonla.gov.vn"]
+    assert not database.exists()
+
+
+def test_new_mailboxes_ask_for_initial_passwords_before_writing(tmp_path):
+    database = tmp_path / "users.sqlite"
+    ok, result = run(mailboxes, {"database": str(database), "mailboxes": desired("a")})
+    assert ok and not result["changed"]
+    assert result["needs_initial_passwords"] == ["a@sonla.gov.vn"]
+    assert _userdb.read_mailboxes(_userdb.connect(str(database))) == {}
+
+
+def test_apply_then_second_run_reports_unchanged(tmp_path):
+    args = {"database": str(tmp_path / "users.sqlite"), "mailboxes": desired("a", "b")}
+    ok, result = run(mailboxes, {**args, "initial_password_file": hashes_file(tmp_path, "a", "b"), "now": "2026-11-28 09:00:00"})
+    assert ok and result["changed"] and result["summary"]["added"] == 2
+    assert not (tmp_path / "hashes.json").exists()  # the hash file is consumed
+    row = _userdb.read_mailboxes(_userdb.connect(args["database"]))["a@sonla.gov.vn"]
+    assert (row["password"], row["must_change"], row["created_at"]) == ("{SSHA512}abc", 1, "2026-11-28 09:00:00")
+    ok, again = run(mailboxes, args)
+    assert ok and not again["changed"] and again["unchanged"] == ["a@sonla.gov.vn", "b@sonla.gov.vn"]
+
+
+def test_results_and_diff_never_show_password_hashes(tmp_path):
+    args = {"database": str(tmp_path / "users.sqlite"), "mailboxes": desired("a"), "_ansible_diff": True}
+    ok, result = run(mailboxes, {**args, "initial_password_file": hashes_file(tmp_path, "a")})
+    assert ok and "{SSHA512}" not in json.dumps(result)
+    assert "a@sonla.gov.vn: Lò Văn Hặc (skhcn, 2048 MB, active)" in result["diff"]["after"]
+
+
+def test_suspended_without_reason_fails_naming_the_mailbox(tmp_path):
+    ok, result = run(mailboxes, {"database": str(tmp_path / "u.sqlite"), "mailboxes": desired("a", state="suspended")})
+    assert not ok and result["msg"] == "mailbox a@sonla.gov.vn: state suspended needs a reason (R8.2)"
+
+
+def test_too_many_removals_fail_before_anything_is_written(tmp_path):
+    args = {"database": str(tmp_path / "users.sqlite"), "mailboxes": desired("a", "b", "c")}
+    run(mailboxes, {**args, "initial_password_file": hashes_file(tmp_path, "a", "b", "c")})
+    ok, result = run(mailboxes, {**args, "mailboxes": desired("a", "b", "c", state="absent"), "max_removals": 2})
+    assert not ok and "more than max_removals=2" in result["msg"]
+    assert len(_userdb.read_mailboxes(_userdb.connect(args["database"]))) == 3
+
+
+def test_removal_deletes_the_mail_too(tmp_path):
+    mail_root = tmp_path / "vmail"
+    maildir = mail_root / "sonla.gov.vn" / "a" / "Maildir" / "new"
+    maildir.mkdir(parents=True)
+    (maildir / "1.eml").write_text("Subject: x\n\nhello\n")
+    args = {"database": str(tmp_path / "users.sqlite"), "mail_root": str(mail_root)}
+    run(mailboxes, {**args, "mailboxes": desired("a", "b"), "initial_password_file": hashes_file(tmp_path, "a", "b")})
+    ok, result = run(mailboxes, {**args, "mailboxes": desired("a", state="absent") + desired("b")})
+    assert ok and result["removed"] == ["a@sonla.gov.vn"]
+    assert not (mail_root / "sonla.gov.vn" / "a").exists()  # R7.2: erased
+    assert (mail_root / "sonla.gov.vn").exists()
+
+
+def test_remove_mail_refuses_paths_outside_the_root(tmp_path):
+    with pytest.raises(ValueError, match="outside"):
+        mailboxes.remove_mail(str(tmp_path), "..@..")
+
+
+def test_mail_inventory_pins_addresses_once(inventory_folder):
+    args = {"path": str(inventory_folder)}
+    ok, check = run(mail_inventory, {**args, "_ansible_check_mode": True})
+    assert ok and check["changed"] and not os.path.exists(f"{inventory_folder}/addresses.lock.yml")
+    ok, first = run(mail_inventory, args)
+    assert ok and first["changed"] and first["allocated"]["person:skhcn-0001"] == "annv.skhcn@sonla.gov.vn"
+    assert "person:skhcn-0001: annv.skhcn@sonla.gov.vn" in inventory_folder.read("addresses.lock.yml")
+    ok, second = run(mail_inventory, args)
+    assert ok and not second["changed"] and second["allocated"] == {}
+    assert len(second["mailboxes"]) == 6 and second["policy"]["max_attachment_mb"] == 25
+
+
+def test_mail_inventory_fails_with_every_problem_and_writes_nothing(inventory_folder):
+    inventory_folder.write("people/bad.yml", "---\npeople:\n  - {id: z-1, name: Lò Văn Hặc, organization: none, request: '1'}\n")
+    ok, result = run(mail_inventory, {"path": str(inventory_folder)})
+    assert not ok
+    where = f"{inventory_folder}/people/bad.yml:3"
+    assert result["problems"] == [f"{where}: unknown-organization: person 'z-1': organization 'none' is not in organizations.yml"]
+    assert result["msg"].startswith("1 problem(s) in the mail inventory; nothing was changed:")
+    assert not os.path.exists(f"{inventory_folder}/addresses.lock.yml")

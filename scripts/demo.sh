@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The README's first command: a working provincial mail server in a local container.
+#   1. prepares this machine (scripts/setup.sh) and the Debian 13 image (scripts/build-image.sh),
+#   2. starts (or reuses) the podman container sonla-mail-demo,
+#   3. converges playbooks/site.yml with the demo inventory (inventories/demo/) onto it,
+#   4. gives one demo mailbox a fresh random password (standing in for the webmail password change),
+#   5. sends it a message over SMTP from this machine and reads it back over IMAP (TLS),
+# and prints what it did. Re-running it reuses the container; the converge then changes nothing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+container=sonla-mail-demo
+image=localhost/sonla-debian:trixie
+
+say() { printf '\n==> %s\n' "$*"; }
+
+say "Preparing this machine"
+./scripts/setup.sh
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
+./scripts/build-image.sh trixie
+
+say "Container ${container}"
+if ! podman container exists "$container"; then
+  podman run -d --name "$container" --hostname mail.sonla.gov.vn "$image" >/dev/null
+  echo "created ${container} from ${image}"
+elif [ "$(podman inspect -f '{{.State.Running}}' "$container")" != "true" ]; then
+  podman start "$container" >/dev/null
+  echo "started the existing ${container}"
+else
+  echo "reusing the running ${container}"
+fi
+# No systemd in the container: after a restart the services are started by the converge below.
+ip="$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$container")"
+echo "address: ${ip}"
+
+say "Converging playbooks/site.yml with the demo inventory"
+ansible-playbook -i inventories/demo/hosts.yml playbooks/site.yml
+
+say "Choosing a demo mailbox and setting a random password (simulates the webmail password change)"
+password="Demo-$(openssl rand -hex 6)#A1"
+address="$(podman exec -i "$container" python3 - "$password" <<'PY'
+import base64, hashlib, os, sqlite3, sys
+# Stand-in for the user's first password change (R6.1a): a known {SSHA512} hash and must_change = 0.
+salt = os.urandom(8)
+hashed = "{SSHA512}" + base64.b64encode(hashlib.sha512(sys.argv[1].encode() + salt).digest() + salt).decode()
+db = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
+with db:
+    (address,) = db.execute(
+        "SELECT address FROM mailbox WHERE state = 'active' AND kind = 'person' ORDER BY address LIMIT 1"
+    ).fetchone()
+    db.execute(
+        "UPDATE mailbox SET password = ?, must_change = 0, password_changed_at = datetime('now') WHERE address = ?",
+        (hashed, address),
+    )
+print(address)
+PY
+)"
+echo "mailbox: ${address}"
+
+say "Sending a message on port 25 and reading it back over IMAPS (993)"
+python - "$ip" "$address" "$password" <<'PY'
+import email, email.policy, imaplib, smtplib, ssl, sys, time, uuid
+from email.message import EmailMessage
+
+ip, address, password = sys.argv[1:]
+msg = EmailMessage()
+msg["From"] = "Bản thử nghiệm <demo@example.invalid>"
+msg["To"] = address
+msg["Subject"] = "Chào mừng đến hệ thống thư điện tử tỉnh Sơn La"
+msg["Message-ID"] = f"<{uuid.uuid4()}@demo.invalid>"
+msg.set_content("Thư thử nghiệm của scripts/demo.sh.\nA test message from scripts/demo.sh.")
+with smtplib.SMTP(ip, 25, timeout=30) as smtp:
+    smtp.ehlo("demo.invalid")
+    smtp.mail("demo@example.invalid")
+    smtp.rcpt(address)
+    code, reply = smtp.data(msg.as_bytes(policy=email.policy.SMTP))
+print(f"SMTP  {ip}:25  -> {code} {reply.decode()}")
+assert code == 250
+
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE  # the demo's certificate is self-signed
+for _ in range(60):
+    imap = imaplib.IMAP4_SSL(ip, 993, ssl_context=context, timeout=30)
+    imap.login(address, password)
+    imap.select("INBOX", readonly=True)
+    _, found = imap.search(None, "HEADER", "Message-ID", msg["Message-ID"])
+    if found[0]:
+        _, parts = imap.fetch(found[0].split()[-1], "(BODY.PEEK[])")
+        got = email.message_from_bytes(parts[0][1], policy=email.policy.default)
+        print(f"IMAP  {ip}:993 ({imap.sock.version()}) as {address}: read back")
+        print(f"      Subject: {got['Subject']}")
+        print(f"      From:    {got['From']}")
+        imap.logout()
+        break
+    imap.logout()
+    time.sleep(0.5)
+else:
+    sys.exit("the message did not arrive")
+PY
+
+cat <<DONE
+
+Done. The demo mail server runs in the podman container ${container} (${ip}):
+  SMTP 25, submission 587 (STARTTLS) and 465 (TLS), IMAP 993 and 143 (STARTTLS), POP3 995.
+  Mailbox used: ${address}   password for this run: ${password}
+  Logs: podman exec ${container} tail /var/log/postfix/mail.log /var/log/dovecot.log
+  Remove: podman rm -f ${container}
+DONE

@@ -74,6 +74,20 @@ options:
       leave_until:
         description: End of a notified absence (R8.2a); kept for the lifecycle.
         type: str
+      restore:
+        description:
+          - The agency's written request to lift a suspension made by the lifecycle or an operator (R8.3a).
+            It is honoured when dated on or after the suspension; the account must then change its password (R8.3c).
+        type: dict
+        suboptions:
+          request:
+            description: Reference of the restore request.
+            type: str
+            required: true
+          date:
+            description: Date of the request, C(YYYY-MM-DD).
+            type: str
+            required: true
   exclusive:
     description: Also remove mailboxes that are in the database but not in O(mailboxes).
     type: bool
@@ -108,8 +122,10 @@ options:
     type: dict
     default: {}
 notes:
-  - Suspensions applied by the lifecycle or an operator are kept even when the inventory says V(active)
-    (R8.3a); they are returned in RV(held).
+  - Suspensions applied by the lifecycle or an operator are kept even when the inventory says V(active),
+    unless the entry carries a O(mailboxes[].restore) request dated on or after the suspension (R8.3a);
+    kept ones are returned in RV(held).
+  - An address revoked by the lifecycle is never created again (R7.2); it is returned in RV(refused).
 seealso:
   - module: sonla.mail.mail_inventory
 """
@@ -172,6 +188,14 @@ unmanaged:
   type: list
   elements: str
   sample: []
+refused:
+  description:
+    - Requests not carried out, with the reason (R7.3), such as a revoked address (R7.2) or a restore request
+      older than the suspension (R8.3a).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, reason: "Revoked on 2027-03-31; a revoked mailbox cannot be restored (R7.2)"}]
 summary:
   description: How many mailboxes fall in each group.
   returned: always
@@ -197,6 +221,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import PlanError, build_plan, diff_text
 
 MAILBOX_OPTIONS = {
@@ -210,6 +235,8 @@ MAILBOX_OPTIONS = {
     "reason": {"type": "str"},
     "request": {"type": "str"},
     "leave_until": {"type": "str"},
+    "restore": {"type": "dict", "options": {"request": {"type": "str", "required": True},
+                                            "date": {"type": "str", "required": True}}},
 }
 
 
@@ -264,15 +291,16 @@ def main():
 
     database = params["database"]
     if module.check_mode and not os.path.exists(database):
-        current = {}
+        current, revoked = {}, {}
     else:
         os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
         connection = _userdb.connect(database)
         share_with_group(database)
         current = _userdb.read_mailboxes(connection)
+        revoked = read_revoked(connection)  # R7.2: never created again
 
     try:
-        plan = build_plan(params["mailboxes"], current, params["exclusive"], params["max_removals"])
+        plan = build_plan(params["mailboxes"], current, params["exclusive"], params["max_removals"], revoked=revoked)
     except PlanError as error:
         module.fail_json(msg=str(error))
 
@@ -286,6 +314,7 @@ def main():
         "unchanged": plan.unchanged,
         "held": plan.held,
         "unmanaged": plan.unmanaged,
+        "refused": plan.refused,
         "summary": plan.summary(),
     }
     if module._diff:

@@ -29,6 +29,7 @@ for name, path in (("ansible_collections", []), ("ansible_collections.sonla", []
     sys.modules[name] = package
 
 from ansible.module_utils.testing import patch_module_args
+
 from ansible_collections.sonla.mail.plugins.modules import mailboxes
 
 

@@ -14,7 +14,7 @@ log() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -----------------------------------------------------------------------------
 packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs sqlite3 swaks openssl ca-certificates
-  python3-venv debian-archive-keyring util-linux)
+  python3-venv debian-archive-keyring util-linux chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then

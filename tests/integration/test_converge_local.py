@@ -34,7 +34,7 @@ def playbook(workspace, *options):
                        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", PLAYBOOK,
                "-e", json.dumps(extra), *options]
-    return subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, check=False)
 
 
 def converge(workspace, *options):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
@@ -501,3 +502,61 @@ def render_lock(addresses: dict[str, str]) -> str:
     ]
     lines.extend(f"  {key}: {addresses[key]}" for key in sorted(addresses))
     return "\n".join(lines) + "\n"
+
+
+def write_lock(inventory: Inventory, addresses: dict[str, str]) -> None:
+    """Replace the lock file atomically: a reader sees the old file or the new one, never half of one."""
+    descriptor, temporary = tempfile.mkstemp(dir=inventory.path, prefix=f".{LOCK_FILE}.")
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(render_lock(addresses))
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, inventory.lock_path)
+
+
+class InventoryProblems(Exception):
+    """The inventory has problems; nothing was written. ``problems`` holds every one of them."""
+
+    SHOWN = 20
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = [str(problem) for problem in problems]
+        shown = "\n".join(self.problems[: self.SHOWN])
+        more = f"\n... and {len(self.problems) - self.SHOWN} more" if len(self.problems) > self.SHOWN else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the mail inventory; nothing was changed:\n{shown}{more}")
+
+
+def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, diff: bool = False) -> dict:
+    """What the ``mail_inventory`` module and action plugin return: load, validate, pin new addresses.
+
+    Raises InventoryProblems before writing anything when the inventory has any problem.
+    """
+    inventory = load_inventory(path)
+    if inventory.problems:
+        raise InventoryProblems(inventory.problems)
+    resolution = resolve(inventory)
+    if inventory.problems:
+        raise InventoryProblems(inventory.problems)
+    changed = bool(resolution.allocated) and pin
+    result = {
+        "changed": changed,
+        "path": os.path.abspath(path),
+        "domain": inventory.domain,
+        "webmail_host": inventory.webmail_host,
+        "department": inventory.department,
+        "policy": inventory.policy,
+        "organizations": [
+            {"id": org.id, "name": org.name, "kind": org.kind, "parent": org.parent,
+             "address": resolution.addresses.get(f"org:{org.id}")}
+            for org in inventory.organizations.values()
+        ],
+        "mailboxes": resolution.mailboxes,
+        "allocated": resolution.allocated,
+    }
+    if diff and resolution.allocated:
+        result["diff"] = {
+            "before_header": inventory.lock_path, "after_header": inventory.lock_path, "before": "",
+            "after": "".join(f"{key}: {address}\n" for key, address in sorted(resolution.allocated.items())),
+        }
+    if changed and not check_mode:
+        write_lock(inventory, resolution.addresses)
+    return result

@@ -14,7 +14,8 @@ description:
   - Allocates an address to each new person and organization by the naming rules (R5.1a-c, R5.2, R5.3)
     and records it in C(addresses.lock.yml). Issued addresses never change.
   - Returns the whole desired mailbox set for M(sonla.mail.mailboxes).
-  - Run it on the controller (C(hosts: localhost)): it reads and writes the inventory folder there.
+  - It always runs on the controller, whatever the hosts of the play. Its action plugin reads and writes the
+    inventory folder there, in the controller's own process (no module upload, no 15 MB JSON round trip).
 version_added: 0.1.0
 author: Sơn La IT center mail team
 attributes:
@@ -43,6 +44,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+path:
+  description: The absolute path of the inventory's C(mail/) folder, for the tasks that read it again.
+  returned: success
+  type: str
+  sample: /srv/sonla-mail/inventories/production/mail
 domain:
   description: The mail domain (R3.1).
   returned: success
@@ -88,13 +94,9 @@ problems:
   sample: ["inventories/demo/mail/people/skhcn.yml:12: unknown-organization: person 'skhcn-0007': ..."]
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, render_lock, resolve
-
-SHOWN_PROBLEMS = 20
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
 
 
 def main():
@@ -105,40 +107,10 @@ def main():
         },
         supports_check_mode=True,
     )
-    inventory = load_inventory(module.params["path"])
-    resolution = resolve(inventory) if not inventory.problems else None
-    if inventory.problems:
-        problems = [str(problem) for problem in inventory.problems]
-        shown = "\n".join(problems[:SHOWN_PROBLEMS])
-        more = f"\n... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-        module.fail_json(msg=f"{len(problems)} problem(s) in the mail inventory; nothing was changed:\n{shown}{more}",
-                         problems=problems)
-
-    changed = bool(resolution.allocated) and module.params["write_lock"]
-    result = {
-        "changed": changed,
-        "domain": inventory.domain,
-        "webmail_host": inventory.webmail_host,
-        "department": inventory.department,
-        "policy": inventory.policy,
-        "organizations": [
-            {"id": org.id, "name": org.name, "kind": org.kind, "parent": org.parent,
-             "address": resolution.addresses.get(f"org:{org.id}")}
-            for org in inventory.organizations.values()
-        ],
-        "mailboxes": resolution.mailboxes,
-        "allocated": resolution.allocated,
-    }
-    if module._diff and resolution.allocated:
-        result["diff"] = {
-            "before_header": inventory.lock_path, "after_header": inventory.lock_path, "before": "",
-            "after": "".join(f"{key}: {address}\n" for key, address in sorted(resolution.allocated.items())),
-        }
-    if changed and not module.check_mode:
-        temporary = inventory.lock_path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(render_lock(resolution.addresses))
-        module.atomic_move(temporary, os.path.abspath(inventory.lock_path))
+    try:
+        result = converge_inventory(module.params["path"], module.params["write_lock"], module.check_mode, module._diff)
+    except InventoryProblems as error:
+        module.fail_json(msg=str(error), problems=error.problems)
     module.exit_json(**result)
 
 

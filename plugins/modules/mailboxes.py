@@ -30,10 +30,12 @@ options:
     type: path
     required: true
   mailboxes:
-    description: The whole desired set, as returned by M(sonla.mail.mail_inventory).
+    description:
+      - The whole desired set, as returned by M(sonla.mail.mail_inventory).
+      - The action plugin hands it to the module as O(mailboxes_file), so 50,000 entries cost no argument processing.
+      - Exactly one of O(mailboxes), O(inventory) and O(mailboxes_file) is needed.
     type: list
     elements: dict
-    required: true
     suboptions:
       address:
         description: Full mailbox address.
@@ -88,6 +90,17 @@ options:
             description: Date of the request, C(YYYY-MM-DD).
             type: str
             required: true
+  inventory:
+    description:
+      - The inventory's C(mail/) folder on the controller. The action plugin reads and resolves it there, as
+        M(sonla.mail.mail_inventory) does (without writing the lock file), and sends the desired set as O(mailboxes_file).
+      - The way to converge large inventories from a playbook, since no 50,000-entry variable is templated.
+    type: path
+  mailboxes_file:
+    description:
+      - A JSON file on the mail server holding the list O(mailboxes) describes. Set by the action plugin,
+        which writes it in its temporary folder and removes it after the run.
+    type: path
   exclusive:
     description: Also remove mailboxes that are in the database but not in O(mailboxes).
     type: bool
@@ -134,9 +147,16 @@ EXAMPLES = r"""
 - name: Converge every mailbox of the inventory
   sonla.mail.mailboxes:
     database: /var/lib/sonla-mail/users.sqlite
-    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.mailboxes }}"
+    inventory: "{{ inventory_dir }}/mail"
     mail_root: /var/vmail
     max_removals: 5
+
+- name: Converge an explicit set
+  sonla.mail.mailboxes:
+    database: /var/lib/sonla-mail/users.sqlite
+    mailboxes:
+      - {address: skhcn@sonla.gov.vn, kind: organization, owner_id: skhcn, display_name: Sở Khoa học và Công nghệ,
+         organization: skhcn, quota_mb: 4096}
 """
 
 RETURN = r"""
@@ -222,22 +242,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
-from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import PlanError, build_plan, diff_text
-
-MAILBOX_OPTIONS = {
-    "address": {"type": "str", "required": True},
-    "kind": {"type": "str", "required": True, "choices": ["person", "organization"]},
-    "owner_id": {"type": "str", "required": True},
-    "display_name": {"type": "str", "required": True},
-    "organization": {"type": "str", "required": True},
-    "quota_mb": {"type": "int", "required": True},
-    "state": {"type": "str", "default": "active", "choices": ["active", "suspended", "absent"]},
-    "reason": {"type": "str"},
-    "request": {"type": "str"},
-    "leave_until": {"type": "str"},
-    "restore": {"type": "dict", "options": {"request": {"type": "str", "required": True},
-                                            "date": {"type": "str", "required": True}}},
-}
+from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import (
+    PlanError,
+    build_plan,
+    diff_text,
+    validate_desired,
+)
 
 
 def remove_mail(mail_root: str, address: str) -> None:
@@ -261,33 +271,42 @@ def share_with_group(database: str) -> None:
             os.chmod(database + suffix, 0o660)
 
 
-def read_password_file(path: str | None) -> dict[str, str]:
+def read_json_file(path: str | None, default, remove: bool = False):
+    """A JSON file, such as those the action plugin leaves in its temporary folder."""
     if not path:
-        return {}
+        return default
     try:
         with open(path, encoding="utf-8") as stream:
             return json.load(stream)
     finally:
-        os.unlink(path)
+        if remove:
+            os.unlink(path)
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
             "database": {"type": "path", "required": True},
-            "mailboxes": {"type": "list", "elements": "dict", "required": True, "options": MAILBOX_OPTIONS},
+            # Entries are checked by validate_desired (the suboptions above): Ansible's per-element
+            # validation costs seconds at 50,000 mailboxes.
+            "mailboxes": {"type": "list", "elements": "dict"},
+            "mailboxes_file": {"type": "path"},
             "exclusive": {"type": "bool", "default": False},
             "max_removals": {"type": "int", "default": 10},
             "mail_root": {"type": "path"},
             "initial_password_file": {"type": "path", "no_log": False},  # a path, not a secret
             "now": {"type": "str"},
         },
+        mutually_exclusive=[("mailboxes", "mailboxes_file")],
+        required_one_of=[("mailboxes", "mailboxes_file")],
         supports_check_mode=True,
     )
     params = module.params
-    for mailbox in params["mailboxes"]:
-        if mailbox["state"] == "suspended" and not mailbox["reason"]:
-            module.fail_json(msg=f"mailbox {mailbox['address']}: state suspended needs a reason (R8.2)")
+    try:
+        desired = validate_desired(params["mailboxes"] if params["mailboxes"] is not None
+                                   else read_json_file(params["mailboxes_file"], []))
+    except PlanError as error:
+        module.fail_json(msg=str(error))
 
     database = params["database"]
     if module.check_mode and not os.path.exists(database):
@@ -300,7 +319,7 @@ def main():
         revoked = read_revoked(connection)  # R7.2: never created again
 
     try:
-        plan = build_plan(params["mailboxes"], current, params["exclusive"], params["max_removals"], revoked=revoked)
+        plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked)
     except PlanError as error:
         module.fail_json(msg=str(error))
 
@@ -322,7 +341,7 @@ def main():
     if module.check_mode or not plan.changed:
         module.exit_json(**result)
 
-    hashes = read_password_file(params["initial_password_file"])
+    hashes = read_json_file(params["initial_password_file"], {}, remove=True)  # hashes do not linger on disk
     missing = [address for address in result["added"] if address not in hashes]
     if missing:
         module.exit_json(changed=False, needs_initial_passwords=missing, summary=plan.summary())

@@ -101,3 +101,15 @@ def test_a_malformed_inventory_fails_clearly_and_writes_nothing(workspace, text,
     assert "nothing was changed" in run.stdout and expected in run.stdout
     assert not (workspace / "db").exists()
     assert (workspace / "mail" / "addresses.lock.yml").read_text() == lock
+
+
+def test_check_mode_shows_a_new_address_without_pinning_it(workspace):
+    lock = (workspace / "mail" / "addresses.lock.yml").read_text()
+    people = workspace / "mail" / "people" / "skhcn.yml"
+    people.write_text(people.read_text(encoding="utf-8") + (
+        "  - id: skhcn-0998\n    name: Lường Thị Xuân\n    organization: skhcn\n    request: \"98/QĐ-SKHCN\"\n"
+    ), encoding="utf-8")
+    preview, output = converge(workspace, "--check", "--diff")
+    assert preview["allocated"] == {"person:skhcn-0998": "xuanlt.skhcn@sonla.gov.vn"} and preview["lock_changed"]
+    assert "person:skhcn-0998: xuanlt.skhcn@sonla.gov.vn" in output  # the diff shows the new lock line
+    assert (workspace / "mail" / "addresses.lock.yml").read_text() == lock

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -347,11 +346,10 @@ def diff_text(plan: LifecyclePlan) -> dict:
 
 def apply_plan(connection, plan: LifecyclePlan) -> None:
     """Write the plan in one transaction: all of it or nothing. Mail storage is removed afterwards
-    (``remove_mail``), once the rows are gone and Postfix refuses new mail for them."""
+    (``_userdb.remove_mail``), once the rows are gone and Postfix refuses new mail for them."""
     now = plan.now
     events = []
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with _userdb.transaction(connection):
         for action in plan.actions:
             address = action["address"]
             kind = action["action"]
@@ -373,26 +371,7 @@ def apply_plan(connection, plan: LifecyclePlan) -> None:
                                f"days={action['days']}; expires_on={action['expires_on']}"))
             elif kind == "password_expired":
                 events.append((now, address, "password_expired", None, f"expired_on={action['expired_on']}"))
-        connection.executemany(
-            "INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-
-
-def remove_mail(mail_root: str, address: str) -> bool:
-    """Delete one revoked mailbox's storage (R7.2), refusing any path that would leave the mail root."""
-    local_part, domain = address.split("@", 1)
-    root = os.path.realpath(mail_root)
-    target = os.path.realpath(os.path.join(root, domain, local_part))
-    if os.path.dirname(os.path.dirname(target)) != root:
-        raise ValueError(f"mail directory of {address} is outside {root}")
-    if os.path.isdir(target):
-        shutil.rmtree(target)
-        return True
-    return False
+        _userdb.record_events(connection, events)
 
 
 @contextmanager
@@ -458,7 +437,7 @@ def run(database: str, *, now: str | None = None, policy: Policy | None = None, 
     if mail_root:
         for address in result["revoked"]:
             try:
-                remove_mail(mail_root, address)
+                _userdb.remove_mail(mail_root, address)
             except (OSError, ValueError) as error:
                 result["mail_errors"].append(f"{address}: {error}")
     result["notice_errors"] = _notices.send(messages, smtp_host, smtp_port)

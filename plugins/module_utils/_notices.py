@@ -22,6 +22,13 @@ from email.utils import format_datetime, make_msgid
 
 SMTP_HOST = "127.0.0.1"
 SMTP_PORT = 25
+# The options of every module that sends notices (documented in plugins/doc_fragments/notices.py).
+SMTP_ARGUMENT_SPEC = {
+    "smtp_host": {"type": "str", "default": SMTP_HOST},
+    "smtp_port": {"type": "int", "default": SMTP_PORT},
+    "sender": {"type": "str"},
+    "webmail_url": {"type": "str"},
+}
 SENDER_NAME = "Trung tâm Công nghệ thông tin và Kiểm định - Hệ thống thư điện tử tỉnh Sơn La"
 UNKNOWN_AGENCY = ""
 

@@ -54,6 +54,10 @@ ACCOUNT_SUSPENDED = Violation(
 )
 
 
+class _ChangedMeanwhile(Exception):
+    """The row changed between the check and the write; nothing was written."""
+
+
 @dataclass(frozen=True)
 class Status:
     """The answer to a login attempt: ``status`` is one of the constants above."""
@@ -143,23 +147,17 @@ def change_password(
         return ChangeResult(False, violations)
     stored = hash_chosen(new_password)
     stamp = _userdb.format_time(now)
-    connection.execute("BEGIN IMMEDIATE")
     try:
-        # Only the row whose password was verified: a concurrent change makes this a no-op.
-        cursor = connection.execute(
-            "UPDATE mailbox SET password = ?, must_change = 0, password_changed_at = ?, updated_at = ?"
-            " WHERE address = ? AND password = ? AND state = 'active'",
-            (stored, stamp, stamp, row["address"], row["password"]),
-        )
-        if cursor.rowcount != 1:
-            connection.execute("ROLLBACK")
-            return ChangeResult(False, [WRONG_PASSWORD])
-        connection.execute(
-            "INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, 'password_changed', NULL, ?)",
-            (stamp, row["address"], f"by the user via {source}"),
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        with _userdb.transaction(connection):
+            # Only the row whose password was verified: a concurrent change makes this a no-op.
+            cursor = connection.execute(
+                "UPDATE mailbox SET password = ?, must_change = 0, password_changed_at = ?, updated_at = ?"
+                " WHERE address = ? AND password = ? AND state = 'active'",
+                (stored, stamp, stamp, row["address"], row["password"]),
+            )
+            if cursor.rowcount != 1:
+                raise _ChangedMeanwhile
+            _userdb.record_events(connection, [(stamp, row["address"], "password_changed", None, f"by the user via {source}")])
+    except _ChangedMeanwhile:
+        return ChangeResult(False, [WRONG_PASSWORD])
     return ChangeResult(True)

@@ -12,7 +12,10 @@ with ``datetime('now', '-90 days')`` directly (R6.1b, R8.1, R8.2a).
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 SCHEMA_VERSION = 1
@@ -88,6 +91,39 @@ def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
     return {row["address"]: dict(row) for row in rows}
 
 
+@contextmanager
+def transaction(connection: sqlite3.Connection):
+    """One write transaction, all of it or nothing; BEGIN IMMEDIATE takes the write lock up front."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def record_events(connection: sqlite3.Connection, events: list[tuple]) -> None:
+    """Audit rows (at, address, action, request_ref, detail): what was done and on which request (R7.3, R11.2)."""
+    connection.executemany("INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events)
+
+
+def remove_mail(mail_root: str, address: str) -> bool:
+    """Delete one mailbox's storage, ``<mail_root>/<domain>/<local part>`` (R7.2); False when there was none.
+
+    Refuses any path that would leave the mail root.
+    """
+    local_part, domain = address.split("@", 1)
+    root = os.path.realpath(mail_root)
+    target = os.path.realpath(os.path.join(root, domain, local_part))
+    if os.path.dirname(os.path.dirname(target)) != root:
+        raise ValueError(f"mail directory of {address} is outside {root}")
+    if not os.path.isdir(target):
+        return False
+    shutil.rmtree(target)
+    return True
+
+
 _INSERT = """
 INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,
                      state, password, must_change, created_at, password_changed_at,
@@ -115,8 +151,7 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             "suspended_by": "inventory" if suspended else None, "request_ref": mailbox.get("request"),
         })
         events.append((now, address, "added", mailbox.get("request"), None))
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(connection):
         connection.executemany(_INSERT, inserts)
         for update in plan.updated:
             changes = update["changes"]
@@ -143,10 +178,4 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
         events.extend((now, item["address"], "restored", item["request"], None) for item in plan.restored)
         connection.executemany("DELETE FROM mailbox WHERE address = ?", [(address,) for address in plan.removed])
         events.extend((now, address, "removed", None, None) for address in plan.removed)
-        connection.executemany(
-            "INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        record_events(connection, events)

@@ -29,6 +29,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+extends_documentation_fragment:
+  - sonla.mail.notices
 options:
   database:
     description: Path of the SQLite user database.
@@ -93,20 +95,6 @@ options:
     description: Send the notices (R7.3) and the password reminders (R6.1b) through the local Postfix.
     type: bool
     default: true
-  smtp_host:
-    description: The Postfix that takes the notices.
-    type: str
-    default: 127.0.0.1
-  smtp_port:
-    description: Its port.
-    type: int
-    default: 25
-  sender:
-    description: Sender address of the notices. Defaults to C(postmaster@<domain>).
-    type: str
-  webmail_url:
-    description: The webmail where users change their password, named in reminders. Defaults to C(https://mail.<domain>).
-    type: str
 notes:
   - A converge never lifts a lifecycle or operator suspension unless the inventory carries a C(restore) request
     dated on or after it (R8.3a); the restored account must change its password (R8.3c).
@@ -217,7 +205,7 @@ from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle
+from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _notices
 
 SUSPEND_OPTIONS = {
     "address": {"type": "str", "required": True},
@@ -240,10 +228,7 @@ def main():
             "suspend": {"type": "list", "elements": "dict", "default": [], "options": SUSPEND_OPTIONS},
             "max_revocations": {"type": "int", "default": 10},
             "notify": {"type": "bool", "default": True},
-            "smtp_host": {"type": "str", "default": "127.0.0.1"},
-            "smtp_port": {"type": "int", "default": 25},
-            "sender": {"type": "str"},
-            "webmail_url": {"type": "str"},
+            **_notices.SMTP_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

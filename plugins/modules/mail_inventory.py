@@ -87,7 +87,7 @@ allocated:
   type: dict
   sample: {"person:skhcn-0042": "annv2.skhcn@sonla.gov.vn"}
 problems:
-  description: Every problem found, as C(file:line: rule: message).
+  description: "Every problem found, as C(file:line: rule: message)."
   returned: failure
   type: list
   elements: str

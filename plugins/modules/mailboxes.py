@@ -236,7 +236,6 @@ handoff_file:
 
 import json
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -248,17 +247,6 @@ from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import (
     diff_text,
     validate_desired,
 )
-
-
-def remove_mail(mail_root: str, address: str) -> None:
-    """Delete one mailbox's storage (R7.2), refusing any path that would leave the mail root."""
-    local_part, domain = address.split("@", 1)
-    root = os.path.realpath(mail_root)
-    target = os.path.realpath(os.path.join(root, domain, local_part))
-    if os.path.dirname(os.path.dirname(target)) != root:
-        raise ValueError(f"mail directory of {address} is outside {root}")
-    if os.path.isdir(target):
-        shutil.rmtree(target)
 
 
 def share_with_group(database: str) -> None:
@@ -349,7 +337,7 @@ def main():
     _userdb.apply_plan(connection, plan, hashes, params["now"] or _userdb.utc_now())
     if params["mail_root"]:
         for address in plan.removed:
-            remove_mail(params["mail_root"], address)
+            _userdb.remove_mail(params["mail_root"], address)
     module.exit_json(**result)
 
 

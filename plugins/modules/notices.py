@@ -22,6 +22,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - sonla.mail.notices
 options:
   result:
     description: The registered result of M(sonla.mail.mailboxes).
@@ -46,20 +48,6 @@ options:
     required: true
   now:
     description: The time of the notices, C(YYYY-MM-DD HH:MM:SS) UTC; defaults to the clock.
-    type: str
-  smtp_host:
-    description: The Postfix that takes the notices.
-    type: str
-    default: 127.0.0.1
-  smtp_port:
-    description: Its port.
-    type: int
-    default: 25
-  sender:
-    description: Sender address. Defaults to C(postmaster@<domain>).
-    type: str
-  webmail_url:
-    description: The webmail named in the notices. Defaults to C(https://mail.<domain>).
     type: str
 seealso:
   - module: sonla.mail.mailboxes
@@ -110,10 +98,7 @@ def main():
             "department": {"type": "str"},
             "domain": {"type": "str", "required": True},
             "now": {"type": "str"},
-            "smtp_host": {"type": "str", "default": "127.0.0.1"},
-            "smtp_port": {"type": "int", "default": 25},
-            "sender": {"type": "str"},
-            "webmail_url": {"type": "str"},
+            **_notices.SMTP_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

@@ -100,7 +100,7 @@ def test_revocation_on_day_121_after_a_warning_and_final(db, tmp_path):
     (maildir / "1.eml").write_text("x")
     revoked = run_at(db, 121)
     assert actions(revoked, "revoked") == [IDLE]
-    assert _lifecycle.remove_mail(str(tmp_path / "vmail"), IDLE)
+    assert _userdb.remove_mail(str(tmp_path / "vmail"), IDLE)
     assert not (tmp_path / "vmail" / "sonla.gov.vn" / "idle.skhcn").exists()
     assert IDLE not in _userdb.read_mailboxes(db)
     assert list(_lifecycle.read_revoked(db)) == [IDLE]
@@ -256,5 +256,5 @@ def test_a_failed_write_leaves_the_database_as_it_was(db, monkeypatch):
 
 def test_remove_mail_refuses_paths_outside_the_root(tmp_path):
     with pytest.raises(ValueError, match="outside"):
-        _lifecycle.remove_mail(str(tmp_path), "../../etc@sonla.gov.vn")
-    assert not _lifecycle.remove_mail(str(tmp_path), "nobody@sonla.gov.vn")
+        _userdb.remove_mail(str(tmp_path), "../../etc@sonla.gov.vn")
+    assert not _userdb.remove_mail(str(tmp_path), "nobody@sonla.gov.vn")

@@ -1,10 +1,7 @@
 """The lifecycle and notices modules: check mode, diff, operator suspension, caps, notices (R6.1b, R7.3, R8)."""
 
-from unittest import mock
-
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run
 
 from ansible_collections.sonla.mail.plugins.module_utils import _mailbox_plan, _notices, _userdb
 from ansible_collections.sonla.mail.plugins.modules import lifecycle, notices
@@ -16,32 +13,6 @@ DAY121 = "2026-05-06 02:00:00"
 ORGANIZATIONS = [
     {"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None, "address": "skhcn@sonla.gov.vn"},
 ]
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def run(module, args):
-    """Run a module's main() and return (exited normally, result)."""
-    def exit_json(self, **result):
-        raise Exit(result)
-
-    def fail_json(self, **result):
-        raise Fail(result)
-
-    with patch_module_args(args), mock.patch.multiple(basic.AnsibleModule, exit_json=exit_json, fail_json=fail_json):
-        try:
-            module.main()
-        except Exit as done:
-            return True, done.args[0]
-        except Fail as failed:
-            return False, failed.args[0]
-    raise AssertionError("the module neither exited nor failed")
 
 
 def mailbox(local_part, **fields):

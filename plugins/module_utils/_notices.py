@@ -99,6 +99,15 @@ def _request(ref: str | None) -> str:
     return f" (văn bản / request {ref})" if ref else ""
 
 
+NOTICE_SECTIONS = ("added", "updated", "suspended", "restored", "removed", "refused")
+
+
+def touched_addresses(result: dict) -> set[str]:
+    """The addresses a ``sonla.mail.mailboxes`` result reports something about: those a notice names."""
+    return {item if isinstance(item, str) else item["address"]
+            for section in NOTICE_SECTIONS for item in result.get(section) or ()}
+
+
 def converge_items(result: dict, directory: Directory) -> list[Item]:
     """Items of a ``sonla.mail.mailboxes`` result: created, changed, suspended, restored, removed, refused."""
     items: list[Item] = []

@@ -109,7 +109,7 @@ EXAMPLES = r"""
   sonla.mail.lifecycle:
     now: "2027-03-01"
     policy: "{{ hostvars['localhost'].sonla_mail_inventory.policy }}"
-    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.mailboxes }}"
+    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.notified }}"
     organizations: "{{ hostvars['localhost'].sonla_mail_inventory.organizations }}"
     department: "{{ hostvars['localhost'].sonla_mail_inventory.department }}"
   check_mode: true

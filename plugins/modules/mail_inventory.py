@@ -81,6 +81,12 @@ mailboxes:
   type: list
   elements: dict
   sample: [{address: annv.skhcn@sonla.gov.vn, kind: person, owner_id: skhcn-0001, display_name: Nguyễn Văn An}]
+notified:
+  description: The mailboxes with a notified leave (R8.2a) or a restore request (R8.3a), for the lifecycle.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, leave_until: "2027-03-31"}]
 allocated:
   description: Addresses issued by this run, keyed by C(person:<id>) or C(org:<id>).
   returned: success

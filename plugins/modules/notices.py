@@ -29,23 +29,29 @@ options:
     description: The registered result of M(sonla.mail.mailboxes).
     type: dict
     required: true
+  inventory:
+    description:
+      - The inventory's C(mail/) folder on the controller. The action plugin reads it there and fills in
+        O(mailboxes) (only the mailboxes the notices name), O(organizations), O(department) and O(domain).
+      - The way to send notices for large inventories, since no 50,000-entry variable is templated.
+    type: path
   mailboxes:
     description: The desired mailbox set from M(sonla.mail.mail_inventory), for names, organizations and request references.
     type: list
     elements: dict
     default: []
   organizations:
-    description: The organizations from M(sonla.mail.mail_inventory), with their mailbox addresses.
+    description:
+      - The organizations from M(sonla.mail.mail_inventory), with their mailbox addresses.
+      - Needed unless O(inventory) is set.
     type: list
     elements: dict
-    required: true
   department:
     description: Organization id of the Department, which receives the summary.
     type: str
   domain:
-    description: The mail domain (sender and message ids).
+    description: The mail domain (sender and message ids). Needed unless O(inventory) is set.
     type: str
-    required: true
   now:
     description: The time of the notices, C(YYYY-MM-DD HH:MM:SS) UTC; defaults to the clock.
     type: str
@@ -58,10 +64,7 @@ EXAMPLES = r"""
 - name: Send the result notices of this converge (R7.3)
   sonla.mail.notices:
     result: "{{ mailboxes_result }}"
-    mailboxes: "{{ hostvars['localhost'].sonla_mail_inventory.mailboxes }}"
-    organizations: "{{ hostvars['localhost'].sonla_mail_inventory.organizations }}"
-    department: "{{ hostvars['localhost'].sonla_mail_inventory.department }}"
-    domain: "{{ hostvars['localhost'].sonla_mail_inventory.domain }}"
+    inventory: "{{ hostvars['localhost'].sonla_mail_inventory.path }}"
 """
 
 RETURN = r"""
@@ -94,7 +97,7 @@ def main():
         argument_spec={
             "result": {"type": "dict", "required": True},
             "mailboxes": {"type": "list", "elements": "dict", "default": []},
-            "organizations": {"type": "list", "elements": "dict", "required": True},
+            "organizations": {"type": "list", "elements": "dict", "required": True},  # filled by the action with inventory
             "department": {"type": "str"},
             "domain": {"type": "str", "required": True},
             "now": {"type": "str"},

@@ -3,7 +3,12 @@
 import pytest
 
 from ansible_collections.sonla.mail.plugins.module_utils import _yaml_lines
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, render_lock, resolve
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
+    converge_inventory,
+    load_inventory,
+    render_lock,
+    resolve,
+)
 
 
 def problems_of(folder):
@@ -282,3 +287,15 @@ def test_lifecycle_policy_keys_have_the_regulation_defaults(inventory_folder):
     inventory_folder.write("policy.yml", "---\npolicy:\n  password_reminder_days: [0, 7]\n")
     (problem,) = problems_of(inventory_folder)
     assert ": R6.1b: " in problem
+
+
+def test_notified_lists_only_leaves_and_restores(inventory_folder):
+    inventory_folder.write("people/leave.yml", """\
+        ---
+        people:
+          - {id: skhcn-0050, name: Hà Thị Thu, organization: skhcn, request: "5/QĐ-SKHCN", leave_until: 2027-03-31}
+        """)
+    result = converge_inventory(str(inventory_folder), pin=False)
+    assert [(m["address"], m["leave_until"]) for m in result["notified"]] == [("thuht.skhcn@sonla.gov.vn", "2027-03-31")]
+    assert len(result["mailboxes"]) == 7 and result["path"] == str(inventory_folder)
+    assert not (inventory_folder.path / "addresses.lock.yml").exists()  # pin=False writes nothing

@@ -174,3 +174,11 @@ def test_send_never_raises_when_postfix_is_down(directory):
     assert error.startswith(f"SMTP 127.0.0.1:{port}:")
     assert _notices.send([], "127.0.0.1", port) == []
 
+
+
+def test_touched_addresses_are_those_a_notice_names():
+    result = {"added": ["a@sonla.gov.vn"], "updated": [{"address": "b@sonla.gov.vn", "changes": {}}],
+              "suspended": [{"address": "c@sonla.gov.vn", "reason": "x"}], "restored": ["d@sonla.gov.vn"],
+              "removed": ["e@sonla.gov.vn"], "refused": [{"address": "f@sonla.gov.vn", "reason": "R7.2"}],
+              "unchanged": ["z@sonla.gov.vn"], "held": [{"address": "y@sonla.gov.vn"}]}
+    assert _notices.touched_addresses(result) == {f"{letter}@sonla.gov.vn" for letter in "abcdef"}

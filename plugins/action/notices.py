@@ -1,0 +1,38 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of ``sonla.mail.notices``: with ``inventory``, names and agencies are read on the controller.
+
+Only the mailboxes a notice names travel to the server, instead of a 50,000-entry variable that Ansible
+would template for seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
+from ansible_collections.sonla.mail.plugins.module_utils._notices import NOTICE_SECTIONS, touched_addresses
+
+
+class ActionModule(ActionBase):
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        module_args = dict(self._task.args)
+        inventory = module_args.pop("inventory", None)
+        converge = module_args.get("result") or {}
+        # Only the sections a notice reports; "unchanged" alone can hold 50,000 addresses.
+        module_args["result"] = {section: converge.get(section) or [] for section in NOTICE_SECTIONS}
+        if inventory is not None:
+            try:
+                loaded = converge_inventory(os.path.expanduser(inventory), pin=False)
+            except InventoryProblems as error:
+                result.update(failed=True, msg=str(error), problems=error.problems)
+                return result
+            touched = touched_addresses(converge)
+            module_args["mailboxes"] = [mailbox for mailbox in loaded["mailboxes"] if mailbox["address"] in touched]
+            for key in ("organizations", "department", "domain"):
+                module_args.setdefault(key, loaded[key])
+        result.update(self._execute_module("sonla.mail.notices", module_args=module_args, task_vars=task_vars))
+        return result

@@ -3,7 +3,7 @@
 #   1. prepares this machine (scripts/setup.sh) and the Debian 13 image (scripts/build-image.sh),
 #   2. starts (or reuses) the podman container sonla-mail-demo,
 #   3. converges playbooks/site.yml with the demo inventory (inventories/demo/) onto it,
-#   4. gives one demo mailbox a fresh random password (standing in for the webmail password change),
+#   4. takes a new account's one-time password from the handoff file and changes it as the webmail does,
 #   5. sends it a message over SMTP from this machine and reads it back over IMAP (TLS),
 # and prints what it did. Re-running it reuses the container; the converge then changes nothing.
 set -euo pipefail
@@ -38,26 +38,32 @@ echo "address: ${ip}"
 say "Converging playbooks/site.yml with the demo inventory"
 ansible-playbook -i inventories/demo/hosts.yml playbooks/site.yml
 
-say "Choosing a demo mailbox and setting a random password (simulates the webmail password change)"
+say "First login of a new account: its one-time password from the handoff file, changed as the webmail does"
+# R6.1a: new accounts get a one-time password, handed to the operator in a 0600 file on this machine,
+# and must change it before IMAP or submission work. sonla-mail-passwd is what the webmail calls.
 password="Demo-$(openssl rand -hex 6)#A1"
-address="$(podman exec -i "$container" python3 - "$password" <<'PY'
-import base64, hashlib, os, sqlite3, sys
-# Stand-in for the user's first password change (R6.1a): a known {SSHA512} hash and must_change = 0.
-salt = os.urandom(8)
-hashed = "{SSHA512}" + base64.b64encode(hashlib.sha512(sys.argv[1].encode() + salt).digest() + salt).decode()
-db = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
-with db:
-    (address,) = db.execute(
-        "SELECT address FROM mailbox WHERE state = 'active' AND kind = 'person' ORDER BY address LIMIT 1"
-    ).fetchone()
-    db.execute(
-        "UPDATE mailbox SET password = ?, must_change = 0, password_changed_at = datetime('now') WHERE address = ?",
-        (hashed, address),
-    )
-print(address)
+address="$(python - "$container" "$password" <<'PY'
+import csv, glob, json, os, subprocess, sys
+
+container, new_password = sys.argv[1:]
+handoff = sorted(glob.glob(os.path.expanduser(f"~/.local/share/sonla-mail/handoff/{container}-*.csv")))
+for path in reversed(handoff):
+    with open(path, encoding="utf-8") as stream:
+        for row in csv.DictReader(stream):
+            if "." not in row["address"].split("@")[0]:
+                continue  # personal mailboxes only (R5.2)
+            request = json.dumps({"address": row["address"], "old_password": row["initial_password"],
+                                  "new_password": new_password})
+            done = subprocess.run(["podman", "exec", "-i", container, "sonla-mail-passwd", "change"],
+                                  input=request, capture_output=True, text=True, check=False)
+            if done.returncode == 0 and json.loads(done.stdout).get("changed"):
+                print(f"  handoff file: {path} (mode {oct(os.stat(path).st_mode & 0o777)})", file=sys.stderr)
+                print(row["address"])
+                sys.exit(0)
+sys.exit("no account with an unused one-time password left in the handoff files")
 PY
 )"
-echo "mailbox: ${address}"
+echo "mailbox: ${address} (one-time password replaced by a new one that meets R6.2)"
 
 say "Sending a message on port 25 and reading it back over IMAPS (993)"
 python - "$ip" "$address" "$password" <<'PY'
@@ -105,7 +111,8 @@ cat <<DONE
 
 Done. The demo mail server runs in the podman container ${container} (${ip}):
   SMTP 25, submission 587 (STARTTLS) and 465 (TLS), IMAP 993 and 143 (STARTTLS), POP3 995.
-  Mailbox used: ${address}   password for this run: ${password}
+  Mailbox used: ${address}   its new password: ${password}
+  Webmail: https://mail.sonla.gov.vn (map that name to ${ip} in /etc/hosts to open it from this machine)
   Logs: podman exec ${container} tail /var/log/postfix/mail.log /var/log/dovecot.log
   Remove: podman rm -f ${container}
 DONE

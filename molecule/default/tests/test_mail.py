@@ -406,3 +406,21 @@ def test_expired_password_refused_with_reason(server_ip, host):
     finally:
         assert host.run("python3 -c %s %s %s", AGE_PASSWORD, "-0 days", SMALL_QUOTA).rc == 0
     assert imap_login(server_ip, SMALL_QUOTA).logout()[0] == "BYE"
+
+
+# --- last login (R8.2a) ---------------------------------------------------------------------------
+
+
+def test_imap_login_records_last_login(server_ip, host):
+    """R8.2a: Dovecot's post-login hook writes last_login_at, which the lifecycle's inactivity clock reads."""
+    database = "/var/lib/sonla-mail/users.sqlite"
+    host.run_expect([0], "sqlite3 %s %s", database, f"UPDATE mailbox SET last_login_at = NULL WHERE address = '{ACTIVE}'")
+    imap_login(server_ip, ACTIVE).logout()
+    query = f"SELECT ifnull(last_login_at, '') FROM mailbox WHERE address = '{ACTIVE}'"
+
+    def last_login() -> str:
+        return host.run("sqlite3 %s %s", database, query).stdout.strip()
+
+    recorded = wait_for(last_login, "last_login_at")
+    today = host.run("date -u +%Y-%m-%d").stdout.strip()
+    assert recorded.startswith(today)

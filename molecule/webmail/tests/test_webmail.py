@@ -22,9 +22,16 @@ import urllib.request
 from email.message import EmailMessage
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+
+
+def patient(driver, timeout: float) -> WebDriverWait:
+    """A wait that retries on replaced elements: Roundcube re-renders its message list and preview while they load."""
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+
 
 URL = "https://mail.sonla.gov.vn/"
 USER = "dungct.skhcn@sonla.gov.vn"  # new account, must change (R6.1a)
@@ -41,7 +48,7 @@ def shot(driver, artifacts, name):
 
 
 def wait(driver, selector, timeout=30):
-    return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    return patient(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
 
 
 def login(driver, user, password):
@@ -165,14 +172,14 @@ def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_i
     shot(browser, artifacts, "05-password-changed-inbox")
 
     # 4. The inbox shows the Vietnamese message sent earlier.
-    subject = WebDriverWait(browser, 30).until(
+    subject = patient(browser, 30).until(
         lambda d: next(
             (e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if SUBJECT in e.text), None
         )
     )
     subject.click()
-    WebDriverWait(browser, 30).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
-    WebDriverWait(browser, 30).until(lambda d: "Kính gửi chị Dung" in d.find_element(By.TAG_NAME, "body").text)
+    patient(browser, 30).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
+    patient(browser, 30).until(lambda d: "Kính gửi chị Dung" in d.find_element(By.TAG_NAME, "body").text)
     browser.switch_to.default_content()
     shot(browser, artifacts, "06-vietnamese-message-in-inbox")
 
@@ -205,7 +212,7 @@ def test_send_from_the_browser(browser, artifacts, server_ip, server_cert):  # t
     browser.find_element(By.ID, "composebody").send_keys("Em xin xác nhận tham dự.")
     shot(browser, artifacts, "07-compose")
     browser.find_element(By.CSS_SELECTOR, "#compose-content .formbuttons button.send, button.send").click()
-    WebDriverWait(browser, 60).until(lambda d: "_action=compose" not in d.current_url)
+    patient(browser, 60).until(lambda d: "_action=compose" not in d.current_url)
     shot(browser, artifacts, "08-sent")
     for _ in range(30):
         _, count = imap_login(server_ip, server_cert, USER, NEW_PASSWORD)
@@ -269,7 +276,7 @@ def test_voluntary_change_in_settings(browser, artifacts, host, server_ip, serve
     browser.find_element(By.ID, "newpasswd").send_keys("Sonla2025")
     browser.find_element(By.ID, "confpasswd").send_keys("Sonla2025")
     browser.find_element(By.CSS_SELECTOR, ".formbuttons button.submit, .formbuttons .mainaction").click()
-    message = WebDriverWait(browser, 30).until(
+    message = patient(browser, 30).until(
         lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagestack div") if "R6.2" in e.text), None)
     )
     assert "Mật khẩu phải có ít nhất một ký tự đặc biệt" in message.text

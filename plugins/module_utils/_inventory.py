@@ -427,21 +427,20 @@ def load_inventory(path: str) -> Inventory:
 def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
     """Addresses for every key: the pinned one, or a new one that clashes with nothing ever issued (R5.3)."""
     addresses = dict(inventory.pinned)
-    taken = set(addresses.values())
-    allocated: dict[str, str] = {}
     domain = inventory.domain
+    taken = {address.split("@", 1)[0] for address in addresses.values()}  # local parts: the lock has one domain
+    allocated: dict[str, str] = {}
 
     def issue(key: str, local_part: str) -> None:
-        address = f"{local_part}@{domain}"
-        addresses[key] = allocated[key] = address
-        taken.add(address)
+        addresses[key] = allocated[key] = f"{local_part}@{domain}"
+        taken.add(local_part)
 
     # Organizations first (parents before their subunits), so a person never takes an agency's address.
     for org in sorted(inventory.organizations.values(), key=lambda o: (o.kind == "subunit", o.id)):
         key = f"org:{org.id}"
         if key in addresses or org.state == "absent" or not org.local_part:
             continue
-        if f"{org.local_part}@{domain}" in taken:
+        if org.local_part in taken:
             inventory.problems.append(
                 Problem(org.file, org.line, "R5.3", f"organization '{org.id}': address {org.local_part}@{domain} is already "
                         "issued; set a distinct 'abbreviation'")
@@ -454,8 +453,7 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
             continue
         agency = inventory.organizations[person.organization].agency_part
         try:
-            candidates = _naming.person_candidates(person.name, agency)
-            local_part = next(c for c in candidates if f"{c}@{domain}" not in taken)
+            local_part = _naming.first_free_person_local_part(person.name, agency, taken)
         except ValueError as error:
             inventory.problems.append(Problem(person.file, person.line, "R5.2", f"person '{person.id}': {error}"))
             continue

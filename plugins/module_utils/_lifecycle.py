@@ -414,7 +414,7 @@ def run(database: str, *, now: str | None = None, policy: Policy | None = None, 
     if check and not os.path.exists(database):
         rows, history = {}, {}
     else:
-        connection = _userdb.connect(database)
+        connection = _userdb.connect(database, upgrade=not check)
         rows, history = _userdb.read_mailboxes(connection), read_history(connection)
     leave, restores = inventory_maps(mailboxes)
     plan = build_plan(rows, now, policy, leave, restores, history, suspend, max_revocations)

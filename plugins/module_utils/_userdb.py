@@ -18,7 +18,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS mailbox (
     display_name        TEXT NOT NULL,              -- UTF-8 Vietnamese (R3.4)
     organization        TEXT NOT NULL,              -- inventory id of the organization
     quota_mb            INTEGER NOT NULL CHECK (quota_mb > 0),   -- R9.2a
+    over_quota          INTEGER NOT NULL DEFAULT 0, -- R9.2a: set and cleared by Dovecot, read by Postfix
     state               TEXT NOT NULL CHECK (state IN ('active', 'suspended')),
     password            TEXT NOT NULL,              -- '{SCHEME}hash', verified by Dovecot (R6)
     must_change         INTEGER NOT NULL DEFAULT 1, -- R6.1a, R8.3c
@@ -69,20 +70,32 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, upgrade: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database with the schema in place.
 
-    WAL lets Dovecot and Postfix keep reading while a converge writes.
+    WAL lets Dovecot and Postfix keep reading while a converge writes. ``upgrade=False`` (check mode)
+    reads the database as it is and changes nothing, not even an older schema.
     """
     connection = sqlite3.connect(path, isolation_level=None, timeout=30)
     connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")
-    connection.executescript(SCHEMA)
-    connection.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-    )
+    if upgrade:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.executescript(SCHEMA)
+        _migrate(connection)
     return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring a database made by an older version of this module to SCHEMA_VERSION, keeping every row."""
+    columns = {row["name"] for row in connection.execute("PRAGMA table_info(mailbox)")}
+    if "over_quota" not in columns:  # version 1 -> 2
+        connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
+    connection.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        " WHERE value <> excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
 
 
 def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
@@ -157,6 +170,9 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             changes = update["changes"]
             columns = [column for column in changes if column in _UPDATABLE]
             assignments = ", ".join(f"{column} = ?" for column in columns)
+            if "quota_mb" in columns:
+                # Dovecot sets the flag again at the next delivery if the mailbox is still full under the new quota.
+                assignments += ", over_quota = 0"
             values = [changes[column][1] for column in columns]
             connection.execute(
                 f"UPDATE mailbox SET {assignments}, updated_at = ? WHERE address = ?", (*values, now, update["address"])

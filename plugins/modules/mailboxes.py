@@ -301,7 +301,7 @@ def main():
         current, revoked = {}, {}
     else:
         os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
-        connection = _userdb.connect(database)
+        connection = _userdb.connect(database, upgrade=not module.check_mode)
         share_with_group(database)
         current = _userdb.read_mailboxes(connection)
         revoked = read_revoked(connection)  # R7.2: never created again

@@ -1,17 +1,14 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures of the end-to-end mail tests: the container, its address, and test passwords."""
+"""Fixtures of the end-to-end mail tests: test passwords (the container's fixtures are in molecule/shared)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import subprocess
 
 import pytest
-import testinfra
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -21,37 +18,6 @@ ACTIVE = f"annv.skhcn@{DOMAIN}"
 SMALL_QUOTA = f"binhtt.skhcn@{DOMAIN}"
 SUSPENDED = f"chienlv.skhcn@{DOMAIN}"
 MUST_CHANGE = f"dungct.skhcn@{DOMAIN}"
-
-
-def pytest_addoption(parser):
-    parser.addoption("--container", required=True, help="name of the podman container under test")
-
-
-@pytest.fixture(scope="session")
-def container(request) -> str:
-    return request.config.getoption("--container")
-
-
-@pytest.fixture(scope="session")
-def host(container):
-    return testinfra.get_host(f"podman://{container}")
-
-
-@pytest.fixture(scope="session")
-def server_ip(container) -> str:
-    """The container's address: the tests connect from the host, outside the server's mynetworks."""
-    out = subprocess.run(
-        ["podman", "inspect", "--format", "{{json .NetworkSettings}}", container],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    settings = json.loads(out)
-    address = settings.get("IPAddress") or next(
-        (net["IPAddress"] for net in (settings.get("Networks") or {}).values() if net.get("IPAddress")), ""
-    )
-    assert address, f"no IP address for {container}: {out}"
-    return address
 
 
 def ssha512(password: str) -> str:

@@ -16,13 +16,13 @@ import poplib
 import re
 import smtplib
 import ssl
-import time
 import uuid
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 import pytest
 from conftest import ACTIVE, DOMAIN, MUST_CHANGE, PASSWORD, SMALL_QUOTA, SUSPENDED
+from sonla_molecule import wait_for
 
 WEBMAIL = "https://mail.sonla.gov.vn"
 MAIL_LOG = "/var/log/postfix/mail.log"
@@ -68,16 +68,6 @@ def imap_login(ip: str, address: str) -> imaplib.IMAP4_SSL:
     return imap
 
 
-def wait_for(predicate, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def fetch_by_message_id(ip: str, address: str, message_id: str) -> email.message.Message | None:
     imap = imap_login(ip, address)
     try:
@@ -92,10 +82,10 @@ def fetch_by_message_id(ip: str, address: str, message_id: str) -> email.message
         imap.logout()
 
 
-def maildir_has(host, address: str, message_id: str) -> bool:
-    local, domain = address.split("@")
-    result = host.run("grep -rlF -- %s /var/vmail/%s/%s/Maildir", message_id, domain, local)
-    return result.rc == 0
+def mailbox_has(host, address: str, message_id: str) -> bool:
+    """Whether Dovecot finds the message in the mailbox's INBOX, whatever the storage format."""
+    result = host.run("doveadm search -u %s mailbox INBOX header Message-ID %s", address, message_id)
+    return result.rc == 0 and bool(result.stdout.strip())
 
 
 def queue_id(reply: str) -> str:
@@ -282,7 +272,7 @@ def test_blocked_account_cannot_log_in_but_receives(server_ip, host, address, re
     msg = message(address, "Thư vẫn đến khi bị khóa")
     code, reply = smtp_send(server_ip, msg)
     assert code == 250, reply
-    wait_for(lambda: maildir_has(host, address, msg["Message-ID"]), "delivery to a blocked mailbox")
+    wait_for(lambda: mailbox_has(host, address, msg["Message-ID"]), "delivery to a blocked mailbox")
 
 
 def test_must_change_reason_names_the_webmail(server_ip):
@@ -303,26 +293,31 @@ def test_must_change_reason_names_the_webmail(server_ip):
 # --- quota (R9.2a, R9.2d) -------------------------------------------------------------------------
 
 
+def over_quota_flag(host, address: str) -> int:
+    return int(host.check_output("sqlite3 /var/lib/sonla-mail/users.sqlite \"SELECT over_quota FROM mailbox "
+                                 "WHERE address = '%s'\"", address))
+
+
 def test_over_quota_refused_at_smtp_and_warning_delivered(server_ip, host):
-    """The 1 MiB mailbox fills up: SMTP refuses at RCPT time, and the warnings are in the mailbox."""
-    # About 101.6 kB each (CRLF counted): the 9th crosses 80 %, the 10th 95 %, the 11th is refused.
-    refused = None
+    """The 1 MiB mailbox fills up: Dovecot flags it, SMTP refuses at RCPT time, the warnings are in it."""
+    # About 101.6 kB each (CRLF counted): the 9th crosses 80 %, the 10th 95 %, the 11th fills the
+    # mailbox (Dovecot lets the last message through, quota_grace), and the 12th is refused.
+    refused, sent = None, []
     for number in range(15):
         msg = message(SMALL_QUOTA, f"Thư lấp đầy số {number}", size=100_000)
         code, reply = smtp_send(server_ip, msg)
         if code != 250:
             refused = (code, reply)
             break
-        wait_for(lambda m=msg: maildir_has(host, SMALL_QUOTA, m["Message-ID"]), "delivery")
+        sent.append(msg["Message-ID"])
+        wait_for(lambda m=msg: mailbox_has(host, SMALL_QUOTA, m["Message-ID"]), "delivery")
     assert refused, "a full mailbox still accepted mail"
     code, reply = refused
     assert code == 552 and "5.2.2" in reply, refused
-    # A client that does not announce the size is refused at the end of DATA, still by SMTP.
-    # Dovecot 2.3's quota-status answers only at RCPT time (docs/servers.md), so only with 2.4.
-    if host.run("dovecot --version").stdout.startswith("2.4"):
-        msg = message(SMALL_QUOTA, "Không báo SIZE", size=200_000)
-        code, reply = smtp_send(server_ip, msg, announce_size=False)
-        assert code == 552 and "5.2.2" in reply, (code, reply)
+    assert over_quota_flag(host, SMALL_QUOTA) == 1
+    # A client that does not announce the size is refused all the same: the flag needs no size.
+    code, reply = smtp_send(server_ip, message(SMALL_QUOTA, "Không báo SIZE", size=200_000), announce_size=False)
+    assert code == 552 and "5.2.2" in reply, (code, reply)
 
     imap = imap_login(server_ip, SMALL_QUOTA)
     try:
@@ -339,6 +334,32 @@ def test_over_quota_refused_at_smtp_and_warning_delivered(server_ip, host):
         imap.logout()
     assert any("80%" in s for s in subjects), subjects
     assert any("95%" in s for s in subjects) or any("Cảnh báo" in s for s in subjects), subjects
+
+    # Deleting mail frees space: Dovecot clears the flag and the mailbox takes mail again.
+    imap = imap_login(server_ip, SMALL_QUOTA)
+    try:
+        imap.select("INBOX")
+        for message_id in sent[:5]:
+            _, data = imap.search(None, "HEADER", "Message-ID", message_id)
+            for number in data[0].split():
+                imap.store(number, "+FLAGS", "\\Deleted")
+        imap.expunge()
+    finally:
+        imap.logout()
+    wait_for(lambda: over_quota_flag(host, SMALL_QUOTA) == 0, "the full flag to be cleared")
+    code, reply = smtp_send(server_ip, message(SMALL_QUOTA, "Lại nhận được thư", size=1000))
+    assert code == 250, reply
+
+
+def test_a_wrong_full_flag_is_put_right_at_the_next_session(server_ip, host):
+    """The flag is Dovecot's to keep: set wrongly by hand, it is corrected when the user next logs in."""
+    host.run("sqlite3 /var/lib/sonla-mail/users.sqlite \"UPDATE mailbox SET over_quota = 1 WHERE address = '%s'\"", ACTIVE)
+    code, reply = smtp_send(server_ip, message(ACTIVE, "Bị từ chối vì cờ sai"))
+    assert code == 552 and "5.2.2" in reply, (code, reply)  # Postfix reads the flag (R9.2a)
+    imap_login(server_ip, ACTIVE).logout()
+    wait_for(lambda: over_quota_flag(host, ACTIVE) == 0, "Dovecot to correct the flag")
+    code, reply = smtp_send(server_ip, message(ACTIVE, "Nhận lại sau khi sửa cờ"))
+    assert code == 250, reply
 
 
 # --- logs (R9.1) ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import hashlib
 import imaplib
 import json
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
+import sonla_molecule
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -87,11 +89,12 @@ def lifecycle(host, number: int, *flags: str) -> dict:
 
 
 def messages(host, address: str) -> list[email.message.EmailMessage]:
-    local, domain = address.split("@")
-    listing = host.run("find /var/vmail/%s/%s/Maildir -type f -path '*/new/*' -o -type f -path '*/cur/*'", domain, local)
+    """The INBOX's messages as Dovecot serves them, whatever the storage format."""
     found = []
-    for path in sorted(filter(None, listing.stdout.splitlines())):
-        found.append(email.message_from_bytes(host.file(path).content, policy=email.policy.default))
+    for line in host.run("doveadm search -u %s mailbox INBOX ALL", address).stdout.splitlines():
+        uid = line.split()[1]
+        text = host.run("doveadm fetch -u %s text mailbox INBOX uid %s", address, uid).stdout_bytes
+        found.append(email.message_from_bytes(text.removeprefix(b"text:\n"), policy=email.policy.default))
     return found
 
 
@@ -100,14 +103,8 @@ def texts(host, address: str) -> list[str]:
             for m in messages(host, address)]
 
 
-def wait_for(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
+# The lifecycle's mail goes through cron-like runs and doveadm reads: a longer, slower poll.
+wait_for = functools.partial(sonla_molecule.wait_for, timeout=60, interval=1)
 
 
 def wait_text(host, address: str, *needles: str) -> str:
@@ -148,7 +145,8 @@ def send(ip: str, to: str, subject: str) -> tuple[int, str]:
 def snapshot(host) -> tuple:
     mailboxes = sql(host, "SELECT * FROM mailbox ORDER BY address")
     events = sql(host, "SELECT count(*) AS n FROM mailbox_event")[0]["n"]
-    files = host.run("find /var/vmail -type f -path '*/new/*' | wc -l").stdout.strip()
+    # Message files: u.<uid> in sdbox, new/ and cur/ in maildir.
+    files = host.run("find /var/vmail -type f \\( -name 'u.*' -o -path '*/new/*' -o -path '*/cur/*' \\) | wc -l").stdout.strip()
     return mailboxes, events, files
 
 

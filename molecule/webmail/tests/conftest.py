@@ -1,53 +1,23 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures of the webmail browser tests: the container, its address, the handoff file, Chromium."""
+"""Fixtures of the webmail browser tests: the handoff file and Chromium (the container's are in molecule/shared)."""
 
 from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
-import testinfra
 
 HOST_NAME = "mail.sonla.gov.vn"  # R3.1
 
 
 def pytest_addoption(parser):
-    parser.addoption("--container", required=True, help="name of the podman container under test")
     parser.addoption("--handoff-dir", required=True, help="the mailboxes role's handoff folder (initial passwords)")
     parser.addoption("--artifacts", required=True, help="folder for the screenshots")
-
-
-@pytest.fixture(scope="session")
-def container(request) -> str:
-    return request.config.getoption("--container")
-
-
-@pytest.fixture(scope="session")
-def host(container):
-    return testinfra.get_host(f"podman://{container}")
-
-
-@pytest.fixture(scope="session")
-def server_ip(container) -> str:
-    out = subprocess.run(
-        ["podman", "inspect", "--format", "{{json .NetworkSettings}}", container],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    settings = json.loads(out)
-    address = settings.get("IPAddress") or next(
-        (net["IPAddress"] for net in (settings.get("Networks") or {}).values() if net.get("IPAddress")), ""
-    )
-    assert address, f"no IP address for {container}: {out}"
-    return address
 
 
 @pytest.fixture(scope="session")

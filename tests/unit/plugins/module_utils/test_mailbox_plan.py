@@ -193,3 +193,41 @@ def test_a_revoked_address_is_never_created_again(database):
     assert refusal["address"] == "annv.skhcn@sonla.gov.vn" and "R7.2" in refusal["reason"] and "2027-03-31" in refusal["reason"]
     absent = build_plan([mailbox("annv.skhcn", state="absent")], {}, revoked={"annv.skhcn@sonla.gov.vn": "2027-03-31"})
     assert not absent.changed and absent.refused == []
+
+
+# --- the over-quota flag (R9.2a) -------------------------------------------------------------------
+
+
+def test_a_new_quota_clears_the_over_quota_flag_and_nothing_else_does(database):
+    converge(database, [mailbox("full.skhcn"), mailbox("other.skhcn")])
+    database.execute("UPDATE mailbox SET over_quota = 1")  # as Dovecot's quota-flag script does
+    converge(database, [mailbox("full.skhcn", quota_mb=4096), mailbox("other.skhcn", display_name="Tên mới")], now=LATER)
+    rows = _userdb.read_mailboxes(database)
+    # Postfix takes mail for it again; Dovecot sets the flag back if the mailbox is still full.
+    assert rows["full.skhcn@sonla.gov.vn"]["over_quota"] == 0
+    assert rows["other.skhcn@sonla.gov.vn"]["over_quota"] == 1
+
+
+def _version_1_database(path):
+    """A database as version 1 of the module left it: no over_quota column."""
+    connection = _userdb.connect(str(path))
+    converge(connection, [mailbox("annv.skhcn")])
+    connection.executescript(
+        "ALTER TABLE mailbox DROP COLUMN over_quota; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    connection.close()
+
+
+def test_an_older_database_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    _version_1_database(tmp_path / "users.sqlite")
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    row = _userdb.read_mailboxes(connection)["annv.skhcn@sonla.gov.vn"]
+    assert row["over_quota"] == 0 and row["password"] == "{SSHA512}x"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
+def test_check_mode_reads_an_older_database_without_upgrading_it(tmp_path):
+    _version_1_database(tmp_path / "users.sqlite")
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"), upgrade=False)
+    assert "over_quota" not in _userdb.read_mailboxes(connection)["annv.skhcn@sonla.gov.vn"]
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"

@@ -24,12 +24,8 @@ description:
   - Check mode plans and previews the notices, writes nothing and sends nothing.
 version_added: 0.2.0
 author: Sơn La IT center mail team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 extends_documentation_fragment:
+  - sonla.mail.attributes
   - sonla.mail.notices
 options:
   database:

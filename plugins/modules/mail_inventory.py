@@ -18,11 +18,8 @@ description:
     inventory folder there, in the controller's own process (no module upload, no 15 MB JSON round trip).
 version_added: 0.1.0
 author: Sơn La IT center mail team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - sonla.mail.attributes
 options:
   path:
     description: The inventory's C(mail/) folder.

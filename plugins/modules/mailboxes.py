@@ -19,11 +19,8 @@ description:
     passes only its hash here.
 version_added: 0.1.0
 author: Sơn La IT center mail team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - sonla.mail.attributes
 options:
   database:
     description: Path of the SQLite user database on the mail server. Created when missing.

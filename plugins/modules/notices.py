@@ -17,12 +17,8 @@ description:
   - Runs on the mail server, after M(sonla.mail.mailboxes).
 version_added: 0.2.0
 author: Sơn La IT center mail team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 extends_documentation_fragment:
+  - sonla.mail.attributes.CHECK_MODE_ONLY
   - sonla.mail.notices
 options:
   result:

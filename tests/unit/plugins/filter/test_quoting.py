@@ -1,0 +1,29 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+import sqlite3
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sonla.mail.plugins.filter.quoting import php_string, sql_string
+
+
+@pytest.mark.parametrize("value", ["plain", "it's", "back\\slash", "\\'; system('id'); //", "Thư điện tử Sơn La"])
+def test_sql_string_round_trips_through_sqlite(value):
+    assert sqlite3.connect(":memory:").execute(f"SELECT {sql_string(value)}").fetchone()[0] == value
+
+
+@pytest.mark.parametrize(("value", "literal"), [
+    ("it's", r"'it\'s'"),
+    ("a\\", r"'a\\'"),
+    ("\\'; system('id'); //", r"'\\\'; system(\'id\'); //'"),
+])
+def test_php_string_escapes_backslash_before_quote(value, literal):
+    assert php_string(value) == literal
+
+
+def test_nul_is_refused():
+    with pytest.raises(AnsibleFilterError):
+        sql_string("a\x00b")
+    with pytest.raises(AnsibleFilterError):
+        php_string("a\x00b")

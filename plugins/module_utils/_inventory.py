@@ -9,19 +9,19 @@ rule; nothing is written unless the whole inventory is clean.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
+import stat
 import tempfile
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password
-from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Entry, Problem, load
+from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Entry, Problem, has_unprintable, line_of, load
 
 POLICY_FILE = "policy.yml"
 ORGANIZATIONS_FILE = "organizations.yml"
-PEOPLE_GLOB = os.path.join("people", "*.yml")
 LOCK_FILE = "addresses.lock.yml"
 
 DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
@@ -32,7 +32,7 @@ POLICY_LIMITS = {
     "max_attachment_mb": (25, 1, 1024),  # R9.2b
     "inactivity_suspend_days": (90, 1, 90),  # R8.2a: suspend after at most 90 idle days
     "revoke_after_suspended_days": (30, 30, 3650),  # R8.1: never revoke before 30 days
-    "log_retention_days": (183, 183, 3650),  # R9.1: at least 6 months
+    "log_retention_days": (184, 184, 3650),  # R9.1: at least 6 calendar months, which can span 184 days
     "revoke_warning_days": (7, 1, 29),  # R8.1: the agency is warned this many days before a revocation
 }
 DEFAULT_PASSWORD_REMINDER_DAYS = (14, 7, 1)  # R6.1b: reminder mails this many days before expiry
@@ -45,10 +45,21 @@ RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
 ORGANIZATION_STATES = ("active", "absent")
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_ABBREVIATION = re.compile(r"^[a-z0-9]+$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # at most 64: ids end up in lock keys, file names and logs
+_ABBREVIATION = re.compile(r"^[a-z0-9]{1,32}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_LOCK_KEY = re.compile(r"^(org|person):[a-z0-9][a-z0-9._-]*$")
+_LOCK_KEY = re.compile(r"^(org|person):[a-z0-9][a-z0-9._-]{0,63}$")
+# A DNS host name (RFC 1123): it lands in nginx, Roundcube, Dovecot and certificate subjects (R3.1).
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+# Names are letters (any script, with their combining marks), separated by spaces, hyphens, apostrophes
+# or dots; organizations may also use digits and the punctuation of official names. Symbols and emoji
+# would be dropped silently from the address (R5.2), so they are refused instead.
+_NAME_PUNCTUATION = frozenset(" -'’.")
+_ORGANIZATION_PUNCTUATION = _NAME_PUNCTUATION | frozenset(",()/&")
+MAX_LOCAL_PART = 64  # RFC 5321, 4.5.3.1.1
+MAX_TEXT = {"name": 128, "request": 128, "reason": 256}
+DEFAULT_MAX_TEXT = 128
+PEOPLE_DIR = "people"
 
 
 @dataclass
@@ -111,10 +122,11 @@ class Resolution:
 class _Checker:
     """Collects problems for one mapping entry of one file."""
 
-    def __init__(self, problems: list[Problem], path: str, entry, what: str):
+    def __init__(self, problems: list[Problem], path: str, entry, what: str, line: int = 0):
         self.problems = problems
         self.path = path
-        self.line = getattr(entry, "line", 0)  # 0: read without line numbers; see _read
+        # ``line`` for a scalar entry; 0 while a clean file is read without line numbers (see _read)
+        self.line = getattr(entry, "line", line)
         self.entry = entry if isinstance(entry, dict) else {}
         self.what = what
         self.ok = True
@@ -142,8 +154,39 @@ class _Checker:
             self.fail("schema", f"'{key}' must be text, got {value!r}")
             return None
         value = value.strip()
+        if has_unprintable(value):
+            self.fail("schema", f"'{key}' holds a control, bidirectional or line-separator character")
+            return None
+        longest = MAX_TEXT.get(key, DEFAULT_MAX_TEXT)
+        if len(value) > longest:
+            self.fail("schema", f"'{key}' is {len(value)} characters long, more than {longest}")
+            return None
         if pattern is not None and not pattern.match(value):
             self.fail(rule, f"'{key}' {value!r} must match {pattern.pattern}")
+            return None
+        return value
+
+    def name(self, key: str, punctuation: frozenset, rule: str):
+        """A name of letters (and ``punctuation``): nothing the address would silently drop (R5.2)."""
+        value = self.text(key, rule=rule)
+        if value is None:
+            return None
+        odd = sorted({c for c in value if c not in punctuation and not _is_name_character(c, punctuation)})
+        if odd:
+            self.fail(rule, f"'{key}' {value!r} holds {', '.join(map(repr, odd))}: names are letters"
+                            f"{', digits' if '&' in punctuation else ''}, spaces and {' '.join(sorted(punctuation - {' '}))}")
+            return None
+        return value
+
+    def day(self, key: str, rule: str, required: bool = False):
+        """A calendar date ``YYYY-MM-DD`` that exists (no 2027-02-30, month 13 or year 0)."""
+        value = self.text(key, required=required, pattern=_DATE, rule=rule)
+        if value is None:
+            return None
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            self.fail(rule, f"'{key}' {value!r} is not a calendar date")
             return None
         return value
 
@@ -164,6 +207,11 @@ class _Checker:
         return value
 
 
+def _is_name_character(character: str, punctuation: frozenset) -> bool:
+    category = unicodedata.category(character)
+    return category[0] in "LM" or (category == "Nd" and "&" in punctuation)
+
+
 def _read(inventory: Inventory, path: str, check, fast: bool = True):
     """Parse ``path`` and run ``check(path, data, problems)`` on it, returning its result.
 
@@ -172,6 +220,8 @@ def _read(inventory: Inventory, path: str, check, fast: bool = True):
     """
     problems: list[Problem] = []
     data = load(path, problems, fast=fast)
+    if data is None and not problems:
+        problems.append(Problem(path, 1, "schema", "the file is empty; delete it or give it content"))
     result = check(path, data, problems) if data is not None else None
     if problems and fast:
         return _read(inventory, path, check, fast=False)
@@ -184,10 +234,13 @@ def _check_policy(inventory: Inventory):
         top = _Checker(problems, path, data, "policy file")
         top.only_keys(frozenset(("domain", "webmail_host", "department", "policy")))
         domain = top.text("domain", required=False, rule="R3.1") or DEFAULT_DOMAIN
-        if not re.match(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", domain):
+        if not _HOST_NAME.match(domain):
             top.fail("R3.1", f"domain {domain!r} is not a lowercase domain name")
         inventory.domain = domain
-        inventory.webmail_host = top.text("webmail_host", required=False) or f"mail.{domain}"
+        webmail_host = top.text("webmail_host", required=False) or f"mail.{domain}"
+        if not _HOST_NAME.match(webmail_host) and top.ok:
+            top.fail("R3.1", f"webmail_host {webmail_host!r} is not a lowercase DNS host name")
+        inventory.webmail_host = webmail_host
         inventory.department = top.text("department", required=False, pattern=_ID)
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
@@ -225,13 +278,12 @@ def _check_policy(inventory: Inventory):
 
 def _check_organizations(inventory: Inventory):
     def check(path: str, data, problems: list[Problem]) -> None:
-        entries = data.get("organizations") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a list under 'organizations'"))
+        entries = _top_list(path, data, "organizations", problems)
+        if entries is None:
             return
         inventory.organizations.clear()
-        for entry in entries:
-            organization = _check_organization(problems, path, entry)
+        for index, entry in enumerate(entries):
+            organization = _check_organization(problems, path, entry, line_of(entries, index))
             if organization is None:
                 continue
             first = inventory.organizations.get(organization.id)
@@ -245,13 +297,29 @@ def _check_organizations(inventory: Inventory):
     return check
 
 
-def _check_organization(problems: list[Problem], path: str, entry) -> Organization | None:
-    check = _Checker(problems, path, entry, "organization")
+def _top_list(path: str, data, key: str, problems: list[Problem]):
+    """The list under the file's one top-level ``key``; a Problem for anything else at the top."""
+    if not isinstance(data, dict):
+        problems.append(Problem(path, getattr(data, "line", 1), "schema", f"expected a mapping with a list under '{key}'"))
+        return None
+    for other in data:
+        if other != key:
+            line = getattr(data, "key_lines", {}).get(other, 1)
+            problems.append(Problem(path, line, "schema", f"unknown top-level key {other!r} (allowed: {key})"))
+    entries = data.get(key)
+    if not isinstance(entries, list):
+        problems.append(Problem(path, getattr(data, "line", 1), "schema", f"expected a list under '{key}'"))
+        return None
+    return entries
+
+
+def _check_organization(problems: list[Problem], path: str, entry, line: int = 0) -> Organization | None:
+    check = _Checker(problems, path, entry, "organization", line)
     org_id = check.text("id", pattern=_ID)
     if org_id:
         check.what = f"organization '{org_id}'"
     check.only_keys(ORGANIZATION_KEYS)
-    name = check.text("name")
+    name = check.name("name", _ORGANIZATION_PUNCTUATION, "schema")
     kind = check.choice("kind", ORGANIZATION_KINDS, "department")
     rule = {"department": "R5.1a", "subunit": "R5.1c"}.get(kind, "R5.1b")
     abbreviation = check.text("abbreviation", required=kind in ("department", "subunit"), pattern=_ABBREVIATION, rule=rule)
@@ -294,29 +362,29 @@ def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
 
 def _check_people(inventory: Inventory):
     def check(path: str, data, problems: list[Problem]) -> list[Person]:
-        entries = data.get("people") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a list under 'people'"))
+        entries = _top_list(path, data, "people", problems)
+        if entries is None:
             return []
-        people = [_check_person(inventory, problems, path, entry) for entry in entries]
+        people = [_check_person(inventory, problems, path, entry, line_of(entries, index))
+                  for index, entry in enumerate(entries)]
         return [person for person in people if person is not None]
 
     return check
 
 
-def _check_person(inventory: Inventory, problems: list[Problem], path: str, entry) -> Person | None:
-    check = _Checker(problems, path, entry, "person")
+def _check_person(inventory: Inventory, problems: list[Problem], path: str, entry, line: int = 0) -> Person | None:
+    check = _Checker(problems, path, entry, "person", line)
     person_id = check.text("id", pattern=_ID)
     if person_id:
         check.what = f"person '{person_id}'"
     check.only_keys(PERSON_KEYS)
-    name = check.text("name", rule="R5.2")
+    name = check.name("name", _NAME_PUNCTUATION, "R5.2")
     org_id = check.text("organization", pattern=_ID)
     request = check.text("request", rule="R7.1c")
     quota = check.integer("quota_mb", 1, 1_048_576, "R9.2a")
     state = check.choice("state", PERSON_STATES, "active")
     reason = check.text("reason", required=state == "suspended", rule="R8.2")
-    leave_until = check.text("leave_until", required=False, pattern=_DATE, rule="R8.2a")
+    leave_until = check.day("leave_until", "R8.2a")
     restore = _check_restore(check, state)
     if org_id:
         org = inventory.organizations.get(org_id)
@@ -335,16 +403,13 @@ def _check_restore(check: _Checker, state: str) -> dict | None:
     entry = check.entry.get("restore")
     if entry is None:
         return None
-    inner = _Checker(check.problems, check.path, entry, f"{check.what} restore")
-    inner.line = getattr(entry, "line", check.line)
+    inner = _Checker(check.problems, check.path, entry, f"{check.what} restore", check.line)
     inner.only_keys(RESTORE_KEYS)
     request = inner.text("request", rule="R8.3a")
-    when = inner.text("date", pattern=_DATE, rule="R8.3a")
-    if inner.ok and when:
-        try:
-            date.fromisoformat(when)
-        except ValueError:
-            inner.fail("R8.3a", f"'date' {when!r} is not a calendar date")
+    when = inner.day("date", "R8.3a", required=True)
+    if when and when > date.today().isoformat():
+        # A request is dated when the agency signs it; a future date would lift every later suspension.
+        inner.fail("R8.3a", f"'date' {when} is in the future; a restore request is dated no later than today")
     if state != "active":
         inner.fail("R8.3a", f"a restore request needs state: active, got {state!r}")
     if not inner.ok:
@@ -359,15 +424,18 @@ def _check_lock(inventory: Inventory):
         if not isinstance(pinned, dict):
             problems.append(Problem(path, getattr(data, "line", 1), "schema", "expected a mapping under 'addresses'"))
             return {}
+        for other in set(data) - {"addresses"}:
+            problems.append(Problem(path, data.key_lines.get(other, 1) if hasattr(data, "key_lines") else 1, "schema",
+                                    f"unknown top-level key {other!r} (allowed: addresses)"))
         key_lines = getattr(pinned, "key_lines", {})
         owners: dict[str, str] = {}
         suffix = "@" + inventory.domain
         for key, address in pinned.items():
-            line = key_lines.get(key, 0)
+            line = key_lines.get(key, getattr(pinned, "line", 1))
             if not _LOCK_KEY.match(key):
                 problems.append(Problem(path, line, "schema", f"lock key {key!r} must be org:<id> or person:<id>"))
             elif (not isinstance(address, str) or not address.endswith(suffix)
-                  or not _naming.is_valid_local_part(address[: -len(suffix)])):
+                  or not _naming.is_valid_local_part(address[: -len(suffix)]) or len(address) - len(suffix) > MAX_LOCAL_PART):
                 problems.append(Problem(path, line, "R5", f"{key}: {address!r} is not a valid address at {inventory.domain}"))
             elif address in owners:
                 problems.append(Problem(path, line, "duplicate-address",
@@ -387,14 +455,40 @@ def people_lines(path: str) -> dict[str, int]:
 
 
 def _line_of(path: str, person: Person) -> int:
-    return person.line or people_lines(path).get(person.id, 0)
+    return person.line or people_lines(path).get(person.id, 1)
+
+
+def _people_files(inventory: Inventory) -> list[str]:
+    """The regular ``*.yml`` files of ``people/``; a Problem for anything else there (issue 10).
+
+    A ``.yaml`` file, a hidden file or a folder there would otherwise be skipped silently, and a symlink
+    could lead out of the inventory.
+    """
+    folder = os.path.join(inventory.path, PEOPLE_DIR)
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        inventory.problems.append(Problem(folder, 1, "file", error.strerror or str(error)))
+        return []
+    files = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not name.endswith(".yml"):
+            inventory.problems.append(Problem(path, 1, "file", "people/ holds only <agency>.yml files; rename or remove it"))
+        elif stat.S_ISREG(os.lstat(path).st_mode):
+            files.append(path)
+        else:
+            inventory.problems.append(Problem(path, 1, "file", "is not a regular file (a symlink, folder or pipe)"))
+    return files
 
 
 def load_inventory(path: str) -> Inventory:
     """Read and validate every file of the inventory; problems are collected, never raised."""
     inventory = Inventory(path=path.rstrip("/") or path)
     if not os.path.isdir(path):
-        inventory.problems.append(Problem(path, 0, "file", "inventory folder not found"))
+        inventory.problems.append(Problem(path, 1, "file", "inventory folder not found"))
         return inventory
     policy_path = os.path.join(inventory.path, POLICY_FILE)
     if os.path.exists(policy_path):
@@ -409,7 +503,7 @@ def load_inventory(path: str) -> Inventory:
                                           f"department '{inventory.department}' is not in organizations.yml"))
 
     seen: dict[str, Person] = {}
-    for people_path in sorted(glob.glob(os.path.join(inventory.path, PEOPLE_GLOB))):
+    for people_path in _people_files(inventory):
         for person in _read(inventory, people_path, _check_people(inventory)) or ():
             first = seen.get(person.id)
             if first is not None:
@@ -454,6 +548,9 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
         agency = inventory.organizations[person.organization].agency_part
         try:
             local_part = _naming.first_free_person_local_part(person.name, agency, taken)
+            if len(local_part) > MAX_LOCAL_PART:
+                raise ValueError(f"address {local_part}@{domain} has more than {MAX_LOCAL_PART} characters before the @ "
+                                 "(RFC 5321); shorten the name or the agency's abbreviation")
         except ValueError as error:
             inventory.problems.append(Problem(person.file, person.line, "R5.2", f"person '{person.id}': {error}"))
             continue

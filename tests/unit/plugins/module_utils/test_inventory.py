@@ -43,7 +43,7 @@ def test_addresses_follow_the_naming_rules(inventory_folder):
 
 def test_policy_defaults_are_the_regulation(inventory_folder):
     inventory, _ = resolved(inventory_folder)
-    assert inventory.policy["log_retention_days"] == 183  # R9.1
+    assert inventory.policy["log_retention_days"] == 184  # R9.1: 6 calendar months can span 184 days
     assert inventory.policy["password"]["min_length"] == 8  # R6.2
     assert inventory.policy["password"]["max_age_days"] == 90  # R6.1b
     assert inventory.policy["quota_warning_percent"] == [80, 95]  # R9.2d

@@ -13,6 +13,9 @@ Safety rules (DEVELOPERS.md, R7.2, R8.1):
   carries a ``restore`` request dated on or after the suspension (R8.3a); the restored account must
   change its password at the first login (R8.3c);
 - an address the lifecycle revoked is never created again: revocation is final (R7.2);
+- a restore request lifts a suspension once: a request already carried out is not honoured again (R8.3a);
+- an existing mailbox never changes owner or kind, and a person or organization never moves to another
+  address: either would hand one person's mail and password to another (R5.3, issue 10);
 - more removals than ``max_removals`` fail the whole plan before anything is written.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ansible_collections.sonla.mail.plugins.module_utils._userdb import INVENTORY_COLUMNS
+from ansible_collections.sonla.mail.plugins.module_utils._userdb import IDENTITY_COLUMNS, INVENTORY_COLUMNS
 
 DESIRED_STATES = ("active", "suspended", "absent")
 
@@ -91,6 +94,7 @@ class Plan:
     suspended: list[dict] = field(default_factory=list)  # {address, reason, request}
     restored: list[dict] = field(default_factory=list)  # {address, request}
     removed: list[str] = field(default_factory=list)
+    removal_requests: dict[str, str | None] = field(default_factory=dict)  # address -> request reference (R11.2)
     unchanged: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # suspensions a converge may not lift
     unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
@@ -133,14 +137,50 @@ def restore_applies(restore: dict | None, suspended_at: str | None) -> bool:
     return str(restore["date"])[:10] >= suspended_at[:10]
 
 
+def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
+    """Every way the desired set would give an existing mailbox to someone else, or move someone's address.
+
+    Both happen when ``addresses.lock.yml`` is lost or edited: the inventory then pins addresses anew,
+    and each mailbox, with its mail and password, would go to whoever the new pins name.
+    """
+    problems = []
+    address_of = {(row["kind"], row["owner_id"]): address for address, row in current.items()}
+    retired = {mailbox["address"] for mailbox in desired if mailbox["state"] == "absent"}
+    for mailbox in desired:
+        address = mailbox["address"]
+        row = current.get(address)
+        if row is not None and any(row[column] != mailbox[column] for column in IDENTITY_COLUMNS):
+            problems.append(f"{address} belongs to {row['kind']} '{row['owner_id']}' but the inventory gives it to "
+                            f"{mailbox['kind']} '{mailbox['owner_id']}'")
+            continue
+        if mailbox["state"] == "absent":
+            continue
+        known = address_of.get((mailbox["kind"], mailbox["owner_id"]))
+        if known is not None and known != address and known not in retired:
+            problems.append(f"{mailbox['kind']} '{mailbox['owner_id']}' has the mailbox {known} but the inventory gives "
+                            f"them {address}")
+    return problems
+
+
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
-               revoked: dict[str, str] | None = None) -> Plan:
+               revoked: dict[str, str] | None = None, restores_done: set | None = None) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
-    ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``).
+    ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
+    ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
     """
+    owner_problems = _owner_problems(desired, current)
+    if owner_problems:
+        shown = "; ".join(owner_problems[:5]) + (f"; and {len(owner_problems) - 5} more" if len(owner_problems) > 5 else "")
+        raise PlanError(
+            f"{len(owner_problems)} mailbox(es) would change owner, which hands mail and password to someone else "
+            f"(R5.3): {shown}. Nothing was changed. Pinned addresses never move: restore addresses.lock.yml from git "
+            "(git checkout -- addresses.lock.yml). To give someone a new address, retire the old mailbox with state: absent "
+            "in the same change."
+        )
     plan = Plan()
     revoked = revoked or {}
+    restores_done = restores_done or set()
     seen: set[str] = set()
     for mailbox in desired:
         address = mailbox["address"]
@@ -154,6 +194,7 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
         if state == "absent":
             if row is not None:
                 plan.removed.append(address)
+                plan.removal_requests[address] = mailbox.get("request")
             continue
         if row is None:
             if address in revoked:
@@ -163,7 +204,7 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
                 continue
             plan.added.append(mailbox)
             continue
-        _plan_existing(plan, mailbox, row)
+        _plan_existing(plan, mailbox, row, restores_done)
 
     unknown = [address for address in current if address not in seen]
     if exclusive:
@@ -181,13 +222,13 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
     return plan
 
 
-def _plan_existing(plan: Plan, mailbox: dict, row: dict) -> None:
+def _plan_existing(plan: Plan, mailbox: dict, row: dict, restores_done: set) -> None:
     address = mailbox["address"]
     wanted = _column_values(mailbox)
     changes = {column: [row[column], wanted[column]] for column in INVENTORY_COLUMNS if row[column] != wanted[column]}
     touched = bool(changes)
     if changes:
-        plan.updated.append({"address": address, "changes": changes})
+        plan.updated.append({"address": address, "changes": changes, "request": mailbox.get("request")})
 
     if mailbox["state"] == "suspended":
         if row["state"] == "active":
@@ -195,7 +236,7 @@ def _plan_existing(plan: Plan, mailbox: dict, row: dict) -> None:
             touched = True
         elif row["suspended_by"] == "inventory" and row["suspended_reason"] != mailbox.get("reason"):
             change = {"suspended_reason": [row["suspended_reason"], mailbox.get("reason")]}
-            plan.updated.append({"address": address, "changes": change})
+            plan.updated.append({"address": address, "changes": change, "request": mailbox.get("request")})
             touched = True
     elif row["state"] == "suspended":
         restore = mailbox.get("restore")
@@ -203,6 +244,9 @@ def _plan_existing(plan: Plan, mailbox: dict, row: dict) -> None:
             # R8.3c: restore forces a password change
             plan.restored.append({"address": address, "request": mailbox.get("request")})
             touched = True
+        elif restore and (address, restore["request"]) in restores_done:
+            # R8.3a: a request is carried out once; a later suspension needs a new request.
+            plan.held.append({"address": address, "suspended_by": row["suspended_by"], "reason": row["suspended_reason"]})
         elif restore_applies(restore, row["suspended_at"]):
             # R8.3a: the agency's written restore request, newer than the suspension; R8.3c below.
             plan.restored.append({"address": address, "request": restore["request"]})

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass, fields
 
 import bcrypt
@@ -155,6 +156,15 @@ def check_password(password: str, policy: PasswordPolicy | None = None) -> list[
                 f"(the system reads only the first {BCRYPT_MAX_BYTES}).",
             )
         )
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in password):
+        found.append(
+            Violation(
+                "R10.2b",
+                "control_character",
+                "Mật khẩu không được chứa ký tự điều khiển hoặc ký tự vô hình.",
+                "The password must not contain control or invisible characters (mail clients cannot send them).",
+            )
+        )
     if policy.require_upper and not any(c.isupper() for c in password):
         found.append(
             Violation(
@@ -195,6 +205,10 @@ def check_password(password: str, policy: PasswordPolicy | None = None) -> list[
     return found
 
 
+# Characters a spreadsheet reads as the start of a formula (CSV injection).
+FORMULA_START = frozenset("=+-@")
+
+
 def generate_password(policy: PasswordPolicy | None = None, length: int = 16) -> str:
     """A random password that passes ``policy`` (R6.1a initial passwords).
 
@@ -216,6 +230,10 @@ def generate_password(policy: PasswordPolicy | None = None, length: int = 16) ->
     for i in range(len(chars) - 1, 0, -1):
         j = secrets.randbelow(i + 1)
         chars[i], chars[j] = chars[j], chars[i]
+    if chars[0] in FORMULA_START:
+        # The handoff file is opened in spreadsheets, which read a cell starting with "@" as a formula.
+        letter = next(i for i, c in enumerate(chars) if c.isalnum())
+        chars[0], chars[letter] = chars[letter], chars[0]
     return "".join(chars)
 
 

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS mailbox_event (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     at          TEXT NOT NULL,
     address     TEXT NOT NULL,
-    action      TEXT NOT NULL,                      -- added, updated, suspended, restored, removed
+    action      TEXT NOT NULL,                      -- added, updated, suspended, restored, removed, reissued
     request_ref TEXT,
     detail      TEXT
 );
@@ -60,6 +60,8 @@ CREATE INDEX IF NOT EXISTS mailbox_event_at ON mailbox_event (at);
 
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
+# Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
+IDENTITY_COLUMNS = ("kind", "owner_id")
 
 
 def utc_now() -> str:
@@ -121,16 +123,88 @@ def record_events(connection: sqlite3.Connection, events: list[tuple]) -> None:
     connection.executemany("INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events)
 
 
-def remove_mail(mail_root: str, address: str) -> bool:
-    """Delete one mailbox's storage, ``<mail_root>/<domain>/<local part>`` (R7.2); False when there was none.
+HANDOFF_DETAIL = "handoff="  # 'added' and 'reissued' events name the handoff file that holds the password
 
-    Refuses any path that would leave the mail root.
+
+def handoffs_committed(connection: sqlite3.Connection, handoff_ids: list[str]) -> list[str]:
+    """Which of these handoff files' passwords were committed: their accounts exist with those passwords."""
+    details = [HANDOFF_DETAIL + handoff_id for handoff_id in handoff_ids]
+    found = set()
+    for start in range(0, len(details), 500):  # SQLite's parameter limit
+        chunk = details[start:start + 500]
+        rows = connection.execute(
+            f"SELECT DISTINCT detail FROM mailbox_event WHERE detail IN ({', '.join('?' * len(chunk))})", chunk)
+        found.update(row["detail"][len(HANDOFF_DETAIL):] for row in rows)
+    return sorted(found)
+
+
+def never_used(connection: sqlite3.Connection, addresses=None) -> set[str]:
+    """Accounts still on a password the tools issued: never logged in, never chose one (R6.1a).
+
+    Issued one-time passwords are the only {SSHA512} hashes; a password a user chose is {BLF-CRYPT}.
     """
+    query = "SELECT address FROM mailbox WHERE must_change = 1 AND last_login_at IS NULL AND password LIKE '{SSHA512}%'"
+    return {row["address"] for row in connection.execute(query)
+            if addresses is None or row["address"] in addresses}
+
+
+def restores_done(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+    """The (address, request) pairs of restore requests already carried out (R8.3a: each applies once)."""
+    rows = connection.execute(
+        "SELECT address, request_ref FROM mailbox_event WHERE action = 'restored' AND request_ref IS NOT NULL")
+    return {(row["address"], row["request_ref"]) for row in rows}
+
+
+def _mail_dir(mail_root: str, address: str) -> tuple[str, str]:
+    """The mail root (resolved) and ``<mail_root>/<domain>/<local part>``; refuses a path outside the root."""
     local_part, domain = address.split("@", 1)
     root = os.path.realpath(mail_root)
     target = os.path.realpath(os.path.join(root, domain, local_part))
     if os.path.dirname(os.path.dirname(target)) != root:
         raise ValueError(f"mail directory of {address} is outside {root}")
+    return root, target
+
+
+SET_ASIDE_PREFIX = ".removing-"
+
+
+def set_aside_mail(mail_root: str, address: str, now: str) -> tuple[str, str] | None:
+    """Move a mailbox's storage out of Dovecot's way before its row is deleted; None when it had none.
+
+    Returns (where it went, where it was), so a failed commit can put it back and a committed one
+    can delete it (R7.2): rows and mail go together or not at all.
+    """
+    _, target = _mail_dir(mail_root, address)
+    if not os.path.isdir(target):
+        return None
+    stamp = now.replace(" ", "T").replace(":", "")
+    aside = os.path.join(os.path.dirname(target), f"{SET_ASIDE_PREFIX}{os.path.basename(target)}-{stamp}")
+    os.rename(target, aside)
+    return aside, target
+
+
+def purge_set_aside(mail_root: str) -> list[str]:
+    """Delete the storage of removed mailboxes that a run set aside and could not delete (R7.2)."""
+    purged = []
+    if not os.path.isdir(mail_root):
+        return purged
+    for domain in os.listdir(mail_root):
+        folder = os.path.join(mail_root, domain)
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.startswith(SET_ASIDE_PREFIX):
+                shutil.rmtree(os.path.join(folder, name))
+                purged.append(os.path.join(folder, name))
+    return purged
+
+
+def remove_mail(mail_root: str, address: str) -> bool:
+    """Delete one mailbox's storage, ``<mail_root>/<domain>/<local part>`` (R7.2); False when there was none.
+
+    Refuses any path that would leave the mail root.
+    """
+    _, target = _mail_dir(mail_root, address)
     if not os.path.isdir(target):
         return False
     shutil.rmtree(target)
@@ -144,11 +218,18 @@ INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, 
 VALUES (:address, :local_part, :domain, :kind, :owner_id, :display_name, :organization, :quota_mb,
         :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now)
 """
-_UPDATABLE = frozenset(INVENTORY_COLUMNS) | {"suspended_reason"}
+_UPDATABLE = (frozenset(INVENTORY_COLUMNS) - frozenset(IDENTITY_COLUMNS)) | {"suspended_reason"}
 
 
-def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, str], now: str) -> None:
-    """Write a plan from ``_mailbox_plan.build_plan`` in one transaction: all of it or nothing."""
+def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, str], now: str,
+               handoff_id: str | None = None, reissue: tuple = ()) -> None:
+    """Write a plan from ``_mailbox_plan.build_plan`` in one transaction: all of it or nothing.
+
+    ``handoff_id`` names the handoff file that holds the new passwords; it is recorded with each account
+    so a later run can tell whether that file's passwords were committed. ``reissue`` lists existing,
+    never-used accounts that get a new one-time password from ``password_hashes``.
+    """
+    handoff = HANDOFF_DETAIL + handoff_id if handoff_id else None
     inserts = []
     events = []
     for mailbox in plan.added:
@@ -163,7 +244,7 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             "suspended_reason": mailbox.get("reason") if suspended else None,
             "suspended_by": "inventory" if suspended else None, "request_ref": mailbox.get("request"),
         })
-        events.append((now, address, "added", mailbox.get("request"), None))
+        events.append((now, address, "added", mailbox.get("request"), handoff))
     with transaction(connection):
         connection.executemany(_INSERT, inserts)
         for update in plan.updated:
@@ -177,7 +258,7 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             connection.execute(
                 f"UPDATE mailbox SET {assignments}, updated_at = ? WHERE address = ?", (*values, now, update["address"])
             )
-            events.append((now, update["address"], "updated", changes.get("request_ref", [None, None])[1],
+            events.append((now, update["address"], "updated", update.get("request"),
                            ", ".join(f"{column}: {changes[column][0]} -> {changes[column][1]}" for column in columns)))
         connection.executemany(
             "UPDATE mailbox SET state = 'suspended', suspended_at = ?, suspended_reason = ?, suspended_by = 'inventory',"
@@ -193,5 +274,12 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
         )
         events.extend((now, item["address"], "restored", item["request"], None) for item in plan.restored)
         connection.executemany("DELETE FROM mailbox WHERE address = ?", [(address,) for address in plan.removed])
-        events.extend((now, address, "removed", None, None) for address in plan.removed)
+        events.extend((now, address, "removed", plan.removal_requests.get(address), None) for address in plan.removed)
+        # R6.1a: a lost handoff is recovered by a new one-time password, only for accounts never used.
+        connection.executemany(
+            "UPDATE mailbox SET password = ?, must_change = 1, password_changed_at = ?, updated_at = ?"
+            " WHERE address = ? AND must_change = 1 AND last_login_at IS NULL",
+            [(password_hashes[address], now, now, address) for address in reissue],
+        )
+        events.extend((now, address, "reissued", None, handoff) for address in reissue)
         record_events(connection, events)

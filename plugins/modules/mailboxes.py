@@ -233,6 +233,7 @@ handoff_file:
 
 import json
 import os
+import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -268,6 +269,58 @@ def read_json_file(path: str | None, default, remove: bool = False):
             os.unlink(path)
 
 
+def plan_reissue(connection, requested: list[str], current: dict) -> tuple[list[str], list[dict]]:
+    """The accounts of ``requested`` that may get a new one-time password, and the refusals (R6.1a)."""
+    unused = _userdb.never_used(connection, set(requested)) if connection is not None and requested else set()
+    eligible, refused = [], []
+    for address in dict.fromkeys(requested):
+        if address in unused:
+            eligible.append(address)
+        else:
+            why = "không có hộp thư này / no such mailbox" if address not in current else (
+                "tài khoản đã được sử dụng / the account was already used: its owner logged in or chose a password")
+            refused.append({"address": address, "reason": f"reissue: {why} (R6.1a)"})
+    return eligible, refused
+
+
+def handoff_status(connection, pending: list[str], delivered: dict) -> dict:
+    """Which pending handoff files were committed, and which delivered ones every account has used."""
+    if connection is None:
+        return {"handoffs_committed": [], "handoffs_used": []}
+    waiting = _userdb.never_used(connection, {a for addresses in delivered.values() for a in addresses})
+    return {
+        "handoffs_committed": _userdb.handoffs_committed(connection, pending) if pending else [],
+        "handoffs_used": sorted(key for key, addresses in delivered.items() if not waiting.intersection(addresses)),
+    }
+
+
+def remove_rows_and_mail(module, connection, plan, hashes, now, handoff_id, reissue) -> None:
+    """Commit the plan; the removed mailboxes' mail goes with their rows or stays with them (R7.2).
+
+    Mail is first moved aside, then the rows are deleted in one transaction: on failure the mail is
+    put back, on success it is deleted; what a crash leaves aside is deleted by the next run.
+    """
+    mail_root = module.params["mail_root"]
+    aside = [moved for moved in (_userdb.set_aside_mail(mail_root, address, now) for address in plan.removed)
+             if moved] if mail_root else []
+    try:
+        _userdb.apply_plan(connection, plan, hashes, now, handoff_id=handoff_id, reissue=reissue)
+    except Exception:
+        for moved_to, original in aside:
+            os.rename(moved_to, original)
+        raise
+    purge_set_aside(module)
+
+
+def purge_set_aside(module) -> None:
+    """Delete the mail of removed mailboxes set aside by this run or a crashed one (R7.2); warn on failure."""
+    if module.params["mail_root"]:
+        try:
+            _userdb.purge_set_aside(module.params["mail_root"])
+        except OSError as error:
+            module.warn(f"removed mailboxes' mail is set aside but not yet deleted; the next run retries: {error}")
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -280,7 +333,11 @@ def main():
             "max_removals": {"type": "int", "default": 10},
             "mail_root": {"type": "path"},
             "initial_password_file": {"type": "path", "no_log": False},  # a path, not a secret
+            "reissue": {"type": "list", "elements": "str", "default": []},
             "now": {"type": "str"},
+            "_handoff_id": {"type": "str"},
+            "_handoffs_pending": {"type": "list", "elements": "str", "default": []},
+            "_handoffs_delivered": {"type": "dict", "default": {}},
         },
         mutually_exclusive=[("mailboxes", "mailboxes_file")],
         required_one_of=[("mailboxes", "mailboxes_file")],
@@ -294,22 +351,26 @@ def main():
         module.fail_json(msg=str(error))
 
     database = params["database"]
-    if module.check_mode and not os.path.exists(database):
-        current, revoked = {}, {}
-    else:
+    connection = None
+    current, revoked, restores_done = {}, {}, set()
+    if not (module.check_mode and not os.path.exists(database)):
         os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
         connection = _userdb.connect(database, upgrade=not module.check_mode)
-        share_with_group(database)
+        if not module.check_mode:  # check mode changes nothing, not even a mode
+            share_with_group(database)
         current = _userdb.read_mailboxes(connection)
         revoked = read_revoked(connection)  # R7.2: never created again
+        restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
 
     try:
-        plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked)
+        plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
+                          restores_done=restores_done)
     except PlanError as error:
         module.fail_json(msg=str(error))
+    reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)
 
     result = {
-        "changed": plan.changed,
+        "changed": plan.changed or bool(reissue),
         "added": [mailbox["address"] for mailbox in plan.added],
         "updated": plan.updated,
         "suspended": plan.suspended,
@@ -318,23 +379,28 @@ def main():
         "unchanged": plan.unchanged,
         "held": plan.held,
         "unmanaged": plan.unmanaged,
-        "refused": plan.refused,
-        "summary": plan.summary(),
+        "refused": plan.refused + reissue_refused,
+        "reissued": reissue,
+        "summary": {**plan.summary(), "reissued": len(reissue)},
+        **handoff_status(connection, params["_handoffs_pending"], params["_handoffs_delivered"]),
     }
     if module._diff:
         result["diff"] = diff_text(plan)
-    if module.check_mode or not plan.changed:
+    if module.check_mode or not result["changed"]:
+        if connection is not None and not module.check_mode:
+            purge_set_aside(module)
         module.exit_json(**result)
 
     hashes = read_json_file(params["initial_password_file"], {}, remove=True)  # hashes do not linger on disk
-    missing = [address for address in result["added"] if address not in hashes]
+    missing = [address for address in result["added"] + reissue if address not in hashes]
     if missing:
-        module.exit_json(changed=False, needs_initial_passwords=missing, summary=plan.summary())
+        module.exit_json(changed=False, needs_initial_passwords=missing, summary=result["summary"],
+                         handoffs_committed=result["handoffs_committed"], handoffs_used=result["handoffs_used"])
 
-    _userdb.apply_plan(connection, plan, hashes, params["now"] or _userdb.utc_now())
-    if params["mail_root"]:
-        for address in plan.removed:
-            _userdb.remove_mail(params["mail_root"], address)
+    try:
+        remove_rows_and_mail(module, connection, plan, hashes, params["now"] or _userdb.utc_now(), params["_handoff_id"], reissue)
+    except (OSError, sqlite3.Error) as error:
+        module.fail_json(msg=f"nothing was changed: {error}")
     module.exit_json(**result)
 
 

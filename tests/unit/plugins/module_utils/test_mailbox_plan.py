@@ -1,5 +1,7 @@
 """The converge planner and its writer: add, change, suspend, restore, remove, caps (R7.2, R8.1, R8.3c)."""
 
+import os
+
 import pytest
 
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
@@ -53,7 +55,7 @@ def test_changed_fields_are_updated_and_listed(database):
     converge(database, [mailbox("annv.skhcn")])
     plan = converge(database, [mailbox("annv.skhcn", quota_mb=4096, request="2/QĐ")], now=LATER)
     assert plan.updated == [{"address": "annv.skhcn@sonla.gov.vn",
-                             "changes": {"quota_mb": [2048, 4096], "request_ref": ["1/QĐ", "2/QĐ"]}}]
+                             "changes": {"quota_mb": [2048, 4096], "request_ref": ["1/QĐ", "2/QĐ"]}, "request": "2/QĐ"}]
     row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
     assert (row["quota_mb"], row["updated_at"], row["created_at"]) == (4096, LATER, NOW)
 
@@ -231,3 +233,92 @@ def test_check_mode_reads_an_older_database_without_upgrading_it(tmp_path):
     connection = _userdb.connect(str(tmp_path / "users.sqlite"), upgrade=False)
     assert "over_quota" not in _userdb.read_mailboxes(connection)["annv.skhcn@sonla.gov.vn"]
     assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+
+
+# --- no mailbox ever changes owner (issue 10, R5.3) ------------------------------------------------
+
+def _owned(local_part, owner, **fields):
+    return mailbox(local_part, owner_id=owner, **fields)
+
+
+@pytest.mark.parametrize(("case", "desired"), [
+    # addresses.lock.yml lost: pins made again by id order rotate the addresses between people
+    ("lock lost", [_owned("annv.skhcn", "p2"), _owned("haclv.skhcn", "p1")]),
+    # two pins swapped by hand
+    ("pins swapped", [_owned("annv.skhcn", "p2"), _owned("haclv.skhcn", "p1")]),
+    # a departed person's pin given to a newcomer, the departed one left without an address
+    ("pin reused", [_owned("annv.skhcn", "p9"), _owned("haclv.skhcn", "p2")]),
+    # a person pinned to a new address while their mailbox stays
+    ("person moved", [_owned("an2.skhcn", "p1"), _owned("haclv.skhcn", "p2")]),
+    # an organization's mailbox given to a person
+    ("kind changed", [_owned("annv.skhcn", "p1", kind="organization"), _owned("haclv.skhcn", "p2")]),
+])
+def test_an_existing_mailbox_never_changes_owner(database, case, desired):
+    converge(database, [_owned("annv.skhcn", "p1"), _owned("haclv.skhcn", "p2")])
+    before = _userdb.read_mailboxes(database)
+    with pytest.raises(PlanError, match=r"change owner.*R5\.3.*Nothing was changed.*addresses\.lock\.yml"):
+        build_plan(desired, before)
+    assert _userdb.read_mailboxes(database) == before
+
+
+def test_a_retired_address_may_leave_its_owner_for_a_new_one(database):
+    """The documented way to give someone a new address: the old one absent, a new pin."""
+    converge(database, [_owned("annv.skhcn", "p1")])
+    plan = build_plan([_owned("annv.skhcn", "p1", state="absent"), _owned("an2.skhcn", "p1")],
+                      _userdb.read_mailboxes(database))
+    assert plan.removed == ["annv.skhcn@sonla.gov.vn"] and [m["address"] for m in plan.added] == ["an2.skhcn@sonla.gov.vn"]
+
+
+# --- a restore request applies once (R8.3a) and every event carries its request (R11.2) --------------
+
+def test_a_restore_request_is_carried_out_once(database):
+    """A restore already carried out does not lift a later suspension, even one on the same day."""
+    converge(database, [mailbox("annv.skhcn")])
+    suspend_by(database, "lifecycle", at="2026-11-28 08:00:00")
+    restore = {"request": "45/QĐ-SKHCN", "date": "2026-11-28"}
+    assert converge(database, [mailbox("annv.skhcn", restore=restore)]).restored
+    suspend_by(database, "operator", at="2026-11-28 18:00:00")  # compromised the same evening (R8.2b)
+    plan = build_plan([mailbox("annv.skhcn", restore=restore)], _userdb.read_mailboxes(database),
+                      restores_done=_userdb.restores_done(database))
+    assert not plan.changed and [item["address"] for item in plan.held] == ["annv.skhcn@sonla.gov.vn"]
+
+
+def test_every_event_carries_the_request_of_its_entry(database):
+    converge(database, [mailbox("annv.skhcn", request="1/QĐ"), mailbox("haclv.skhcn", request="1/QĐ")])
+    converge(database, [mailbox("annv.skhcn", request="1/QĐ", quota_mb=4096),
+                        mailbox("haclv.skhcn", request="9/QĐ-THÔI", state="absent")], now=LATER)
+    events = database.execute("SELECT address, action, request_ref FROM mailbox_event WHERE at = ?", (LATER,)).fetchall()
+    assert sorted(map(tuple, events)) == [("annv.skhcn@sonla.gov.vn", "updated", "1/QĐ"),
+                                          ("haclv.skhcn@sonla.gov.vn", "removed", "9/QĐ-THÔI")]
+
+
+# --- handoffs and reissued one-time passwords (R6.1a) ----------------------------------------------
+
+def test_a_handoff_is_committed_with_its_accounts_or_not_at_all(database):
+    plan = build_plan([mailbox("annv.skhcn")], {})
+    with pytest.raises(KeyError):  # a missing hash fails the transaction before the commit
+        _userdb.apply_plan(database, plan, {}, NOW, handoff_id="h1")
+    assert _userdb.handoffs_committed(database, ["h1"]) == []
+    _userdb.apply_plan(database, plan, {"annv.skhcn@sonla.gov.vn": "{SSHA512}x"}, NOW, handoff_id="h1")
+    assert _userdb.handoffs_committed(database, ["h0", "h1"]) == ["h1"]
+
+
+def test_only_never_used_accounts_get_a_new_one_time_password(database):
+    converge(database, [mailbox("annv.skhcn"), mailbox("haclv.skhcn"), mailbox("maitl.skhcn")])
+    database.execute("UPDATE mailbox SET last_login_at = ? WHERE address LIKE 'haclv%'", (NOW,))
+    database.execute("UPDATE mailbox SET must_change = 0, password = '{BLF-CRYPT}$2y$x' WHERE address LIKE 'maitl%'")
+    assert _userdb.never_used(database) == {"annv.skhcn@sonla.gov.vn"}
+    _userdb.apply_plan(database, build_plan([], {}), {"annv.skhcn@sonla.gov.vn": "{SSHA512}new"}, LATER,
+                       handoff_id="h2", reissue=["annv.skhcn@sonla.gov.vn"])
+    row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
+    assert (row["password"], row["must_change"]) == ("{SSHA512}new", 1)
+    assert _userdb.handoffs_committed(database, ["h2"]) == ["h2"]
+
+
+def test_removed_mail_is_set_aside_then_purged(tmp_path):
+    (tmp_path / "sonla.gov.vn" / "annv.skhcn" / "mail").mkdir(parents=True)
+    aside, original = _userdb.set_aside_mail(str(tmp_path), "annv.skhcn@sonla.gov.vn", NOW)
+    assert not (tmp_path / "sonla.gov.vn" / "annv.skhcn").exists() and os.path.isdir(aside)
+    assert original == str(tmp_path / "sonla.gov.vn" / "annv.skhcn")
+    assert _userdb.purge_set_aside(str(tmp_path)) == [aside] and not os.path.exists(aside)
+    assert _userdb.set_aside_mail(str(tmp_path), "nobody@sonla.gov.vn", NOW) is None

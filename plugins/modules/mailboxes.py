@@ -118,9 +118,31 @@ options:
       - A file rather than a parameter, so the hashes never pass through module arguments or output.
       - When a new mailbox has no hash, the module changes nothing and returns RV(needs_initial_passwords).
     type: path
+  reissue:
+    description:
+      - Addresses whose one-time password is issued again, in a new handoff file, because the last one was lost.
+      - Only accounts never used (no login yet, still on an issued password) are reissued; the others are
+        returned in RV(refused) (R6.1a).
+    type: list
+    elements: str
+    default: []
   now:
     description: The current time as C(YYYY-MM-DD HH:MM:SS) UTC; for tests. Defaults to the clock.
     type: str
+  _handoff_id:
+    description:
+      - Internal, set by the action plugin. The id of the pending handoff file that holds the new passwords; it is
+        recorded with each account in the transaction that creates it.
+    type: str
+  _handoffs_pending:
+    description: Internal, set by the action plugin. Ids of pending handoff files whose commit is to be checked.
+    type: list
+    elements: str
+    default: []
+  _handoffs_delivered:
+    description: Internal, set by the action plugin. The addresses of each delivered handoff file, by id.
+    type: dict
+    default: {}
   handoff_dir:
     description:
       - Folder on the controller for the handoff file of new accounts' initial passwords (mode 0600).
@@ -136,6 +158,11 @@ notes:
     unless the entry carries a O(mailboxes[].restore) request dated on or after the suspension (R8.3a);
     kept ones are returned in RV(held).
   - An address revoked by the lifecycle is never created again (R7.2); it is returned in RV(refused).
+  - An existing mailbox never changes owner or kind, and a person never moves to another address unless the old
+    mailbox is retired with V(absent) in the same run; otherwise the whole run fails before writing anything (R5.3).
+  - A restore request is carried out once; a later suspension needs a new request (R8.3a).
+  - The mail of a removed mailbox is moved aside before its row is deleted and deleted after the commit, so rows and
+    mail go together; what an interrupted run leaves aside is deleted by the next one (R7.2).
 seealso:
   - module: sonla.mail.mail_inventory
 """
@@ -217,7 +244,7 @@ summary:
   description: How many mailboxes fall in each group.
   returned: always
   type: dict
-  sample: {added: 1, updated: 0, suspended: 0, restored: 0, removed: 0, unchanged: 212, held: 0, unmanaged: 0}
+  sample: {added: 1, updated: 0, suspended: 0, restored: 0, removed: 0, unchanged: 212, held: 0, unmanaged: 0, reissued: 0}
 needs_initial_passwords:
   description: New addresses that still need an initial password hash; nothing was written. Consumed by the action plugin.
   returned: when a new mailbox has no hash and not in check mode
@@ -226,9 +253,32 @@ needs_initial_passwords:
   sample: [annv.skhcn@sonla.gov.vn]
 handoff_file:
   description: Controller path of the CSV file (mode 0600) with the initial passwords of the new mailboxes.
-  returned: when mailboxes were added
+  returned: when mailboxes were added or passwords reissued
   type: str
-  sample: /root/.local/share/sonla-mail/handoff/mail1-20261128T170000Z.csv
+  sample: /root/.local/share/sonla-mail/handoff/mail1-20261128T170000123456Z-9f3a1c2b.csv
+handoff_pending:
+  description: Controller path of a handoff file whose commit failed or is unknown; the next run confirms or deletes it.
+  returned: when the second module call failed
+  type: str
+  sample: /root/.local/share/sonla-mail/handoff/mail1-20261128T170000123456Z-9f3a1c2b.csv.pending
+reissued:
+  description: Addresses that got a new one-time password.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+handoffs_committed:
+  description: Ids of the pending handoff files whose accounts were committed. Consumed by the action plugin.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+handoffs_used:
+  description: Ids of the delivered handoff files whose accounts have all chosen their own password. Consumed by the action plugin.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 """
 
 import json

@@ -2,6 +2,10 @@
 
 import json
 import os
+import shutil
+import sqlite3
+import stat
+from unittest import mock
 
 from module_runner import run
 
@@ -99,3 +103,39 @@ def test_mail_inventory_fails_with_every_problem_and_writes_nothing(inventory_fo
     assert result["problems"] == [f"{where}: unknown-organization: person 'z-1': organization 'none' is not in organizations.yml"]
     assert result["msg"].startswith("1 problem(s) in the mail inventory; nothing was changed:")
     assert not os.path.exists(f"{inventory_folder}/addresses.lock.yml")
+
+
+def test_check_mode_leaves_the_database_mode_alone(tmp_path):
+    database = tmp_path / "users.sqlite"
+    run(mailboxes, {"database": str(database), "mailboxes": desired("a"), "initial_password_file": hashes_file(tmp_path, "a")})
+    os.chmod(database, 0o600)
+    ok, _ = run(mailboxes, {"database": str(database), "mailboxes": desired("a", "b"), "_ansible_check_mode": True})
+    assert ok and stat.S_IMODE(os.stat(database).st_mode) == 0o600
+
+
+def test_a_failed_removal_keeps_rows_and_mail_together(tmp_path):
+    """R7.2: the mail of a removed mailbox goes with its row, or both stay."""
+    args = {"database": str(tmp_path / "users.sqlite"), "mail_root": str(tmp_path / "vmail")}
+    run(mailboxes, {**args, "mailboxes": desired("a"), "initial_password_file": hashes_file(tmp_path, "a")})
+    mail = tmp_path / "vmail" / "sonla.gov.vn" / "a" / "sdbox"
+    mail.mkdir(parents=True)
+    with mock.patch.object(_userdb, "record_events", side_effect=sqlite3.OperationalError("disk I/O error")):
+        ok, result = run(mailboxes, {**args, "mailboxes": desired("a", state="absent")})
+    assert not ok and result["msg"].startswith("nothing was changed")
+    assert mail.is_dir() and "a@sonla.gov.vn" in _userdb.read_mailboxes(_userdb.connect(args["database"]))
+    with mock.patch.object(shutil, "rmtree", side_effect=OSError("device busy")):
+        ok, result = run(mailboxes, {**args, "mailboxes": desired("a", state="absent")})
+    assert ok and result["removed"] == ["a@sonla.gov.vn"]
+    assert not mail.exists()  # set aside, out of Dovecot's way, until a run can delete it
+    (aside,) = os.listdir(tmp_path / "vmail" / "sonla.gov.vn")
+    assert aside.startswith(_userdb.SET_ASIDE_PREFIX + "a-")
+    ok, _ = run(mailboxes, {**args, "mailboxes": desired("a", state="absent")})
+    assert ok and os.listdir(tmp_path / "vmail" / "sonla.gov.vn") == []  # purged by the next run
+
+
+def test_an_owner_change_fails_before_writing(tmp_path):
+    args = {"database": str(tmp_path / "users.sqlite")}
+    run(mailboxes, {**args, "mailboxes": desired("a"), "initial_password_file": hashes_file(tmp_path, "a")})
+    ok, result = run(mailboxes, {**args, "mailboxes": [dict(desired("a")[0], owner_id="someone-else")]})
+    assert not ok and "would change owner" in result["msg"] and "R5.3" in result["msg"]
+    assert _userdb.read_mailboxes(_userdb.connect(args["database"]))["a@sonla.gov.vn"]["owner_id"] == "a"

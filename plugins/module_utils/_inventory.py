@@ -133,36 +133,38 @@ class _Checker:
         if not isinstance(entry, dict):
             self.fail("schema", f"{what} must be a mapping, got {type(entry).__name__}")
 
-    def fail(self, rule: str, message: str) -> None:
+    def fail(self, rule: str, message: str, key: str | None = None) -> None:
+        """Record a problem at the line of ``key`` when known, else at the entry's line."""
         self.ok = False
-        self.problems.append(Problem(self.path, self.line, rule, f"{self.what}: {message}"))
+        line = getattr(self.entry, "key_lines", {}).get(key, self.line)
+        self.problems.append(Problem(self.path, line, rule, f"{self.what}: {message}"))
 
     def only_keys(self, allowed: frozenset) -> None:
         for key in self.entry:
             if key not in allowed:
-                self.fail("schema", f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+                self.fail("schema", f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})", key)
 
     def text(self, key: str, required: bool = True, pattern: re.Pattern | None = None, rule: str = "schema"):
         value = self.entry.get(key)
         if value is None or value == "":
             if required:
-                self.fail(rule, f"'{key}' is required")
+                self.fail(rule, f"'{key}' is required", key)
             return None
         if isinstance(value, date):  # the fast parser reads unquoted dates as dates
             value = value.isoformat()
         if not isinstance(value, str):
-            self.fail("schema", f"'{key}' must be text, got {value!r}")
+            self.fail("schema", f"'{key}' must be text, got {value!r}", key)
             return None
         value = value.strip()
         if has_unprintable(value):
-            self.fail("schema", f"'{key}' holds a control, bidirectional or line-separator character")
+            self.fail("schema", f"'{key}' holds a control, bidirectional or line-separator character", key)
             return None
         longest = MAX_TEXT.get(key, DEFAULT_MAX_TEXT)
         if len(value) > longest:
-            self.fail("schema", f"'{key}' is {len(value)} characters long, more than {longest}")
+            self.fail("schema", f"'{key}' is {len(value)} characters long, more than {longest}", key)
             return None
         if pattern is not None and not pattern.match(value):
-            self.fail(rule, f"'{key}' {value!r} must match {pattern.pattern}")
+            self.fail(rule, f"'{key}' {value!r} must match {pattern.pattern}", key)
             return None
         return value
 
@@ -173,8 +175,9 @@ class _Checker:
             return None
         odd = sorted({c for c in value if c not in punctuation and not _is_name_character(c, punctuation)})
         if odd:
-            self.fail(rule, f"'{key}' {value!r} holds {', '.join(map(repr, odd))}: names are letters"
-                            f"{', digits' if '&' in punctuation else ''}, spaces and {' '.join(sorted(punctuation - {' '}))}")
+            allowed = "letters, digits" if "&" in punctuation else "letters"
+            allowed += ", spaces and " + " ".join(sorted(punctuation - {" "}))
+            self.fail(rule, f"'{key}' {value!r} holds {', '.join(map(repr, odd))}: names are {allowed}", key)
             return None
         return value
 
@@ -186,14 +189,14 @@ class _Checker:
         try:
             date.fromisoformat(value)
         except ValueError:
-            self.fail(rule, f"'{key}' {value!r} is not a calendar date")
+            self.fail(rule, f"'{key}' {value!r} is not a calendar date", key)
             return None
         return value
 
     def choice(self, key: str, choices: tuple, default: str) -> str:
         value = self.entry.get(key, default)
         if value not in choices:
-            self.fail("schema", f"'{key}' must be one of {', '.join(choices)}, got {value!r}")
+            self.fail("schema", f"'{key}' must be one of {', '.join(choices)}, got {value!r}", key)
             return default
         return value
 
@@ -202,7 +205,7 @@ class _Checker:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(rule, f"'{key}' must be a whole number from {low} to {high}, got {value!r}")
+            self.fail(rule, f"'{key}' must be a whole number from {low} to {high}, got {value!r}", key)
             return default
         return value
 
@@ -235,11 +238,11 @@ def _check_policy(inventory: Inventory):
         top.only_keys(frozenset(("domain", "webmail_host", "department", "policy")))
         domain = top.text("domain", required=False, rule="R3.1") or DEFAULT_DOMAIN
         if not _HOST_NAME.match(domain):
-            top.fail("R3.1", f"domain {domain!r} is not a lowercase domain name")
+            top.fail("R3.1", f"domain {domain!r} is not a lowercase domain name", "domain")
         inventory.domain = domain
         webmail_host = top.text("webmail_host", required=False) or f"mail.{domain}"
         if not _HOST_NAME.match(webmail_host) and top.ok:
-            top.fail("R3.1", f"webmail_host {webmail_host!r} is not a lowercase DNS host name")
+            top.fail("R3.1", f"webmail_host {webmail_host!r} is not a lowercase DNS host name", "webmail_host")
         inventory.webmail_host = webmail_host
         inventory.department = top.text("department", required=False, pattern=_ID)
 
@@ -389,9 +392,9 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     if org_id:
         org = inventory.organizations.get(org_id)
         if org is None:
-            check.fail("unknown-organization", f"organization '{org_id}' is not in organizations.yml")
+            check.fail("unknown-organization", f"organization '{org_id}' is not in organizations.yml", "organization")
         elif org.state == "absent" and state != "absent":
-            check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)")
+            check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)", "organization")
     if not check.ok:
         return None
     return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore)
@@ -409,7 +412,7 @@ def _check_restore(check: _Checker, state: str) -> dict | None:
     when = inner.day("date", "R8.3a", required=True)
     if when and when > date.today().isoformat():
         # A request is dated when the agency signs it; a future date would lift every later suspension.
-        inner.fail("R8.3a", f"'date' {when} is in the future; a restore request is dated no later than today")
+        inner.fail("R8.3a", f"'date' {when} is in the future; a restore request is dated no later than today", "date")
     if state != "active":
         inner.fail("R8.3a", f"a restore request needs state: active, got {state!r}")
     if not inner.ok:

@@ -274,7 +274,9 @@ handoffs_committed:
   elements: str
   sample: []
 handoffs_used:
-  description: Ids of the delivered handoff files whose accounts have all chosen their own password. Consumed by the action plugin.
+  description:
+    - Ids of the delivered handoff files whose accounts have all chosen their own password.
+    - Consumed by the action plugin, which deletes those files.
   returned: always
   type: list
   elements: str

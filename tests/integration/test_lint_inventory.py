@@ -50,7 +50,7 @@ def test_an_unknown_organization_is_reported_with_its_line(inventory):
         "---\npeople:\n  - id: zz-1\n    name: Lò Thị Xuân\n    organization: nowhere\n    request: \"1/QĐ\"\n", encoding="utf-8")
     done = lint(str(inventory))
     assert done.returncode == 1
-    assert done.stdout == (f"{inventory}/mail/people/zz.yml:3: unknown-organization: person 'zz-1': "
+    assert done.stdout == (f"{inventory}/mail/people/zz.yml:5: unknown-organization: person 'zz-1': "
                            "organization 'nowhere' is not in organizations.yml\n")
 
 

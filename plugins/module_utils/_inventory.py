@@ -516,8 +516,13 @@ def load_inventory(path: str) -> Inventory:
                 continue
             seen[person.id] = person
             inventory.people.append(person)
-    if os.path.exists(inventory.lock_path):
+    if os.path.lexists(inventory.lock_path):
         inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
+        if not inventory.pinned and not inventory.problems:
+            # An emptied lock would pin every address anew and hand mailboxes to other people (R5.3).
+            inventory.problems.append(Problem(inventory.lock_path, 1, "R5.3",
+                                              "pins no address: restore it from git (git checkout -- addresses.lock.yml); "
+                                              "only a brand-new inventory starts without this file"))
     return inventory
 
 

@@ -191,3 +191,10 @@ def test_every_problem_names_a_real_line(inventory_folder, text):
     for problem in problems_of(inventory_folder):
         line = int(problem.split(":")[1])
         assert line >= 1, problem
+
+
+# --- class 3: a lost lock is never a re-allocation -------------------------------------------------
+
+def test_an_emptied_lock_is_refused(inventory_folder):
+    inventory_folder.write("addresses.lock.yml", "---\naddresses: {}\n")
+    assert "addresses.lock.yml:1: R5.3: pins no address: restore it from git" in only_problem(inventory_folder)

@@ -113,3 +113,28 @@ def test_check_mode_shows_a_new_address_without_pinning_it(workspace):
     assert preview["allocated"] == {"person:skhcn-0998": "xuanlt.skhcn@sonla.gov.vn"} and preview["lock_changed"]
     assert "person:skhcn-0998: xuanlt.skhcn@sonla.gov.vn" in output  # the diff shows the new lock line
     assert (workspace / "mail" / "addresses.lock.yml").read_text() == lock
+
+
+def test_a_lost_lock_fails_before_any_mailbox_changes_owner(workspace):
+    """Issue 10: without addresses.lock.yml the inventory pins anew; the converge refuses to move any mailbox."""
+    converge(workspace)
+    before = rows(workspace)
+    lock = workspace / "mail" / "addresses.lock.yml"
+    lock.unlink()
+    people = workspace / "mail" / "people" / "skhcn.yml"  # a newcomer sorts first and takes an existing address
+    people.write_text(people.read_text(encoding="utf-8") + (
+        "  - id: skhcn-0000\n    name: Nguyễn Văn An\n    organization: skhcn\n    request: \"100/QĐ-SKHCN\"\n"
+    ), encoding="utf-8")
+    run = playbook(workspace)
+    assert run.returncode != 0 and "would change owner" in run.stdout and "R5.3" in run.stdout
+    assert rows(workspace) == before
+
+
+def test_an_unusable_handoff_folder_creates_no_account_and_the_next_run_does(workspace):
+    """R6.1a: an account never exists without its one-time password handed off."""
+    extra = {"handoff_dir": "/dev/null/handoff"}
+    run = playbook(workspace, "-e", json.dumps(extra))
+    assert run.returncode != 0 and "is not usable, nothing was changed" in run.stdout
+    assert not (workspace / "db" / "users.sqlite").exists() or rows(workspace) == {}
+    first, _ = converge(workspace)
+    assert first["converge"]["summary"]["added"] == 261 and os.path.exists(first["converge"]["handoff_file"])

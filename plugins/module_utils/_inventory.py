@@ -56,6 +56,7 @@ _HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\
 # would be dropped silently from the address (R5.2), so they are refused instead.
 _NAME_PUNCTUATION = frozenset(" -'’.")
 _ORGANIZATION_PUNCTUATION = _NAME_PUNCTUATION | frozenset(",()/&")
+_DELETE = {chars: str.maketrans("", "", "".join(chars)) for chars in (_NAME_PUNCTUATION, _ORGANIZATION_PUNCTUATION)}
 MAX_LOCAL_PART = 64  # RFC 5321, 4.5.3.1.1
 MAX_TEXT = {"name": 128, "request": 128, "reason": 256}
 DEFAULT_MAX_TEXT = 128
@@ -173,7 +174,10 @@ class _Checker:
         value = self.text(key, rule=rule)
         if value is None:
             return None
-        odd = sorted({c for c in value if c not in punctuation and not _is_name_character(c, punctuation)})
+        plain = value.translate(_DELETE[punctuation])
+        if plain.isalnum() if "&" in punctuation else plain.isalpha():
+            return value  # the fast path: letters (and digits) only, precomposed
+        odd = sorted({c for c in plain if not _is_name_character(c, punctuation)})
         if odd:
             allowed = "letters, digits" if "&" in punctuation else "letters"
             allowed += ", spaces and " + " ".join(sorted(punctuation - {" "}))

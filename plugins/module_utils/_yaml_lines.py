@@ -42,7 +42,8 @@ def printable(text: str) -> str:
 
 
 def has_unprintable(text: str) -> bool:
-    return _UNPRINTABLE.search(text) is not None
+    # isprintable() is the fast path (most text): it is False for every character _UNPRINTABLE names.
+    return not text.isprintable() and _UNPRINTABLE.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,11 @@ def read_text(path: str, problems: list[Problem]) -> str | None:
     return text
 
 
-# What could start an anchor, alias or tag, or nest deeper than an inventory does: a deep indent, or several
-# block entries on one line ("- - - -"). Neither parser may see deep nesting: both recurse, and the fast one
-# crashes the process. Only a file that matches is scanned token by token.
-_MAY_NEED_SCAN = re.compile(r"[&*!]|^[ \t]{48,}|(?:[-?:][ \t]+){6,}", re.MULTILINE)
+# What could start an anchor, alias or tag, or nest deeper than an inventory does: a deep indent, a tab, or
+# block entries nested on one line ("- - - -"). Neither parser may see deep nesting: both recurse, and the
+# fast one crashes the process. Only a file that holds one of these is scanned token by token.
+_MAY_NEED_SCAN_MARKS = ("&", "*", "!", "\t", "\n" + " " * 48)
+_NESTED_ENTRIES = re.compile(r"[-?][ \t]+[-?]")
 _FEATURES = {yaml.AnchorToken: "an anchor (&)", yaml.AliasToken: "an alias (*)", yaml.TagToken: "a tag (!)"}
 
 
@@ -177,8 +179,9 @@ def _refuse_features(text: str, path: str, problems: list[Problem]) -> bool:
     None of these has a use in an inventory, and refusing them before composing is what bounds the
     parser: an alias bomb or a recursive alias is never expanded. Scanning tokens is linear in the text.
     """
-    if not _MAY_NEED_SCAN.search(text) and text.count("[") + text.count("{") < MAX_DEPTH:
-        return False  # the common case, decided by one regular-expression pass
+    if (not any(mark in text for mark in _MAY_NEED_SCAN_MARKS) and not _NESTED_ENTRIES.search(text)
+            and text.count("[") + text.count("{") < MAX_DEPTH):
+        return False  # the common case, decided in a few fast passes over the text
     depth = 0
     try:
         for token in yaml.scan(text, Loader=_Loader):

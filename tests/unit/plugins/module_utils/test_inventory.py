@@ -299,3 +299,38 @@ def test_notified_lists_only_leaves_and_restores(inventory_folder):
     assert [(m["address"], m["leave_until"]) for m in result["notified"]] == [("thuht.skhcn@sonla.gov.vn", "2027-03-31")]
     assert len(result["mailboxes"]) == 7 and result["path"] == str(inventory_folder)
     assert not (inventory_folder.path / "addresses.lock.yml").exists()  # pin=False writes nothing
+
+
+# --- guards that no test protected before (issue 11) ------------------------------------------------
+
+def test_a_person_without_a_request_is_refused(inventory_folder):
+    """R7.1c: every account is created on a written request, whose reference the entry carries."""
+    inventory_folder.write("people/new.yml", "---\npeople:\n  - {id: x-1, name: Lò Văn Hặc, organization: skhcn}\n")
+    assert problems_of(inventory_folder) == [
+        f"{inventory_folder}/people/new.yml:3: R7.1c: person 'x-1': 'request' is required"]
+
+
+@pytest.mark.parametrize(("state", "refused"), [("active", True), ("suspended", True), ("absent", False)])
+def test_people_of_a_dissolved_organization_must_be_absent(inventory_folder, state, refused):
+    """R7.1b: dissolving an organization closes its people's mailboxes in the same change."""
+    inventory_folder.write("organizations.yml", inventory_folder.read("organizations.yml") + "    state: absent\n")
+    inventory_folder.write("people/skhcn.yml", "---\npeople:\n"
+                           f"  - {{id: cm-0001, name: Mùa A Sử, organization: chiengmung, request: '7/QĐ', state: {state},"
+                           " reason: giải thể}\n")
+    problems = problems_of(inventory_folder)
+    expected = (f"{inventory_folder}/people/skhcn.yml:3: unknown-organization: person 'cm-0001': "
+                "organization 'chiengmung' is dissolved (state: absent)")
+    assert problems == ([expected] if refused else [])
+
+
+@pytest.mark.parametrize(("encoding", "name"), [
+    ("cp1258", "Đinh Văn Ha\u0300"),  # Windows' Vietnamese code page: tone marks as combining characters
+    ("utf-16", "Lò Văn Hặc"),
+    ("latin-1", "Lò Vân Hà"),
+])
+def test_a_file_that_is_not_utf8_is_refused(inventory_folder, encoding, name):
+    """R3.4: every file is UTF-8; a legacy code page is refused, not misread."""
+    text = f"---\npeople:\n  - {{id: x-1, name: {name}, organization: skhcn, request: '1'}}\n"
+    (inventory_folder.path / "people" / "old.yml").write_bytes(text.encode(encoding))
+    (problem,) = problems_of(inventory_folder)
+    assert problem.startswith(f"{inventory_folder}/people/old.yml:") and ": R3.4: not UTF-8 text" in problem

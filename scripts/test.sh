@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command (CI runs it through .ci/run, as root, on a clean clone):
-#   setup -> ruff -> yamllint -> ansible-lint (production) -> unit tests -> every molecule scenario.
+#   setup -> ruff -> yamllint -> ansible-lint (production) -> ansible-test sanity -> changelog lint
+#   -> unit and integration tests -> every molecule scenario.
 # Exits non-zero on the first failure. MOLECULE_SCENARIOS="a b" limits the scenarios run.
 set -euo pipefail
 
@@ -24,6 +25,12 @@ yamllint --strict .
 
 step "ansible-lint (production profile)"
 ansible-lint --profile production
+
+step "ansible-test sanity"
+./scripts/sanity.sh
+
+step "changelog fragments"
+antsibull-changelog lint
 
 step "lint the demo inventory"
 scripts/lint-inventory inventories/demo

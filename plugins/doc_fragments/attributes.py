@@ -15,5 +15,13 @@ attributes:
     support: full
 """
 
-    # Check mode supported; nothing to show as a diff (the last "support" is diff_mode's).
-    CHECK_MODE_ONLY = DOCUMENTATION.rsplit("support: full", 1)[0] + "support: none\n"
+    # Check mode supported; nothing to show as a diff. Written out: ansible-test reads fragments as literals.
+    CHECK_MODE_ONLY = r"""
+attributes:
+  check_mode:
+    description: Can run in check mode and report what would change without changing the target.
+    support: full
+  diff_mode:
+    description: Shows what changed, or would change in check mode, in diff mode.
+    support: none
+"""

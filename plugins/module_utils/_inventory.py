@@ -54,7 +54,7 @@ _HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\
 # Names are letters (any script, with their combining marks), separated by spaces, hyphens, apostrophes
 # or dots; organizations may also use digits and the punctuation of official names. Symbols and emoji
 # would be dropped silently from the address (R5.2), so they are refused instead.
-_NAME_PUNCTUATION = frozenset(" -'’.")
+_NAME_PUNCTUATION = frozenset(" -'\u2019.")  # U+2019: the typographic apostrophe of H\u2019Mông
 _ORGANIZATION_PUNCTUATION = _NAME_PUNCTUATION | frozenset(",()/&")
 _DELETE = {chars: str.maketrans("", "", "".join(chars)) for chars in (_NAME_PUNCTUATION, _ORGANIZATION_PUNCTUATION)}
 MAX_LOCAL_PART = 64  # RFC 5321, 4.5.3.1.1

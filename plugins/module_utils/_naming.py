@@ -29,7 +29,10 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from itertools import count
 
-from unidecode import unidecode
+try:  # the fallback for letters that are not Vietnamese; the roles install it (python3-unidecode)
+    from unidecode import unidecode
+except ImportError:  # pragma: no cover - reported where it is needed
+    unidecode = None
 
 # "đ"/"Đ" (R5.2), and the eth look-alikes that old fonts and some keyboards produce for them.
 _D_MAP = str.maketrans({"đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "ɖ": "d", "Ɖ": "d"})
@@ -66,6 +69,8 @@ def _transliterate_word(word: str) -> str:
     text = unicodedata.normalize("NFD", word.translate(_D_MAP))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     if not text.isascii():
+        if unidecode is None:
+            raise ImportError(f"the Python library 'unidecode' is needed to transliterate {word!r}")
         text = unidecode(unicodedata.normalize("NFC", text))
     return _NOT_ALNUM.sub("", text.lower())
 

@@ -22,7 +22,10 @@ import string
 import unicodedata
 from dataclasses import dataclass, fields
 
-import bcrypt
+try:  # for {BLF-CRYPT}; the mailboxes role installs python3-bcrypt on the servers
+    import bcrypt
+except ImportError:  # pragma: no cover - reported where it is needed
+    bcrypt = None
 
 # R6.2: "ký tự đặc biệt (!, @, #, %, $, *, &)" -- exactly these seven.
 REGULATION_SPECIAL_CHARACTERS = "!@#%$*&"
@@ -260,6 +263,7 @@ def hash_chosen(password: str, cost: int = BCRYPT_COST) -> str:
     data = _encode(password)
     if len(data) > BCRYPT_MAX_BYTES:
         raise ValueError(f"password is longer than {BCRYPT_MAX_BYTES} bytes, which BLF-CRYPT would truncate")
+    _need_bcrypt()
     hashed = bcrypt.hashpw(data, bcrypt.gensalt(rounds=cost, prefix=b"2b")).decode("ascii")
     return "{BLF-CRYPT}$2y$" + hashed[len("$2b$"):]
 
@@ -289,11 +293,17 @@ def verify_password(password: str, stored: str) -> bool:
         if len(data) > BCRYPT_MAX_BYTES:
             return False
         try:
+            _need_bcrypt()
             # bcrypt.checkpw reads all three prefixes and compares in constant time.
             return bcrypt.checkpw(data, value.encode("ascii"))
         except ValueError as exc:
             raise ValueError("malformed {BLF-CRYPT} hash") from exc
     raise ValueError(f"unsupported password scheme {{{scheme}}}: expected {{SSHA512}} or {{BLF-CRYPT}}")
+
+
+def _need_bcrypt() -> None:
+    if bcrypt is None:
+        raise ImportError("the Python library 'bcrypt' (Debian: python3-bcrypt) is needed for {BLF-CRYPT} hashes")
 
 
 def _encode(password: str) -> bytes:

@@ -14,17 +14,18 @@ import re
 import stat
 from dataclasses import dataclass
 
-import yaml
+try:  # PyYAML comes with Ansible; only the controller reads inventories
+    import yaml
+except ImportError:  # pragma: no cover - reported by load()
+    yaml = None
 
 try:  # a Rust YAML parser, ~10x faster than libyaml's: the 50,000-person lint depends on it
     import yaml_rs
 except ImportError:  # pragma: no cover - the line-tracking parser alone is correct, only slower
     yaml_rs = None
 
-try:  # libyaml composes several times faster than pure Python
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    from yaml import SafeLoader as _Loader
+# libyaml composes several times faster than pure Python
+_Loader = getattr(yaml, "CSafeLoader", None) or getattr(yaml, "SafeLoader", None)
 
 
 # An inventory file of the whole province (50,000 people) is about 5 MB; anything far larger is not one.
@@ -170,7 +171,9 @@ def read_text(path: str, problems: list[Problem]) -> str | None:
 # fast one crashes the process. Only a file that holds one of these is scanned token by token.
 _MAY_NEED_SCAN_MARKS = ("&", "*", "!", "\t", "\n" + " " * 48)
 _NESTED_ENTRIES = re.compile(r"[-?][ \t]+[-?]")
-_FEATURES = {yaml.AnchorToken: "an anchor (&)", yaml.AliasToken: "an alias (*)", yaml.TagToken: "a tag (!)"}
+_FEATURES = {"AnchorToken": "an anchor (&)", "AliasToken": "an alias (*)", "TagToken": "a tag (!)"}
+_OPENING = frozenset(("FlowMappingStartToken", "FlowSequenceStartToken", "BlockMappingStartToken", "BlockSequenceStartToken"))
+_CLOSING = frozenset(("FlowMappingEndToken", "FlowSequenceEndToken", "BlockEndToken"))
 
 
 def _refuse_features(text: str, path: str, problems: list[Problem]) -> bool:
@@ -185,18 +188,18 @@ def _refuse_features(text: str, path: str, problems: list[Problem]) -> bool:
     depth = 0
     try:
         for token in yaml.scan(text, Loader=_Loader):
-            feature = _FEATURES.get(type(token))
+            kind = type(token).__name__
+            feature = _FEATURES.get(kind)
             if feature:
                 problems.append(Problem(path, token.start_mark.line + 1, "yaml",
                                         f"{feature} is not allowed in an inventory file; write the value out"))
                 return True
-            if isinstance(token, (yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken,
-                                  yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken)):
+            if kind in _OPENING:
                 depth += 1
                 if depth > MAX_DEPTH:
                     problems.append(Problem(path, token.start_mark.line + 1, "yaml", f"nested deeper than {MAX_DEPTH} levels"))
                     return True
-            elif isinstance(token, (yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken, yaml.BlockEndToken)):
+            elif kind in _CLOSING:
                 depth -= 1
     except yaml.YAMLError:
         return False  # compose reports it, with its line
@@ -209,6 +212,8 @@ def load(path: str, problems: list[Problem], fast: bool = False):
     ``fast`` parses without line numbers (mappings are plain dicts, dates are ``datetime.date``):
     callers re-read a file with ``fast=False`` only when it has problems to report.
     """
+    if yaml is None:
+        raise ImportError("the Python library 'PyYAML' is needed to read inventories")
     text = read_text(path, problems)
     if text is None or _refuse_features(text, path, problems):
         return None

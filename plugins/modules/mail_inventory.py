@@ -17,7 +17,7 @@ description:
   - It always runs on the controller, whatever the hosts of the play. Its action plugin reads and writes the
     inventory folder there, in the controller's own process (no module upload, no 15 MB JSON round trip).
 version_added: 0.1.0
-author: Sơn La IT center mail team
+author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
 options:

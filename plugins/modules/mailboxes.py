@@ -18,7 +18,7 @@ description:
     action plugin of the same name generates it on the controller, writes it to a handoff file there and
     passes only its hash here.
 version_added: 0.1.0
-author: Sơn La IT center mail team
+author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
 options:
@@ -390,9 +390,13 @@ def main():
             "_handoff_id": {"type": "str"},
             "_handoffs_pending": {"type": "list", "elements": "str", "default": []},
             "_handoffs_delivered": {"type": "dict", "default": {}},
+            # Handled by the action plugin, which replaces them with mailboxes_file and the hashes file.
+            "inventory": {"type": "path"},
+            "handoff_dir": {"type": "path", "default": "~/.local/share/sonla-mail/handoff"},
+            "password_policy": {"type": "dict", "default": {}, "no_log": False},  # rules, not a secret
         },
-        mutually_exclusive=[("mailboxes", "mailboxes_file")],
-        required_one_of=[("mailboxes", "mailboxes_file")],
+        mutually_exclusive=[("mailboxes", "mailboxes_file", "inventory")],
+        required_one_of=[("mailboxes", "mailboxes_file", "inventory")],
         supports_check_mode=True,
     )
     params = module.params

@@ -74,7 +74,7 @@ def rendered() -> dict:
         [sys.executable, "-c", RENDER, os.path.abspath(ROLE), os.path.abspath(COLLECTIONS), json.dumps(jobs)],
         capture_output=True, text=True, check=True, timeout=120,
     )
-    return dict(zip(JOBS, json.loads(result.stdout)))
+    return dict(zip(JOBS, json.loads(result.stdout), strict=True))
 
 
 def dovecot_expand(query: str, is_24: bool, user: str) -> str:
@@ -122,7 +122,7 @@ def test_hostile_webmail_url_lands_as_inert_text(rendered, database, is_24, payl
     rows = database.execute(query).fetchall()
     assert len(rows) == 1, rows
     user, password, nologin, reason = rows[0]
-    assert user == ADDRESS and nologin == "Y"
+    assert user == ADDRESS and nologin == "Y" and password == "{SSHA512}secret-hash-of-" + ADDRESS
     assert reason == f"Tài khoản phải đổi mật khẩu tại {url} / Change your password at {url}"
     assert "secret-hash-of-" + OTHER not in repr(rows)
 

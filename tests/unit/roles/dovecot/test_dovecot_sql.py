@@ -1,0 +1,132 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The dovecot role's passdb and userdb queries keep configured text inert (issue 10 item 2).
+
+The role's real vars and templates are rendered with Ansible's templating and a hostile webmail URL; the
+query is then expanded as Dovecot would (its % variables) and run on SQLite with the collection's schema.
+The refusal text must come back as exactly the configured text: one row, no password, no hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+
+ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "dovecot")
+COLLECTIONS = os.path.join(ROLE, "..", "..", ".collections")
+HOSTILE = [
+    "x' UNION SELECT password FROM mailbox --",
+    "x' || (SELECT group_concat(address || password) FROM mailbox) || '",
+    "50% %u %s %% %{user} %%{user} %{password} {PLAIN}",
+    "\\' ; DROP TABLE mailbox; --",
+]
+ADDRESS = "dungct.skhcn@sonla.gov.vn"
+OTHER = "annv.skhcn@sonla.gov.vn"
+
+
+# Rendered in a child process: there the collection loader is set up as ansible-playbook does, so the
+# templates' sonla.mail.sql_string resolves (the unit tests import the collection as a plain package).
+RENDER = """
+import json, os, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+role, collections, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+init_plugin_loader([collections])
+def trust(value):
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {key: trust(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [trust(item) for item in value]
+    return value
+loader = DataLoader()
+base = {}
+for part in ("defaults", "vars"):
+    base.update(trust(loader.load_from_file(os.path.join(role, part, "main.yml"))))
+out = []
+for template, is_24, url in jobs:
+    variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed")
+    with open(os.path.join(role, "templates", template), encoding="utf-8") as stream:
+        out.append(Templar(loader=loader, variables=variables).template(trust_as_template(stream.read())))
+print(json.dumps(out))
+"""
+JOBS = [(is_24, "https://mail.sonla.gov.vn/" + payload) for is_24 in (False, True) for payload in [""] + HOSTILE]
+
+
+def template_of(is_24: bool) -> str:
+    return "dovecot-2.4.conf.j2" if is_24 else "dovecot-sql.conf.ext.j2"
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    """{(is_24, url): the rendered file}, all in one child process."""
+    jobs = [(template_of(is_24), is_24, url) for is_24, url in JOBS]
+    result = subprocess.run(
+        [sys.executable, "-c", RENDER, os.path.abspath(ROLE), os.path.abspath(COLLECTIONS), json.dumps(jobs)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    return dict(zip(JOBS, json.loads(result.stdout), strict=True))
+
+
+def dovecot_expand(query: str, is_24: bool, user: str) -> str:
+    """Dovecot's expansion of the query, as documented: 2.3 expands %x and %% ; 2.4 only %{name} and %%{.
+
+    The user name is escaped for SQL as Dovecot's sqlite driver does (' doubled).
+    """
+    user = user.replace("'", "''")
+    if is_24:
+        names = {"user": user, "protocol": "imap"}
+        return re.sub(r"%%\{|%\{([a-z_]+)\}", lambda m: "%{" if m.group(0) == "%%{" else names[m.group(1)], query)
+    names = {"u": user, "s": "imap", "%": "%"}
+    return re.sub(r"%(.)", lambda m: names[m.group(1)], query)
+
+
+def password_query(config: str, is_24: bool) -> str:
+    if is_24:
+        match = re.search(r"passdb sql \{\n  query = (.*?)\n\}", config, re.S)
+    else:
+        match = re.search(r"^password_query = (.*?)\n\n", config, re.S | re.M)
+    assert match, config
+    return re.sub(r"\\\n\s*", "", match.group(1))
+
+
+@pytest.fixture
+def database(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    for address, must_change in ((ADDRESS, 1), (OTHER, 0)):
+        connection.execute(
+            "INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,"
+            " state, password, must_change, created_at, password_changed_at, updated_at)"
+            " VALUES (?, ?, 'sonla.gov.vn', 'person', ?, 'Tên', 'skhcn', 64, 'active', ?, ?,"
+            " datetime('now'), datetime('now'), datetime('now'))",
+            (address, address.split("@")[0], address, "{SSHA512}secret-hash-of-" + address, must_change),
+        )
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize("is_24", [False, True], ids=["dovecot-2.3", "dovecot-2.4"])
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_webmail_url_lands_as_inert_text(rendered, database, is_24, payload):  # issue 10 item 2, R6.1a
+    url = "https://mail.sonla.gov.vn/" + payload
+    query = dovecot_expand(password_query(rendered[(is_24, url)], is_24), is_24, ADDRESS)
+    rows = database.execute(query).fetchall()
+    assert len(rows) == 1, rows
+    user, password, nologin, reason = rows[0]
+    assert user == ADDRESS and nologin == "Y" and password == "{SSHA512}secret-hash-of-" + ADDRESS
+    assert reason == f"Tài khoản phải đổi mật khẩu tại {url} / Change your password at {url}"
+    assert "secret-hash-of-" + OTHER not in repr(rows)
+
+
+@pytest.mark.parametrize("is_24", [False, True], ids=["dovecot-2.3", "dovecot-2.4"])
+def test_the_mail_home_is_quoted_too(rendered, is_24):  # issue 10 item 2
+    assert "'/var/vmail/' || domain" in rendered[(is_24, "https://mail.sonla.gov.vn/")]

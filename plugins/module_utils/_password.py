@@ -31,6 +31,10 @@ except ImportError:  # pragma: no cover - reported where it is needed
 REGULATION_SPECIAL_CHARACTERS = "!@#%$*&"
 REGULATION_MIN_LENGTH = 8  # R6.2
 REGULATION_MAX_AGE_DAYS = 90  # R6.1b: every 3 months
+# R6.1b asks for a change, not an A->B->A toggle: a new password may not be any of the last `history`
+# (the current one included). 2 is the least that stops the toggle; the hashes are kept by _password_change.
+REGULATION_PASSWORD_HISTORY = 5
+PASSWORD_HISTORY_BOUNDS = (2, 24)
 
 # bcrypt reads only the first 72 bytes of a password; longer ones would be silently truncated.
 BCRYPT_MAX_BYTES = 72
@@ -53,6 +57,7 @@ class PasswordPolicy:
     require_digit: bool = True
     special_characters: str = REGULATION_SPECIAL_CHARACTERS
     max_age_days: int = REGULATION_MAX_AGE_DAYS
+    history: int = REGULATION_PASSWORD_HISTORY
 
     def __post_init__(self) -> None:
         errors = _policy_errors(self)
@@ -82,7 +87,7 @@ class PasswordPolicy:
 
 def _policy_errors(policy: PasswordPolicy) -> list[str]:
     errors = []
-    for name in ("min_length", "max_age_days"):
+    for name in ("min_length", "max_age_days", "history"):
         value = getattr(policy, name)
         if isinstance(value, bool) or not isinstance(value, int):
             errors.append(f"{name} must be a whole number, got {value!r}")
@@ -106,6 +111,11 @@ def _policy_errors(policy: PasswordPolicy) -> list[str]:
             )
         elif policy.max_age_days < 1:
             errors.append(f"max_age_days must be at least 1, got {policy.max_age_days}")
+        low, high = PASSWORD_HISTORY_BOUNDS
+        if not low <= policy.history <= high:
+            errors.append(
+                f"history must be {low}-{high} passwords, got {policy.history} (R6.1b: below {low} allows an A->B->A toggle)"
+            )
     specials = policy.special_characters
     if not isinstance(specials, str) or not specials:
         errors.append(f"special_characters must be a non-empty string (R6.2), got {specials!r}")

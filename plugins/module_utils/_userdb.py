@@ -18,7 +18,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -56,6 +56,17 @@ CREATE TABLE IF NOT EXISTS mailbox_event (
     detail      TEXT
 );
 CREATE INDEX IF NOT EXISTS mailbox_event_at ON mailbox_event (at);
+-- R6.1b: hashes (never passwords) of an address's earlier passwords, so a change is not a return to one of
+-- them (_password_change.py writes and reads it). They go with the mailbox.
+CREATE TABLE IF NOT EXISTS password_history (
+    address    TEXT NOT NULL,
+    password   TEXT NOT NULL,                       -- '{SCHEME}hash' the address had until replaced_at
+    replaced_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS password_history_address ON password_history (address, replaced_at);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_history AFTER DELETE ON mailbox BEGIN
+    DELETE FROM password_history WHERE address = old.address;
+END;
 """
 
 # Columns the inventory owns: a converge compares and writes these, and only these.
@@ -93,6 +104,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
     columns = {row["name"] for row in connection.execute("PRAGMA table_info(mailbox)")}
     if "over_quota" not in columns:  # version 1 -> 2
         connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
+    # 2 -> 3: SCHEMA's CREATE ... IF NOT EXISTS has added the empty password_history table and its trigger.
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE value <> excluded.value",

@@ -1,6 +1,6 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3c, R12.2).
+"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3a, R8.3c, R9.1, R10.2b, R12.2).
 
 A civil servant with a one-time password opens https://mail.sonla.gov.vn, is made to change the
 password before anything else, sees a weak password refused with the rule in Vietnamese, sets a
@@ -13,12 +13,15 @@ from __future__ import annotations
 import imaplib
 import json
 import os
+import re
 import smtplib
 import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
+import uuid
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -250,15 +253,77 @@ def test_expired_password_in_the_browser(browser, artifacts):  # R6.1b, shown to
     wait(browser, "#rcmloginuser")
 
 
-def test_suspended_account_stays_refused(host, browser, artifacts):  # R8.1
-    request = json.dumps({"address": SUSPENDED, "password": "whatever"})
-    result = host.run("printf '%%s' %s | /usr/local/sbin/sonla-mail-passwd status", request)
-    assert json.loads(result.stdout)["status"] == "invalid"
+def tool(host, command, request):
+    """sonla-mail-passwd as the webmail runs it: www-data through sudo, the request on stdin."""
+    result = host.run(
+        "printf '%%s' %s | sudo -u www-data sudo -n /usr/local/sbin/sonla-mail-passwd %s", json.dumps(request), command
+    )
+    return result.rc, json.loads(result.stdout)
+
+
+def test_suspended_account_stays_refused(host, browser, artifacts, server_ip, server_cert, initial_passwords):
+    """R8.1, R8.3a: with its REAL password a suspended account is refused everywhere, and the webmail tells
+    the user why, since when and what the agency must do; a wrong password gets the generic refusal."""
+    password = initial_passwords[SUSPENDED]  # the account's own one-time password, from the handoff file
+    # A fresh rate limit, so that a second verify within 15 minutes is not answered "throttled".
+    host.check_output("sqlite3 /var/lib/sonla-mail/passwd-throttle.sqlite 'DELETE FROM failure'")
+    stamp = host.check_output("sqlite3 %s %s", DB, f"SELECT suspended_at FROM mailbox WHERE address = '{SUSPENDED}'")
+    since = (datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S") + timedelta(hours=7)).date()  # Vietnam's day
+
+    # The tool: "suspended" only for the right password; a wrong one looks like any wrong password.
+    assert tool(host, "status", {"address": SUSPENDED, "password": password}) == (0, {"status": "suspended", "since": str(since)})
+    assert tool(host, "status", {"address": SUSPENDED, "password": "Khong#dung2025"}) == (1, {"status": "invalid"})
+    # Dovecot refuses the right password too (R8.1).
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server_ip, server_cert, SUSPENDED, password)
+
+    # Browser, wrong password: Roundcube's generic refusal, nothing about the suspension.
     browser.delete_all_cookies()
     login(browser, SUSPENDED, "Khong#dung2025")
     wait(browser, "#rcmloginuser")
     assert "_task=mail" not in browser.current_url
-    shot(browser, artifacts, "10-suspended-refused")
+    assert not browser.find_elements(By.ID, "sonla-suspended")
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "tạm khóa" not in page and "suspended" not in page
+    shot(browser, artifacts, "10-suspended-wrong-password-generic")
+
+    # Browser, right password: the suspension, its day, and the agency's written request (R8.3a).
+    browser.delete_all_cookies()
+    login(browser, SUSPENDED, password)
+    notice = wait(browser, "#sonla-suspended")
+    assert "_task=mail" not in browser.current_url
+    vietnamese = browser.find_element(By.ID, "sonla-suspended-vi").text
+    assert f"Hộp thư {SUSPENDED} đã bị tạm khóa từ ngày {since:%d/%m/%Y}." in vietnamese
+    assert "cơ quan, đơn vị của bạn phải gửi văn bản đề nghị khôi phục" in vietnamese
+    english = browser.find_element(By.ID, "sonla-suspended-en").text
+    assert f"suspended since {since:%Y-%m-%d}" in english and "your agency must request its restoration" in english
+    assert notice.get_attribute("data-since") == str(since)
+    shot(browser, artifacts, "10-suspended-right-password-notice")
+    # Shown once: the next page is the login page, no session was opened.
+    browser.get(URL + "?_task=mail")
+    wait(browser, "#rcmloginuser")
+
+
+def test_the_tool_answers_failures_at_once_and_rate_limits_them(host):  # R10.2b, issue 10
+    token = uuid.uuid4().hex[:12]  # an address and client of this run only
+    guess = {"address": f"khongco-{token}.skhcn@sonla.gov.vn", "password": "Doan#2025", "client": f"2001:db8::{token[:4]}"}
+    for _ in range(5):
+        start = time.monotonic()
+        assert tool(host, "status", guess) == (1, {"status": "invalid"})
+        assert time.monotonic() - start < 1.8  # no 2-second sleep holding a PHP-FPM worker
+    assert tool(host, "status", guess) == (1, {"status": "throttled"})
+    throttle = host.file("/var/lib/sonla-mail/passwd-throttle.sqlite")
+    assert (throttle.user, throttle.mode) == ("root", 0o600)
+
+
+def test_nginx_logs_are_kept_as_long_as_the_policy_says(host):  # R9.1
+    config = host.file("/etc/logrotate.d/nginx").content_string
+    assert "/var/log/nginx/*.log" in config
+    assert int(re.search(r"^\s*maxage (\d+)$", config, re.M).group(1)) >= 184  # maxage is what deletes old logs
+    assert int(re.search(r"^\s*rotate (\d+)$", config, re.M).group(1)) >= 184
+    assert host.run("logrotate --debug /etc/logrotate.d/nginx").rc == 0
+    others = host.run("grep -l /var/log/nginx -r /etc/logrotate.d").stdout.split()
+    assert others == ["/etc/logrotate.d/nginx"]
 
 
 def test_the_tool_is_not_open_to_everyone(host):  # only root (and www-data through sudo) may run it

@@ -225,7 +225,7 @@ def test_an_older_database_is_upgraded_in_place_keeping_its_rows(tmp_path):
     connection = _userdb.connect(str(tmp_path / "users.sqlite"))
     row = _userdb.read_mailboxes(connection)["annv.skhcn@sonla.gov.vn"]
     assert row["over_quota"] == 0 and row["password"] == "{SSHA512}x"
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(_userdb.SCHEMA_VERSION)
 
 
 def test_check_mode_reads_an_older_database_without_upgrading_it(tmp_path):

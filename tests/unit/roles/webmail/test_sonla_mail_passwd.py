@@ -1,6 +1,9 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The server-side CLI the webmail calls (roles/webmail/files/sonla-mail-passwd): JSON in, JSON out."""
+"""The server-side CLI the webmail calls (roles/webmail/files/sonla-mail-passwd): JSON in, JSON out.
+
+Its rate limit (R10.2b) lives in the file "throttle_database" of its configuration; failures answer at once.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+import time
 
 import pytest
 
@@ -45,13 +49,16 @@ def config(tmp_path, monkeypatch):
     )
     connection.close()
     path = tmp_path / "passwd.json"
-    path.write_text(json.dumps({"database": str(database), "password_policy": {"min_length": 10}}))
+    path.write_text(json.dumps({
+        "database": str(database),
+        "throttle_database": str(tmp_path / "throttle.sqlite"),
+        "password_policy": {"min_length": 10},
+    }))
     return str(path)
 
 
 def run(cli, monkeypatch, capsys, config, command, request):
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(request)))
-    monkeypatch.setattr(cli, "FAILURE_DELAY_SECONDS", 0)
     code = cli.main([command, "--config", config])
     return code, json.loads(capsys.readouterr().out)
 
@@ -69,7 +76,7 @@ def test_status_then_change_then_ok(cli, monkeypatch, capsys, config):  # R6.1a,
     )
     assert (code, out) == (0, {"changed": True, "violations": []})
     code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": "Sonla#2025moi"})
-    assert (code, out) == (0, {"status": "ok", "reason": None})
+    assert (code, out) == (0, {"status": "ok"})
 
 
 def test_refusal_names_the_rule_in_both_languages(cli, monkeypatch, capsys, config):  # R6.2
@@ -111,3 +118,47 @@ def test_bad_input_is_a_usage_error(cli, monkeypatch, capsys, config):
     code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS})
     assert code == 2
     assert "password" in out["error"]
+
+
+def test_a_wrong_password_answers_at_once_and_the_limit_throttles(cli, monkeypatch, capsys, config):  # R10.2b
+    """No sleep holds the PHP-FPM worker; after 5 failures for the address nothing more is verified."""
+    for _ in range(5):
+        start = time.monotonic()
+        wrong = {"address": ADDRESS, "password": "nope", "client": "192.0.2.7"}
+        code, out = run(cli, monkeypatch, capsys, config, "status", wrong)
+        assert (code, out) == (1, {"status": "invalid"})
+        assert time.monotonic() - start < 1.5
+    code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": INITIAL, "client": "192.0.2.8"})
+    assert (code, out) == (1, {"status": "throttled"})
+    code, out = run(
+        cli, monkeypatch, capsys, config, "change",
+        {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#2025moi", "client": "192.0.2.8"},
+    )
+    assert (code, out["status"], out["violations"][0]["code"]) == (1, "throttled", "too_many_attempts")
+
+
+def test_a_suspended_user_with_the_right_password_learns_since_when(cli, monkeypatch, capsys, config):  # R8.1
+    database = json.loads(open(config, encoding="utf-8").read())["database"]
+    connection = _userdb.connect(database)
+    connection.execute("UPDATE mailbox SET state = 'suspended', suspended_at = '2025-06-02 01:00:00'")
+    connection.close()
+    code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": INITIAL})
+    assert (code, out) == (0, {"status": "suspended", "since": "2025-06-02"})
+    code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": "nope"})
+    assert (code, out) == (1, {"status": "invalid"})
+
+
+def test_a_new_password_with_a_nul_is_refused(cli, monkeypatch, capsys, config):  # SASL PLAIN cannot carry it
+    code, out = run(
+        cli, monkeypatch, capsys, config, "change",
+        {"address": ADDRESS, "old_password": INITIAL, "new_password": "Sonla#2025\u0000moi"},
+    )
+    assert code == 1
+    assert [v["code"] for v in out["violations"]] == ["control_character"]
+
+
+@pytest.mark.parametrize("client", [7, "x" * 65, "10.0.0.1\n"])
+def test_a_bad_client_is_a_usage_error(cli, monkeypatch, capsys, config, client):
+    code, out = run(cli, monkeypatch, capsys, config, "status", {"address": ADDRESS, "password": INITIAL, "client": client})
+    assert code == 2
+    assert "client" in out["error"]

@@ -15,6 +15,11 @@
  * until the password is changed (or the user leaves). The form needs the current password again,
  * sends old and new to sonla-mail-passwd on stdin, shows each broken rule in Vietnamese and English
  * (R6.2), and on success logs the user in with the new password and opens the inbox.
+ *
+ * A suspended account (R8.1) with the RIGHT password gets a page that says so, since when, and that
+ * its agency must request the restoration in writing (R8.3a), in Vietnamese with an English line. A
+ * wrong password gets Roundcube's usual refusal, whatever the account: sonla-mail-passwd says nothing
+ * but "invalid" before the password is verified.
  */
 class sonla_password extends rcube_plugin
 {
@@ -22,9 +27,15 @@ class sonla_password extends rcube_plugin
     const PENDING_TTL = 900;
     // Wrong current passwords allowed on the form before the user is sent back to the login page.
     const MAX_FAILURES = 3;
+    // R8.1, R8.3a: shown to a suspended user who gave the right password, both languages on one page.
+    const SUSPENDED_VI = 'Hộp thư %s đã bị tạm khóa từ ngày %s.';
+    const RESTORE_VI   = 'Để mở lại hộp thư, cơ quan, đơn vị của bạn phải gửi văn bản đề nghị khôi phục đến đơn vị quản lý hệ thống thư điện tử của tỉnh.';
+    const SUSPENDED_EN = 'The mailbox %s has been suspended since %s.';
+    const RESTORE_EN   = 'To restore it, your agency must request its restoration in writing from the province\'s mail system administrators.';
 
     private $rc;
     private $pending;
+    private $suspended;
     private $violations = [];
     private $error;
 
@@ -44,6 +55,8 @@ class sonla_password extends rcube_plugin
         $argv = (array) $rc->config->get('sonla_password_command',
             ['/usr/bin/sudo', '-n', '/usr/local/sbin/sonla-mail-passwd']);
         $argv[] = $command;
+        // The web client's address, for the tool's rate limit per client (R10.2b).
+        $request['client'] = substr((string) rcube_utils::remote_addr(), 0, 64);
         $spec   = [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']];
         // An argv array: no shell is involved.
         $process = proc_open($argv, $spec, $pipes);
@@ -94,6 +107,15 @@ class sonla_password extends rcube_plugin
             return $args;
         }
         $answer = self::run('status', ['address' => $args['user'], 'password' => $args['pass']]);
+        if ($answer && ($answer['status'] ?? null) === 'suspended') {
+            // The password was verified: tell this user why, instead of the generic refusal (R8.1, R8.3a).
+            $this->rc->session->regenerate_id(false);
+            $_SESSION['sonla_suspended'] = [
+                'user'  => strtolower(trim($args['user'])),
+                'since' => (string) ($answer['since'] ?? ''),
+            ];
+            $this->rc->output->redirect(['_task' => 'login', '_action' => 'plugin.sonla_password-suspended']);
+        }
         if ($answer && ($answer['status'] ?? null) === 'change_required') {
             // A new session id for the confined session; nothing else is in it.
             $this->rc->session->regenerate_id(false);
@@ -106,7 +128,7 @@ class sonla_password extends rcube_plugin
             ];
             $this->rc->output->redirect(['_task' => 'login', '_action' => 'plugin.sonla_password']);
         }
-        // ok, suspended (R8.1), invalid: Roundcube's own login goes on and Dovecot decides.
+        // ok, invalid, throttled (nothing verified): Roundcube's own login goes on and Dovecot decides.
         return $args;
     }
 
@@ -115,6 +137,14 @@ class sonla_password extends rcube_plugin
      */
     public function startup($args)
     {
+        if (!empty($_SESSION['sonla_suspended']) && empty($_SESSION['user_id'])) {
+            $this->suspended = $_SESSION['sonla_suspended'];
+            // Shown once: the next request is the login page again.
+            $this->rc->session->remove('sonla_suspended');
+            $this->register_handler('plugin.suspended', [$this, 'suspended_html']);
+            $this->rc->output->set_pagetitle('Hộp thư bị tạm khóa');
+            $this->rc->output->send('sonla_password.suspended');
+        }
         if (empty($_SESSION['sonla_password']) || !empty($_SESSION['user_id'])) {
             return $args;
         }
@@ -160,7 +190,7 @@ class sonla_password extends rcube_plugin
         }
         if (empty($answer['changed'])) {
             $this->violations = $answer['violations'] ?? [];
-            if (($answer['status'] ?? null) === 'invalid'
+            if (in_array($answer['status'] ?? null, ['invalid', 'throttled'], true)
                 && ++$_SESSION['sonla_password']['failures'] >= self::MAX_FAILURES
             ) {
                 $this->rc->session->remove('sonla_password');
@@ -191,6 +221,24 @@ class sonla_password extends rcube_plugin
             $this->rc->output->show_message($this->error, 'error');
         }
         $this->rc->output->send('sonla_password.change');
+    }
+
+    /**
+     * The suspension notice (R8.1, R8.3a): Vietnamese first (UTF-8), then the English line.
+     */
+    public function suspended_html($attrib)
+    {
+        $user  = $this->suspended['user'];
+        $since = $this->suspended['since'];
+        $day   = preg_match('/^(\d{4})-(\d{2})-(\d{2})$/', $since, $m) ? "$m[3]/$m[2]/$m[1]" : '?';
+        $vi    = html::p(['id' => 'sonla-suspended-vi', 'lang' => 'vi'],
+            rcube::Q(sprintf(self::SUSPENDED_VI, $user, $day)) . html::br() . rcube::Q(self::RESTORE_VI));
+        $en    = html::p(['id' => 'sonla-suspended-en', 'lang' => 'en', 'class' => 'text-muted'],
+            rcube::Q(sprintf(self::SUSPENDED_EN, $user, $since ?: '?')) . html::br() . rcube::Q(self::RESTORE_EN));
+        $back  = html::a(['href' => $this->rc->url(['_task' => 'login']), 'id' => 'sonla-suspended-back'],
+            rcube::Q('Quay lại trang đăng nhập (Back to the login page)'));
+        return html::div(['id' => 'sonla-suspended', 'class' => 'alert alert-danger', 'role' => 'alert',
+            'data-since' => $since], $vi . $en . html::p(null, $back));
     }
 
     public function form_html($attrib)

@@ -169,13 +169,14 @@ def check_password(password: str, policy: PasswordPolicy | None = None) -> list[
                 f"(the system reads only the first {BCRYPT_MAX_BYTES}).",
             )
         )
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in password):
+    if any(unicodedata.category(c) in CONTROL_CATEGORIES for c in password):
+        # SASL PLAIN separates its fields with NUL: such a password could never log in over IMAP or SMTP.
         found.append(
             Violation(
                 "R10.2b",
                 "control_character",
-                "Mật khẩu không được chứa ký tự điều khiển hoặc ký tự vô hình.",
-                "The password must not contain control or invisible characters (mail clients cannot send them).",
+                "Mật khẩu không được chứa ký tự điều khiển (như NUL, tab, xuống dòng) hay ký tự định dạng ẩn.",
+                "The password must not contain control characters (such as NUL, tab, line breaks) or hidden format characters.",
             )
         )
     if policy.require_upper and not any(c.isupper() for c in password):
@@ -218,6 +219,8 @@ def check_password(password: str, policy: PasswordPolicy | None = None) -> list[
     return found
 
 
+# NUL and other controls, format characters (bidi, zero-width), surrogates, line and paragraph separators.
+CONTROL_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
 # Characters a spreadsheet reads as the start of a formula (CSV injection).
 FORMULA_START = frozenset("=+-@")
 

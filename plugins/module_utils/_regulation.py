@@ -117,6 +117,10 @@ def due_reminder(password_changed_at: datetime, max_age_days: int, reminder_days
     return min(due) if due else None
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _whole_days(value, low: int, high: int) -> bool:
     return (isinstance(value, list | tuple) and all(
         isinstance(item, int) and not isinstance(item, bool) and low <= item <= high for item in value))
@@ -132,7 +136,7 @@ def policy_problems(policy: dict | None) -> list[tuple[str, str, str]]:
         message = bound.problem(key, value)
         if message:
             problems.append((key, bound.rule, message))
-        values[key] = value if message is None else bound.default
+        values[key] = value if _whole(value) else bound.default  # cross-field rules judge what was written
     password = policy.get("password") or {}
     if not isinstance(password, dict):
         problems.append(("password", "R6.2", f"'password' must be a mapping, got {type(password).__name__}"))
@@ -142,7 +146,7 @@ def policy_problems(policy: dict | None) -> list[tuple[str, str, str]]:
         message = bound.problem(f"password.{key}", value)
         if message:
             problems.append((f"password.{key}", bound.rule, message))
-        values[f"password.{key}"] = value if message is None else bound.default
+        values[f"password.{key}"] = value if _whole(value) else bound.default
 
     max_age = values["password.max_age_days"]
     reminders = policy.get("password_reminder_days", list(DEFAULT_PASSWORD_REMINDER_DAYS))

@@ -25,10 +25,10 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _notices, _regulation, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import restore_applies
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -50,51 +50,53 @@ class LifecycleError(Exception):
     """The lifecycle cannot run safely; nothing may be written."""
 
 
+_B = _regulation.POLICY_BOUNDS
+
+
 @dataclass(frozen=True)
 class Policy:
-    """The lifecycle's numbers; the defaults are the regulation's."""
+    """The lifecycle's numbers; defaults and bounds are the regulation's (``_regulation``)."""
 
-    inactivity_suspend_days: int = 90  # R8.2a
-    revoke_after_suspended_days: int = 30  # R8.1
-    revoke_warning_days: int = 7  # R8.1: warn the agency this many days before a revocation
-    password_max_age_days: int = 90  # R6.1b
-    password_reminder_days: tuple[int, ...] = (14, 7, 1)  # R6.1b
+    inactivity_suspend_days: int = _B["inactivity_suspend_days"].default  # R8.2a
+    revoke_after_suspended_days: int = _B["revoke_after_suspended_days"].default  # R8.1
+    revoke_warning_days: int = _B["revoke_warning_days"].default  # R8.1: warn the agency this many days before
+    password_max_age_days: int = _regulation.PASSWORD_BOUNDS["max_age_days"].default  # R6.1b
+    password_reminder_days: tuple[int, ...] = _regulation.DEFAULT_PASSWORD_REMINDER_DAYS  # R6.1b
+    max_revocations_per_run: int = _B["max_revocations_per_run"].default  # R8.1, R7.2: cap per run
+    max_idle_suspensions_per_run: int = _B["max_idle_suspensions_per_run"].default  # R8.2a: cap per run
+
+    _KEYS = ("inactivity_suspend_days", "revoke_after_suspended_days", "revoke_warning_days",
+             "max_revocations_per_run", "max_idle_suspensions_per_run")
 
     def __post_init__(self) -> None:
-        problems = []
-        if not 1 <= self.inactivity_suspend_days <= 90:
-            problems.append(f"inactivity_suspend_days must be 1-90 (R8.2a), got {self.inactivity_suspend_days}")
-        if self.revoke_after_suspended_days < 30:
-            problems.append(f"revoke_after_suspended_days must be at least 30 (R8.1), "
-                            f"got {self.revoke_after_suspended_days}")
-        if not 1 <= self.revoke_warning_days < self.revoke_after_suspended_days:
-            problems.append(f"revoke_warning_days must be 1 to {self.revoke_after_suspended_days - 1}, "
-                            f"got {self.revoke_warning_days}")
-        if not 1 <= self.password_max_age_days <= 90:
-            problems.append(f"password_max_age_days must be 1-90 (R6.1b), got {self.password_max_age_days}")
-        reminders = self.password_reminder_days
-        if any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < self.password_max_age_days for d in reminders):
-            problems.append(f"password_reminder_days must be days from 1 to {self.password_max_age_days - 1}, "
-                            f"got {list(reminders)}")
+        problems = _regulation.policy_problems(self.as_inventory())
         if problems:
-            raise ValueError("invalid lifecycle policy: " + "; ".join(problems))
+            raise ValueError("invalid lifecycle policy: " + "; ".join(message for _, _, message in problems))
+
+    def as_inventory(self) -> dict:
+        """The policy block these numbers come from, in ``policy.yml``'s shape (``_regulation.policy_problems``)."""
+        return {**{key: getattr(self, key) for key in self._KEYS},
+                "password": {"max_age_days": self.password_max_age_days},
+                "password_reminder_days": list(self.password_reminder_days)}
 
     @classmethod
     def from_inventory(cls, policy: dict | None, **overrides) -> Policy:
         """From the ``policy`` block that ``mail_inventory`` returns (unrelated keys are ignored)."""
         policy = dict(policy or {})
-        values = {}
-        for key in ("inactivity_suspend_days", "revoke_after_suspended_days", "revoke_warning_days"):
-            if policy.get(key) is not None:
-                values[key] = policy[key]
+        values = {key: policy[key] for key in cls._KEYS if policy.get(key) is not None}
         if (policy.get("password") or {}).get("max_age_days") is not None:
             values["password_max_age_days"] = policy["password"]["max_age_days"]
         if policy.get("password_reminder_days") is not None:
             values["password_reminder_days"] = policy["password_reminder_days"]
         values.update({key: value for key, value in overrides.items() if value is not None})
         if "password_reminder_days" in values:
-            values["password_reminder_days"] = tuple(sorted(set(values["password_reminder_days"]), reverse=True))
-        return cls(**values)
+            reminders = values["password_reminder_days"]
+            if not isinstance(reminders, list | tuple):
+                raise ValueError(f"invalid lifecycle policy: password_reminder_days must be a list, got {reminders!r}")
+            values["password_reminder_days"] = tuple(reminders)
+        policy = cls(**values)
+        # Sorted and deduplicated only after the check, so that a repeated day is refused, not hidden.
+        return replace(policy, password_reminder_days=tuple(sorted(set(policy.password_reminder_days), reverse=True)))
 
 
 @dataclass
@@ -106,6 +108,11 @@ class LifecyclePlan:
     on_leave: list[dict] = field(default_factory=list)  # idle but with a notified leave (R8.2a)
     restore_pending: list[dict] = field(default_factory=list)  # due for revocation, restore requested (R8.1)
     deferred: list[dict] = field(default_factory=list)  # revocations waiting for their warning to age (R8.1)
+    # Actions a cap held back, by kind ("suspended", "revoked"): not done this run, listed in the alert.
+    held: dict[str, list[dict]] = field(default_factory=dict)
+    # One inventory entry whose data cannot be read (an impossible date): reported, never acted upon.
+    problems: list[dict] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # what the operator must look at; logged at error level
 
     @property
     def changed(self) -> bool:
@@ -116,7 +123,9 @@ class LifecyclePlan:
 
     def summary(self) -> dict:
         counts = {kind: len(self.of(kind)) for kind in EVENT_ACTIONS}
-        counts.update(on_leave=len(self.on_leave), restore_pending=len(self.restore_pending), deferred=len(self.deferred))
+        counts.update(on_leave=len(self.on_leave), restore_pending=len(self.restore_pending), deferred=len(self.deferred),
+                      held=sum(len(held) for held in self.held.values()), problems=len(self.problems),
+                      alerts=len(self.alerts))
         return counts
 
 
@@ -174,11 +183,16 @@ def build_plan(
     restores: dict[str, dict] | None = None,
     history: dict[str, list[dict]] | None = None,
     suspend: list[dict] | None = None,
-    max_revocations: int = 10,
+    max_revocations: int | None = None,
+    max_idle_suspensions: int | None = None,
 ) -> LifecyclePlan:
     """Plan one run. ``rows`` are ``_userdb.read_mailboxes``; ``leave`` maps address to the end date of a
     notified absence; ``restores`` maps address to the inventory's ``restore`` entry ({request, date});
-    ``suspend`` lists operator suspensions ({address, reason, cause})."""
+    ``suspend`` lists operator suspensions ({address, reason, cause, request}).
+
+    The caps (``max_revocations``, ``max_idle_suspensions``; None takes the policy's) each hold back only
+    their own kind of action when exceeded, with an alert; the rest of the plan goes ahead. An inventory
+    entry with an unreadable date is reported and that entry alone is left as it is."""
     policy = policy or Policy()
     leave = leave or {}
     restores = restores or {}
@@ -197,25 +211,45 @@ def build_plan(
         if row["state"] == "active":
             if _plan_idle(plan, row, events, today, policy, leave.get(address)):
                 continue
-            _plan_password(plan, row, events, today, policy)
+            _plan_password(plan, row, events, moment, policy)
         elif row["suspended_by"] in ("lifecycle", "operator"):
             # An inventory suspension is the agency's own written request: it decides deletion
             # itself with state: absent (R7.1a), so only Art. 8.2 suspensions run the R8.1 clock.
             _plan_revocation(plan, row, events, moment, policy, restores.get(address))
 
-    revocations = plan.of("revoked")
-    if len(revocations) > max_revocations:
-        raise LifecycleError(
-            f"{len(revocations)} mailboxes are due for revocation, more than max_revocations={max_revocations}; "
-            f"nothing was changed (first: {', '.join(a['address'] for a in revocations[:5])})"
+    caps = {
+        # kind: (cap, which actions of that kind it counts, what the alert calls them)
+        "revoked": (policy.max_revocations_per_run if max_revocations is None else max_revocations,
+                    lambda action: True, "revocations", "max_revocations_per_run"),
+        "suspended": (policy.max_idle_suspensions_per_run if max_idle_suspensions is None else max_idle_suspensions,
+                      lambda action: action["by"] == "lifecycle", "idle suspensions (R8.2a)",
+                      "max_idle_suspensions_per_run"),
+    }
+    for kind, (cap, counted, name, key) in caps.items():
+        due = [action for action in plan.of(kind) if counted(action)]
+        if len(due) <= cap:
+            continue
+        # The cap stops only its own kind of action: a broken last-login hook or a bad restore must not
+        # suspend or delete en masse, and must not stop reminders, warnings and the other kind either.
+        plan.held[kind] = due
+        plan.actions = [action for action in plan.actions if not (action["action"] == kind and counted(action))]
+        plan.alerts.append(
+            f"{len(due)} {name} due, more than {key}={cap}: none done this run "
+            f"(first: {', '.join(action['address'] for action in due[:5])}); check the cause, then raise the cap "
+            f"for one run (sonla-mail-lifecycle --{key.removesuffix('_per_run').replace('_', '-')})"
         )
+    if plan.problems:
+        plan.alerts.append(f"{len(plan.problems)} inventory entries have unreadable data and were left as they are: "
+                           + "; ".join(f"{p['address']} {p['field']}={p['value']!r}" for p in plan.problems[:5]))
     return plan
 
 
 def _action(kind: str, row: dict, **details) -> dict:
+    """One planned action. ``request`` is the reference recorded with its event (R11.2, R7.1c): the
+    operator's own for an operator suspension, otherwise the request the account is held under."""
     return {
         "action": kind, "address": row["address"], "organization": row["organization"],
-        "display_name": row["display_name"], "kind": row["kind"], **details,
+        "display_name": row["display_name"], "kind": row["kind"], "request": row.get("request_ref"), **details,
     }
 
 
@@ -241,8 +275,9 @@ def _operator_suspensions(rows: dict[str, dict], suspend: list[dict], plan: Life
         stored = f"{CAUSE_REASONS[request['cause']]}: {request['reason'].strip()}"
         if row["state"] == "suspended" and row["suspended_by"] == "operator" and row["suspended_reason"] == stored:
             continue  # already done: a re-run changes nothing
+        reference = (request.get("request") or "").strip() or row.get("request_ref")
         plan.actions.append(_action(
-            "suspended", row, by="operator", cause=request["cause"], reason=stored,
+            "suspended", row, by="operator", cause=request["cause"], reason=stored, request=reference,
             # R8.1: the revocation clock keeps counting from the first suspension.
             since=row["suspended_at"] if row["state"] == "suspended" else plan.now,
         ))
@@ -258,7 +293,15 @@ def _plan_idle(plan: LifecyclePlan, row: dict, events: list[dict], today: date, 
     if idle_days <= policy.inactivity_suspend_days:
         return False
     if leave_until:
-        end = _day(leave_until)
+        try:
+            end = _day(str(leave_until))
+        except ValueError:
+            # An impossible date (2027-02-30, month 13, year 0): this entry alone is reported and left active.
+            # The safe side: a suspension on unreadable data would cut off someone who did notify a leave,
+            # while a day's delay costs nothing; the alert makes the operator fix the entry (issue 10 item 5).
+            plan.problems.append({"address": row["address"], "field": "leave_until", "value": str(leave_until),
+                                  "message": "not a valid date YYYY-MM-DD; idle suspension held until it is fixed"})
+            return False
         if end >= today or (today - end).days <= policy.inactivity_suspend_days:
             # A notified absence (R8.2a): no suspension during it, and the clock restarts when it ends.
             plan.on_leave.append({"address": row["address"], "leave_until": leave_until, "idle_days": idle_days})
@@ -269,30 +312,32 @@ def _plan_idle(plan: LifecyclePlan, row: dict, events: list[dict], today: date, 
     return True
 
 
-def _plan_password(plan: LifecyclePlan, row: dict, events: list[dict], today: date, policy: Policy) -> None:
+def _plan_password(plan: LifecyclePlan, row: dict, events: list[dict], moment: datetime, policy: Policy) -> None:
     """R6.1b: reminders before the expiry day, then the expiry. Accounts that must change their
     password anyway (R6.1a, R8.3c) are already refused at login and get neither."""
     if row["must_change"]:
         return
     changed_at = row["password_changed_at"] or row["created_at"]
-    expires_on = _day(changed_at) + timedelta(days=policy.password_max_age_days + 1)  # first day refused
-    days_left = (expires_on - today).days
-    if days_left <= 0:
+    # R6.1b: expiry is _regulation's one definition; reminders are derived from it.
+    expires_at = _regulation.password_expires_at(parse_time(changed_at), policy.password_max_age_days)
+    details = {"password_changed_at": changed_at, "expires_at": format_time(expires_at),
+               "expires_on": expires_at.date().isoformat()}
+    if moment >= expires_at:
         if not _last(events, "password_expired", since=changed_at):
-            plan.actions.append(_action("password_expired", row, password_changed_at=changed_at,
-                                        expired_on=expires_on.isoformat()))
+            plan.actions.append(_action("password_expired", row, expired_on=details["expires_on"],
+                                        max_age_days=policy.password_max_age_days, **details))
         return
-    due = [days for days in policy.password_reminder_days if days_left <= days]
-    if not due:
+    threshold = _regulation.due_reminder(parse_time(changed_at), policy.password_max_age_days,
+                                         policy.password_reminder_days, moment)
+    if threshold is None:
         return
-    threshold = min(due)
     # One reminder per threshold per password; a missed day sends the most urgent one only.
     sent = [int(event["detail"].split("=", 1)[1].split(";", 1)[0]) for event in events
             if event["action"] == "password_reminder" and event["at"] >= changed_at and event["detail"].startswith("days=")]
     if any(days <= threshold for days in sent):
         return
-    plan.actions.append(_action("password_reminder", row, days=threshold, days_left=days_left,
-                                expires_on=expires_on.isoformat(), password_changed_at=changed_at))
+    days_left = (expires_at.date() - moment.date()).days
+    plan.actions.append(_action("password_reminder", row, days=threshold, days_left=days_left, **details))
 
 
 def _plan_revocation(plan: LifecyclePlan, row: dict, events: list[dict], moment: datetime, policy: Policy,
@@ -304,9 +349,14 @@ def _plan_revocation(plan: LifecyclePlan, row: dict, events: list[dict], moment:
     warn_on = revoke_on - timedelta(days=policy.revoke_warning_days)
     if today < warn_on:
         return
-    if restore_applies(restore, suspended_at):
-        plan.restore_pending.append({"address": row["address"], "request": restore["request"], "date": str(restore["date"])})
-        return
+    if restore:
+        counts = _restore_counts(plan, row, events, restore, suspended_at, today)
+        if counts is None:
+            return  # unreadable: never revoke on bad data, the alert names the entry
+        if counts:
+            plan.restore_pending.append({"address": row["address"], "request": restore["request"],
+                                         "date": str(restore["date"])})
+            return
     warning = _last(events, "revocation_warning", since=suspended_at)
     if warning is None:
         # Never revoke without the warning: a late first run warns now and revokes later.
@@ -320,6 +370,26 @@ def _plan_revocation(plan: LifecyclePlan, row: dict, events: list[dict], moment:
         return
     plan.actions.append(_action("revoked", row, suspended_at=suspended_at, reason=row["suspended_reason"],
                                 warned_at=warning["at"]))
+
+
+def _restore_counts(plan: LifecyclePlan, row: dict, events: list[dict], restore: dict, suspended_at: str,
+                    today: date) -> bool | None:
+    """R8.1, R8.3a: does the inventory's restore request stop this revocation? Only a request dated on or
+    after the suspension, no later than today, and not already used by an earlier restore (it applies
+    once). None when its date cannot be read: the entry is reported and nothing irreversible is done."""
+    try:
+        dated = _day(str(restore.get("date") or ""))
+    except ValueError:
+        dated = None
+    if dated is None:
+        plan.problems.append({"address": row["address"], "field": "restore.date", "value": str(restore.get("date")),
+                              "message": "not a valid date YYYY-MM-DD; revocation held until it is fixed"})
+        return None
+    if dated > today:
+        return False  # a request dated in the future is not yet a request
+    if any(event["action"] == "restored" and event["request"] == restore.get("request") for event in events):
+        return False  # already used for an earlier suspension
+    return restore_applies(restore, suspended_at)
 
 
 def diff_text(plan: LifecyclePlan) -> dict:
@@ -353,6 +423,7 @@ def apply_plan(connection, plan: LifecyclePlan) -> None:
         for action in plan.actions:
             address = action["address"]
             kind = action["action"]
+            ref = action.get("request")  # R11.2: every event carries its request reference where one exists
             if kind == "suspended":
                 connection.execute(
                     "UPDATE mailbox SET state = 'suspended', suspended_at = ?, suspended_reason = ?, suspended_by = ?,"
@@ -360,17 +431,17 @@ def apply_plan(connection, plan: LifecyclePlan) -> None:
                     (action["since"], action["reason"], action["by"], now, address),
                 )
                 detail = f"by={action['by']}; cause={action['cause']}; {action['reason']}"
-                events.append((now, address, "suspended", None, detail))
+                events.append((now, address, "suspended", ref, detail))
             elif kind == "revoked":
                 connection.execute("DELETE FROM mailbox WHERE address = ?", (address,))
-                events.append((now, address, "revoked", None, f"suspended_at={action['suspended_at']}; {action['reason']}"))
+                events.append((now, address, "revoked", ref, f"suspended_at={action['suspended_at']}; {action['reason']}"))
             elif kind == "revocation_warning":
-                events.append((now, address, "revocation_warning", None, f"revoke_on={action['revoke_on']}"))
+                events.append((now, address, "revocation_warning", ref, f"revoke_on={action['revoke_on']}"))
             elif kind == "password_reminder":
-                events.append((now, address, "password_reminder", None,
+                events.append((now, address, "password_reminder", ref,
                                f"days={action['days']}; expires_on={action['expires_on']}"))
             elif kind == "password_expired":
-                events.append((now, address, "password_expired", None, f"expired_on={action['expired_on']}"))
+                events.append((now, address, "password_expired", ref, f"expired_on={action['expired_on']}"))
         _userdb.record_events(connection, events)
 
 
@@ -405,11 +476,15 @@ RESULT_LISTS = {
 
 def run(database: str, *, now: str | None = None, policy: Policy | None = None, mailboxes: list[dict] | None = None,
         organizations: list[dict] | None = None, department: str | None = None, domain: str | None = None,
-        suspend: list[dict] | None = None, max_revocations: int = 10, notify: bool = True, mail_root: str | None = None,
+        suspend: list[dict] | None = None, max_revocations: int | None = None, max_idle_suspensions: int | None = None,
+        notify: bool = True, mail_root: str | None = None,
         check: bool = False, smtp_host: str = _notices.SMTP_HOST, smtp_port: int = _notices.SMTP_PORT,
         sender: str | None = None, webmail_url: str | None = None) -> dict:
     """One lifecycle run, shared by the module and the daily CLI: plan, then (unless ``check``) write,
-    delete revoked mail and send the notices (R7.3). Raises LifecycleError before writing anything."""
+    delete revoked mail and send the notices (R7.3). Raises LifecycleError before writing anything.
+
+    ``result["alerts"]`` lists what a monitor must raise (a cap hit, an unreadable inventory entry); the
+    callers log each at error level and the Department's summary carries them. The rest of the run is done."""
     now = format_time(parse_time(now)) if now else _userdb.utc_now()
     if check and not os.path.exists(database):
         rows, history = {}, {}
@@ -417,23 +492,29 @@ def run(database: str, *, now: str | None = None, policy: Policy | None = None, 
         connection = _userdb.connect(database, upgrade=not check)
         rows, history = _userdb.read_mailboxes(connection), read_history(connection)
     leave, restores = inventory_maps(mailboxes)
-    plan = build_plan(rows, now, policy, leave, restores, history, suspend, max_revocations)
+    policy = policy or Policy()
+    plan = build_plan(rows, now, policy, leave, restores, history, suspend, max_revocations, max_idle_suspensions)
 
     directory = _notices.Directory(organizations, department, mailboxes)
     domain = domain or next((address.split("@", 1)[1] for address in rows), "sonla.gov.vn")
     messages = _notices.render(_notices.lifecycle_items(plan.actions, directory), directory, now, "lifecycle", domain,
-                               sender, webmail_url) if notify else []
+                               sender, webmail_url, alerts=plan.alerts,
+                               max_age_days=policy.password_max_age_days) if notify else []
     result = {
         "changed": plan.changed, "now": now,
         **{name: plan.of(kind) for name, kind in RESULT_LISTS.items()},
         "on_leave": plan.on_leave, "restore_pending": plan.restore_pending, "deferred": plan.deferred,
+        "held": {name: [action["address"] for action in plan.held.get(kind, ())] for name, kind in
+                 (("suspended", "suspended"), ("revoked", "revoked"))},
+        "problems": plan.problems, "alerts": plan.alerts,
         "notices": _notices.preview(messages), "notice_errors": [], "mail_errors": [], "summary": plan.summary(),
         "plan": plan,
     }
     result["revoked"] = [action["address"] for action in result["revoked"]]
-    if check or not plan.changed:
+    if check or not (plan.changed or messages):
         return result
-    apply_plan(connection, plan)
+    if plan.changed:
+        apply_plan(connection, plan)
     if mail_root:
         for address in result["revoked"]:
             try:

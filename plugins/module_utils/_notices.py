@@ -20,6 +20,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from ansible_collections.sonla.mail.plugins.module_utils import _regulation
+
 SMTP_HOST = "127.0.0.1"
 SMTP_PORT = 25
 # The options of every module that sends notices (documented in plugins/doc_fragments/notices.py).
@@ -193,9 +195,14 @@ def _message(sender: str, domain: str, to: str, to_name: str, subject: str, body
 
 
 def render(items: list[Item], directory: Directory, now: str, what: str, domain: str, sender: str | None = None,
-           webmail_url: str | None = None) -> list[EmailMessage]:
+           webmail_url: str | None = None, alerts: list[str] | None = None,
+           max_age_days: int = _regulation.PASSWORD_BOUNDS["max_age_days"].default) -> list[EmailMessage]:
     """One notice per agency with items, one summary for the Department (R7.3), and a personal mail
-    for each password reminder or expiry (R6.1b). ``what`` names the run (converge, lifecycle)."""
+    for each password reminder or expiry (R6.1b). ``what`` names the run (converge, lifecycle).
+
+    ``alerts`` (a cap hit, an unreadable entry) head the Department's summary, which is then sent even
+    with no items; without a Department mailbox they go to the sender (the operator's postmaster).
+    ``max_age_days`` is the policy's password age (R6.1b), named in the expiry mail."""
     moment = datetime.strptime(now[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     day = now[:10]
     sender = sender or f"postmaster@{domain}"
@@ -222,17 +229,25 @@ def render(items: list[Item], directory: Directory, now: str, what: str, domain:
         messages.append(_message(sender, domain, address, name, subject, "\n".join(body) + "\n", moment))
 
     department = directory.department
-    if department and directory.address_of(department) and items:
+    alerts = list(alerts or ())
+    warning = ["", "CẢNH BÁO, cần kiểm tra / ALERT, to be checked:", *(f"  - {alert}" for alert in alerts)] if alerts else []
+    if department and directory.address_of(department) and (items or alerts):
         name = directory.name_of(department)
         counts = [f"  - {directory.name_of(agency)}: {len(by_agency[agency])}" for agency in sorted(by_agency)]
         body = [
             f"Kính gửi: {name}",
             f"Tổng hợp kết quả {title} ngày {day}: {len(items)} mục, {len(by_agency)} đơn vị (R7.3).",
             f"Summary of the {what} run of {day}: {len(items)} items for {len(by_agency)} agencies (R7.3).",
-            "", "Theo đơn vị / per agency:", *counts, *_lines(items, with_agency=directory), *footer,
+            *warning, "", "Theo đơn vị / per agency:", *counts, *_lines(items, with_agency=directory), *footer,
         ]
         subject = f"[Thư điện tử Sơn La] Tổng hợp ngày {day} / Summary {day}"
+        if alerts:
+            subject = f"[Thư điện tử Sơn La] CẢNH BÁO / ALERT {day}: {len(alerts)}; " + subject.split("] ", 1)[1]
         messages.append(_message(sender, domain, directory.address_of(department), name, subject, "\n".join(body) + "\n", moment))
+    elif alerts:
+        body = ["Kính gửi / Dear operator,", *warning, *footer]
+        subject = f"[Thư điện tử Sơn La] CẢNH BÁO / ALERT {day}: {len(alerts)}"
+        messages.append(_message(sender, domain, sender, "", subject, "\n".join(body) + "\n", moment))
 
     for item in items:
         if item.section not in ("password_reminder", "password_expired"):
@@ -244,7 +259,7 @@ def render(items: list[Item], directory: Directory, now: str, what: str, domain:
                     f"The password of {item.address} is about to expire; change it at {webmail_url} before then."]
         else:
             subject = f"Mật khẩu hộp thư đã hết hạn / Your mail password has expired ({item.address})"
-            lead = [f"Mật khẩu của hộp thư {item.address} đã quá hạn 90 ngày (R6.1b): {item.text}.",
+            lead = [f"Mật khẩu của hộp thư {item.address} đã quá hạn {max_age_days} ngày (R6.1b): {item.text}.",
                     f"Thư vẫn được nhận; hãy đổi mật khẩu tại {webmail_url} để đăng nhập lại.",
                     f"Mail is still delivered; change the password at {webmail_url} to log in again."]
         body = [f"Kính gửi / Dear {item.display_name or item.address},", "", *lead, *footer]

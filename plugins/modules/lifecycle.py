@@ -15,8 +15,11 @@ description:
     inventory records a notified leave (C(leave_until)) that covers it.
   - Warns the agency, then revokes mailboxes suspended by the lifecycle or an operator for
     C(revoke_after_suspended_days) (R8.1) with no restore request in the inventory; revocation deletes the
-    mailbox and its mail and is final (R7.2). More revocations than O(max_revocations) fail the run before
-    anything is written.
+    mailbox and its mail and is final (R7.2).
+  - Caps per run, from the policy (C(max_revocations_per_run), C(max_idle_suspensions_per_run)) or
+    O(max_revocations) and O(max_idle_suspensions). A cap that is exceeded holds back all actions of its own
+    kind for this run, raises an alert (RV(alerts), a warning, the Department's summary), and the rest of the
+    run is done. An inventory entry with an unreadable date is reported in RV(problems) and left as it is.
   - Sends password reminders before expiry and reports expired passwords (R6.1b). Dovecot refuses an expired
     password with the reason; mail is still delivered.
   - Suspends accounts an operator names in O(suspend) as compromised (R8.2b) or for misuse (R8.2c).
@@ -42,8 +45,9 @@ options:
   policy:
     description:
       - The policy block returned by M(sonla.mail.mail_inventory). Read keys are C(inactivity_suspend_days),
-        C(revoke_after_suspended_days), C(revoke_warning_days), C(password_reminder_days) and C(password.max_age_days);
-        other keys are ignored. Missing keys take the regulation's values.
+        C(revoke_after_suspended_days), C(revoke_warning_days), C(password_reminder_days), C(password.max_age_days),
+        C(max_revocations_per_run) and C(max_idle_suspensions_per_run); other keys are ignored. Missing keys take
+        the regulation's values (C(plugins/module_utils/_regulation.py)).
     type: dict
     default: {}
   mailboxes:
@@ -83,10 +87,22 @@ options:
         description: What happened, recorded and shown at login.
         type: str
         required: true
+      request:
+        description:
+          - Reference of the written request or report behind the suspension (R7.1c), recorded with the event
+            (R11.2). Without it the event carries the request the account is held under.
+        type: str
   max_revocations:
-    description: Fail before writing anything when more mailboxes than this are due for revocation.
+    description:
+      - Overrides the policy's C(max_revocations_per_run) for this run. When more mailboxes are due for revocation,
+        none is revoked this run and an alert is raised; the rest of the run is done.
     type: int
-    default: 10
+  max_idle_suspensions:
+    description:
+      - Overrides the policy's C(max_idle_suspensions_per_run) for this run (R8.2a). When more mailboxes are due
+        for idle suspension (a broken last-login hook would make everyone idle), none is suspended for
+        inactivity this run and an alert is raised; the rest of the run is done.
+    type: int
   notify:
     description: Send the notices (R7.3) and the password reminders (R6.1b) through the local Postfix.
     type: bool
@@ -190,6 +206,23 @@ mail_errors:
   type: list
   elements: str
   sample: []
+held:
+  description: Actions a cap held back this run, by kind (C(suspended) for idle suspensions, C(revoked)).
+  returned: always
+  type: dict
+  sample: {suspended: [annv.skhcn@sonla.gov.vn], revoked: []}
+problems:
+  description: Inventory entries whose data cannot be read (an impossible date); those entries are left as they are.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: annv.skhcn@sonla.gov.vn, field: leave_until, value: "2027-02-30", message: "not a valid date ..."}]
+alerts:
+  description: What the operator must check (a cap hit, unreadable entries); each is also a warning and in the summary.
+  returned: always
+  type: list
+  elements: str
+  sample: ["120 idle suspensions (R8.2a) due, more than max_idle_suspensions_per_run=50: none done this run ..."]
 summary:
   description: How many mailboxes fall in each group.
   returned: always
@@ -207,6 +240,7 @@ SUSPEND_OPTIONS = {
     "address": {"type": "str", "required": True},
     "cause": {"type": "str", "required": True, "choices": list(_lifecycle.CAUSES)},
     "reason": {"type": "str", "required": True},
+    "request": {"type": "str"},
 }
 
 
@@ -222,7 +256,8 @@ def main():
             "department": {"type": "str"},
             "domain": {"type": "str"},
             "suspend": {"type": "list", "elements": "dict", "default": [], "options": SUSPEND_OPTIONS},
-            "max_revocations": {"type": "int", "default": 10},
+            "max_revocations": {"type": "int"},
+            "max_idle_suspensions": {"type": "int"},
             "notify": {"type": "bool", "default": True},
             **_notices.SMTP_ARGUMENT_SPEC,
         },
@@ -233,18 +268,24 @@ def main():
         policy = _lifecycle.Policy.from_inventory(params["policy"])
         if params["now"]:
             _lifecycle.parse_time(params["now"])
+        for cap in ("max_revocations", "max_idle_suspensions"):
+            if params[cap] is not None and params[cap] < 0:
+                raise ValueError(f"{cap} must be 0 or more, got {params[cap]}")
     except ValueError as error:
         module.fail_json(msg=str(error))
 
     options = {key: params[key] for key in ("now", "mailboxes", "organizations", "department", "domain", "suspend",
-                                             "max_revocations", "notify", "mail_root", "smtp_host", "smtp_port",
-                                             "sender", "webmail_url")}
+                                             "max_revocations", "max_idle_suspensions", "notify", "mail_root",
+                                             "smtp_host", "smtp_port", "sender", "webmail_url")}
     try:
         with nullcontext() if module.check_mode else _lifecycle.run_lock(params["database"]):
             result = _lifecycle.run(params["database"], policy=policy, check=module.check_mode, **options)
     except _lifecycle.LifecycleError as error:
         module.fail_json(msg=str(error))
 
+    for alert in result["alerts"]:
+        module.log(f"sonla-mail-lifecycle ALERT: {alert}")
+        module.warn(f"lifecycle alert: {alert}")
     for error in result["notice_errors"]:
         module.warn(f"notice not sent (R7.3): {error}")
     for error in result["mail_errors"]:

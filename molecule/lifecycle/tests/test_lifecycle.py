@@ -82,10 +82,13 @@ def row(host, address: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def lifecycle(host, number: int, *flags: str) -> dict:
+def lifecycle(host, number: int, *flags: str, rc: int = 0) -> dict:
     result = host.run(f"{COMMAND} --now %s {' '.join(flags)}", day(number))
-    assert result.rc == 0, (result.stdout, result.stderr)
-    return json.loads(result.stdout)
+    assert result.rc == rc, (result.stdout, result.stderr)
+    return {**json.loads(result.stdout), "stderr": result.stderr}
+
+
+ALERT_FILE = "/var/lib/sonla-mail/lifecycle.alerts"
 
 
 def messages(host, address: str) -> list[email.message.EmailMessage]:
@@ -206,9 +209,35 @@ def test_password_reminders_on_days_77_84_90(host):
     for number, days in ((77, 14), (84, 7), (90, 1)):
         result = lifecycle(host, number)
         (reminder,) = [a for a in result["password_reminders"] if a["address"] == EXPIRING]
-        assert reminder["days"] == days and reminder["expires_on"] == str(DAY0 + timedelta(days=91))
+        # Set on day 0 at 09:00, refused from day 90 at 09:00 (_regulation.password_expires_at, as Dovecot).
+        assert reminder["days"] == days and reminder["expires_at"] == day(90, "09:00:00")
         assert lifecycle(host, number)["password_reminders"] == []  # never twice
     wait_for(lambda: len([t for t in texts(host, EXPIRING) if "sắp hết hạn" in t]) == 3, "three reminders")
+
+
+def test_day_91_an_impossible_leave_date_is_reported_for_that_entry_only(host):
+    """Issue 10 item 5: an unreadable leave_until stops nothing else; that entry is not suspended (safe side)."""
+    config = json.loads(host.file("/etc/sonla-mail/lifecycle.json").content_string)
+    config["mailboxes"] = [dict(m, leave_until="2027-02-30") if m["address"] == LEAVE else m for m in config["mailboxes"]]
+    written = host.run("python3 -c %s %s", "import sys; open('/tmp/bad-leave.json', 'w').write(sys.argv[1])",
+                       json.dumps(config))
+    assert written.rc == 0, written.stderr
+    result = lifecycle(host, 91, "--check", "--config", "/tmp/bad-leave.json", rc=3)
+    assert [(p["address"], p["field"]) for p in result["problems"]] == [(LEAVE, "leave_until")]
+    assert [a["address"] for a in result["suspended"]] == [IDLE]
+    assert "ERROR sonla-mail-lifecycle" in result["stderr"] and LEAVE in result["stderr"]
+
+
+def test_day_91_a_hit_idle_cap_holds_idle_suspensions_alerts_and_the_rest_is_done(host):
+    """Issue 11, R8.2a: past the cap no idle suspension is done; error line, alert file, exit code 3 and the
+    Department's summary say so; the password expiry of the same run is recorded all the same (R6.1b)."""
+    result = lifecycle(host, 91, "--max-idle-suspensions", "0", rc=3)
+    assert result["held"]["suspended"] == [IDLE] and result["suspended"] == []
+    assert row(host, IDLE)["state"] == "active"
+    assert EXPIRING in [a["address"] for a in result["password_expired"]]  # the rest of the run
+    assert "ERROR sonla-mail-lifecycle" in result["stderr"] and "max_idle_suspensions_per_run=0" in result["stderr"]
+    assert host.file(ALERT_FILE).content_string.splitlines()[0] == "1"
+    wait_text(host, AGENCY, "ALERT", "max_idle_suspensions_per_run=0", IDLE)
 
 
 def test_day_91_idle_suspended_still_receiving_leave_kept_password_expired(host, server_ip):
@@ -216,7 +245,10 @@ def test_day_91_idle_suspended_still_receiving_leave_kept_password_expired(host,
     assert [a["address"] for a in result["suspended"]] == [IDLE]  # R8.2a
     assert row(host, IDLE)["state"] == "suspended" and row(host, IDLE)["suspended_by"] == "lifecycle"
     assert row(host, LEAVE)["state"] == "active"  # notified leave (R8.2a)
-    assert EXPIRING in [a["address"] for a in result["password_expired"]]
+    # Reported once, by the capped run above (R6.1b).
+    assert sql(host, "SELECT count(*) AS n FROM mailbox_event WHERE address = ? AND action = 'password_expired'",
+               EXPIRING) == [{"n": 1}]
+    assert host.file(ALERT_FILE).content_string.splitlines()[0] == "0"  # a clean run clears the alert
     assert not lifecycle(host, 91)["changed"]
 
     assert "Mailbox suspended" in imap_refusal(server_ip, IDLE)  # R8.1: no access...
@@ -295,3 +327,18 @@ def test_a_converge_after_the_revocation_does_not_recreate_it(host, ansible_inve
     playbook(ansible_inventory, f"{scenario}/converge.yml")
     assert row(host, IDLE) is None
     wait_text(host, AGENCY, IDLE, "R7.2", "Không thực hiện")
+
+
+def test_every_lifecycle_event_carries_a_request_reference(host):
+    """R11.2: the agency's list of requests ties each lifecycle event to a request reference."""
+    events = sql(host, "SELECT address, action FROM mailbox_event WHERE action IN"
+                 " ('suspended', 'revocation_warning', 'revoked', 'password_reminder', 'password_expired')"
+                 " AND request_ref IS NULL")
+    assert events == []
+    assert sql(host, "SELECT count(*) AS n FROM mailbox_event WHERE action = 'revoked' AND request_ref = '1/TEST'") == [{"n": 1}]
+
+
+def test_log_retention_comes_from_the_policy(host):
+    """R9.1: the policy's log_retention_days (184) reaches the lifecycle log's rotation."""
+    text = host.file("/etc/logrotate.d/sonla-mail-lifecycle").content_string
+    assert "rotate 184" in text and "maxage 184" in text

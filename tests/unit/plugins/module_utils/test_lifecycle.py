@@ -140,14 +140,20 @@ def test_inventory_suspensions_are_not_revoked(db):
     assert not plan_at(db, 400).changed
 
 
-def test_the_revocation_cap_fails_before_anything_is_written(db):
-    db.execute("UPDATE mailbox SET state = 'suspended', suspended_by = 'lifecycle', suspended_reason = 'x', suspended_at = ?",
-               (day(1),))
+def test_the_revocation_cap_holds_only_revocations_and_alerts(db):
+    """R8.1, R7.2: more revocations due than the cap: none is done, an alert is raised, and the rest of the
+    run (here an idle suspension and a password reminder) still happens (issue 11)."""
+    db.execute("UPDATE mailbox SET state = 'suspended', suspended_by = 'lifecycle', suspended_reason = 'x', suspended_at = ?"
+               " WHERE address != ?", (day(1), BUSY))
     run_at(db, 25)  # warnings
-    with pytest.raises(_lifecycle.LifecycleError, match="3 mailboxes are due for revocation, more than max_revocations=2"):
-        plan_at(db, 40, max_revocations=2)
+    plan = run_at(db, 85, max_revocations=1)
+    assert actions(plan, "revoked") == [] and [a["address"] for a in plan.held["revoked"]] == [IDLE, LEAVE]
+    assert len(plan.alerts) == 1 and "2 revocations due, more than max_revocations_per_run=1" in plan.alerts[0]
+    assert actions(plan, "password_reminder") == [BUSY]  # the rest of the run goes ahead
     assert len(_userdb.read_mailboxes(db)) == 3
-    assert actions(plan_at(db, 40, max_revocations=3), "revoked") == [BUSY, IDLE, LEAVE]
+    assert plan.summary()["held"] == 2 and plan.summary()["alerts"] == 1
+    assert actions(plan_at(db, 85, max_revocations=2), "revoked") == [IDLE, LEAVE]
+    assert actions(plan_at(db, 85), "revoked") == [IDLE, LEAVE]  # the policy's cap: 10 (_regulation)
 
 
 def test_password_reminders_14_7_1_days_before_and_expiry_on_day_91(db):
@@ -172,7 +178,8 @@ def test_a_missed_day_sends_only_the_most_urgent_reminder(db):
     for address in (IDLE, LEAVE, BUSY):
         login(db, address, 85)
     plan = run_at(db, 88)
-    assert {(a["address"], a["days"], a["days_left"]) for a in plan.of("password_reminder")} >= {(IDLE, 7, 3)}
+    # Changed on day 0 at 09:00: the password expires on day 90 at 09:00 (_regulation.password_expires_at).
+    assert {(a["address"], a["days"], a["days_left"]) for a in plan.of("password_reminder")} >= {(IDLE, 7, 2)}
     assert actions(plan_at(db, 89), "password_reminder") == []
     assert actions(plan_at(db, 90), "password_reminder") == [BUSY, IDLE, LEAVE]
 
@@ -226,9 +233,9 @@ def test_bad_operator_suspensions_fail_before_anything(db, request_, message):
 
 
 def test_policy_refuses_values_against_the_regulation():
-    with pytest.raises(ValueError, match="inactivity_suspend_days must be 1-90"):
+    with pytest.raises(ValueError, match="'inactivity_suspend_days' must be 1-90"):
         _lifecycle.Policy(inactivity_suspend_days=120)
-    with pytest.raises(ValueError, match="revoke_after_suspended_days must be at least 30"):
+    with pytest.raises(ValueError, match="'revoke_after_suspended_days' must be 30-3650"):
         _lifecycle.Policy(revoke_after_suspended_days=10)
     with pytest.raises(ValueError, match="password_reminder_days"):
         _lifecycle.Policy(password_reminder_days=(0,))
@@ -258,3 +265,109 @@ def test_remove_mail_refuses_paths_outside_the_root(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         _userdb.remove_mail(str(tmp_path), "../../etc@sonla.gov.vn")
     assert not _userdb.remove_mail(str(tmp_path), "nobody@sonla.gov.vn")
+
+
+def test_the_idle_cap_holds_idle_suspensions_only_and_alerts(db):
+    """R8.2a (issue 11): a broken last-login hook makes everyone idle on day 91. Past the cap no idle
+    suspension is done, an alert says so, and operator suspensions and reminders still happen."""
+    login(db, LEAVE, 85)  # the only one with a recent login: gets its password reminder
+    suspend = [{"address": BUSY, "cause": "compromised", "reason": "Lộ mật khẩu"}]
+    plan = run_at(db, 91, leave={}, suspend=suspend, max_idle_suspensions=0)
+    assert [a["address"] for a in plan.held["suspended"]] == [IDLE]
+    assert "1 idle suspensions (R8.2a) due, more than max_idle_suspensions_per_run=0" in plan.alerts[0]
+    assert "--max-idle-suspensions" in plan.alerts[0]
+    assert [(a["address"], a["by"]) for a in plan.of("suspended")] == [(BUSY, "operator")]  # not capped
+    assert actions(plan, "password_expired") == [LEAVE]  # the rest of the run goes ahead
+    assert _userdb.read_mailboxes(db)[IDLE]["state"] == "active"
+    assert actions(plan_at(db, 91, leave={}, max_idle_suspensions=1), "suspended") == [IDLE]
+
+
+def test_the_idle_cap_comes_from_the_policy(db):
+    db.execute("UPDATE mailbox SET last_login_at = NULL")
+    policy = _lifecycle.Policy.from_inventory({"max_idle_suspensions_per_run": 2})
+    plan = plan_at(db, 91, leave={}, policy=policy)
+    assert actions(plan, "suspended") == [] and len(plan.held["suspended"]) == 3 and plan.alerts
+    assert actions(plan_at(db, 91, leave={}, policy=_lifecycle.Policy()), "suspended") == [BUSY, IDLE, LEAVE]
+
+
+@pytest.mark.parametrize("bad", ["2027-02-30", "2027-13-01", "0000-01-01", "soon"])
+def test_an_impossible_leave_date_is_reported_and_that_entry_alone_is_kept(db, bad):
+    """Issue 10 item 5: one unreadable leave_until never stops the run for every account. That entry is
+    reported with an alert and not suspended (the safe side); the others are planned as usual."""
+    plan = plan_at(db, 91, leave={LEAVE: bad})
+    assert plan.problems == [{"address": LEAVE, "field": "leave_until", "value": bad,
+                              "message": "not a valid date YYYY-MM-DD; idle suspension held until it is fixed"}]
+    assert actions(plan, "suspended") == [BUSY, IDLE]
+    assert any(LEAVE in alert and bad in alert for alert in plan.alerts)
+
+
+def _suspended_and_warned(db):
+    login(db, BUSY, 100)
+    login(db, LEAVE, 100)
+    run_at(db, 91)
+    run_at(db, 114)
+
+
+@pytest.mark.parametrize(("restore", "revoked"), [
+    ({"request": "45/QĐ", "date": str(DAY0 + timedelta(days=95))}, []),  # dated after the suspension, before today
+    ({"request": "45/QĐ", "date": "2099-01-01"}, [IDLE]),  # dated in the future: not yet a request
+    ({"request": "45/QĐ", "date": str(DAY0 + timedelta(days=90))}, [IDLE]),  # older than the suspension
+])
+def test_a_restore_counts_only_dated_between_the_suspension_and_today(db, restore, revoked):
+    """R8.1, R8.3a, issue 10 item 5: a restore dated no later than today, on or after the suspension."""
+    _suspended_and_warned(db)
+    assert actions(plan_at(db, 121, restores={IDLE: restore}), "revoked") == revoked
+
+
+def test_a_restore_applies_once(db):
+    """Issue 10 item 5: a restore already used does not shield a later suspension from revocation."""
+    _suspended_and_warned(db)
+    restore = {"request": "45/QĐ", "date": str(DAY0 + timedelta(days=91))}
+    assert actions(plan_at(db, 121, restores={IDLE: restore}), "revoked") == []
+    db.execute("INSERT INTO mailbox_event (at, address, action, request_ref) VALUES (?, ?, 'restored', '45/QĐ')",
+               (day(91, "12:00:00"), IDLE))
+    assert actions(plan_at(db, 121, restores={IDLE: restore}), "revoked") == [IDLE]
+
+
+def test_an_unreadable_restore_date_holds_that_revocation_only(db):
+    _suspended_and_warned(db)
+    plan = plan_at(db, 121, restores={IDLE: {"request": "45/QĐ", "date": "2027-02-30"}})
+    assert actions(plan, "revoked") == [] and plan.problems[0]["field"] == "restore.date" and plan.alerts
+
+
+def test_every_event_carries_its_request_reference(db):
+    """R11.2, R7.1c: the operator's reference for an operator suspension, else the account's request."""
+    db.execute("UPDATE mailbox SET request_ref = '7/QĐ-SKHCN' WHERE address = ?", (IDLE,))
+    login(db, LEAVE, 85)
+    suspend = [{"address": BUSY, "cause": "compromised", "reason": "Lộ mật khẩu", "request": "12/CATP"}]
+    run_at(db, 91, leave={}, suspend=suspend)
+    run_at(db, 114, leave={})
+    run_at(db, 121, leave={})
+    events = db.execute("SELECT address, action, request_ref FROM mailbox_event WHERE action != 'added'").fetchall()
+    assert {tuple(event) for event in events} >= {
+        (BUSY, "suspended", "12/CATP"), (IDLE, "suspended", "7/QĐ-SKHCN"), (IDLE, "revocation_warning", "7/QĐ-SKHCN"),
+        (IDLE, "revoked", "7/QĐ-SKHCN"), (LEAVE, "password_expired", "1/QĐ")}
+    assert [event for event in events if event[2] is None] == []
+
+
+def test_expiry_is_the_regulations_moment(db):
+    """R6.1b: the lifecycle reports the moment _regulation.password_expires_at defines, to the second."""
+    db.execute("UPDATE mailbox SET password_changed_at = ? WHERE address = ?", (day(0, "23:30:00"), IDLE))
+    for address in (IDLE, BUSY, LEAVE):
+        login(db, address, 85)
+    (reminder,) = [a for a in plan_at(db, 77).of("password_reminder") if a["address"] == IDLE]
+    assert reminder["expires_at"] == day(90, "23:30:00") and reminder["days_left"] == 13
+    rows, history = _userdb.read_mailboxes(db), _lifecycle.read_history(db)
+    before = _lifecycle.build_plan(rows, day(90, "23:29:59"), history=history)
+    at = _lifecycle.build_plan(rows, day(90, "23:30:00"), history=history)
+    assert IDLE not in actions(before, "password_expired") and IDLE in actions(at, "password_expired")
+
+
+def test_policy_uses_the_regulation_cross_field_check():
+    """Issue 11: max_age_days 30 with a reminder at 45 days is refused; so is a warning not before revocation."""
+    with pytest.raises(ValueError, match="password_reminder_days"):
+        _lifecycle.Policy.from_inventory({"password": {"max_age_days": 30}, "password_reminder_days": [45]})
+    with pytest.raises(ValueError, match="revoke_warning_days"):
+        _lifecycle.Policy(revoke_after_suspended_days=30, revoke_warning_days=29 + 1)
+    with pytest.raises(ValueError, match="password_reminder_days"):
+        _lifecycle.Policy.from_inventory({"password_reminder_days": [7, 7]})

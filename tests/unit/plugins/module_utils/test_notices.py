@@ -182,3 +182,25 @@ def test_touched_addresses_are_those_a_notice_names():
               "removed": ["e@sonla.gov.vn"], "refused": [{"address": "f@sonla.gov.vn", "reason": "R7.2"}],
               "unchanged": ["z@sonla.gov.vn"], "held": [{"address": "y@sonla.gov.vn"}]}
     assert _notices.touched_addresses(result) == {f"{letter}@sonla.gov.vn" for letter in "abcdef"}
+
+
+def test_alerts_head_the_department_summary_even_without_items(directory):
+    """Issue 11: a hit cap reaches the Department (R7.3) although the run did nothing."""
+    alert = "120 idle suspensions (R8.2a) due, more than max_idle_suspensions_per_run=50: none done this run"
+    (summary,) = bodies(_notices.render([], directory, NOW, "lifecycle", "sonla.gov.vn", alerts=[alert]))
+    assert summary[0] == "skhcn@sonla.gov.vn" and "ALERT" in summary[1] and alert in summary[2]
+    assert _notices.render([], directory, NOW, "lifecycle", "sonla.gov.vn") == []
+
+
+def test_alerts_go_to_the_operator_without_a_department_mailbox():
+    nobody = _notices.Directory(copy.deepcopy(ORGANIZATIONS), None, MAILBOXES)
+    (alert,) = bodies(_notices.render([], nobody, NOW, "lifecycle", "sonla.gov.vn", alerts=["cap hit"]))
+    assert alert[0] == "postmaster@sonla.gov.vn" and "cap hit" in alert[2]
+
+
+def test_the_expiry_mail_names_the_policys_password_age(directory):
+    """R6.1b: the age comes from the policy, not a hard-coded 90."""
+    item = _notices.Item("password_expired", "skhcn", "annv.skhcn@sonla.gov.vn", "Nguyễn Văn An", "Hết hạn")
+    personal = [b for b in bodies(_notices.render([item], directory, NOW, "lifecycle", "sonla.gov.vn", max_age_days=45))
+                if b[0] == "annv.skhcn@sonla.gov.vn"]
+    assert "quá hạn 45 ngày" in personal[0][2] and "90" not in personal[0][2]

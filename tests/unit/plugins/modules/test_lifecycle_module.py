@@ -112,15 +112,20 @@ def test_operator_suspension_with_reason(database, tmp_path, sent):
     assert not ok and "cause" in failed["msg"]
 
 
-def test_the_revocation_cap_fails_the_run(database, tmp_path, sent):
+def test_the_revocation_cap_holds_revocations_alerts_and_tells_the_department(database, tmp_path, sent):
+    """R8.1, R7.2 (issue 11): a hit cap holds its own kind of action, warns, and the summary carries the alert."""
     connection = _userdb.connect(database)
     connection.execute("UPDATE mailbox SET state = 'suspended', suspended_by = 'lifecycle', suspended_reason = 'x',"
                        " suspended_at = '2026-01-06 00:00:00'")
     connection.execute("INSERT INTO mailbox_event (at, address, action, detail) SELECT '2026-01-30 00:00:00', address,"
                        " 'revocation_warning', 'revoke_on=2026-02-05' FROM mailbox")
     ok, result = run(lifecycle, args(database, tmp_path, now="2026-02-10", max_revocations=2))
-    assert not ok and "more than max_revocations=2" in result["msg"]
-    assert len(rows(database)) == 3 and sent == []
+    assert ok and not result["changed"] and result["revoked"] == []
+    assert len(result["held"]["revoked"]) == 3 and "more than max_revocations_per_run=2" in result["alerts"][0]
+    assert len(rows(database)) == 3
+    (summary,) = sent  # no action, but the Department is told
+    assert summary["To"].addresses[0].addr_spec == "skhcn@sonla.gov.vn" and "ALERT" in summary["Subject"]
+    assert "max_revocations_per_run=2" in summary.get_content()
 
 
 def test_bad_policy_and_time_are_refused(database, tmp_path):

@@ -17,7 +17,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password
+from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password, _regulation
+from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
 from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Entry, Problem, has_unprintable, line_of, load
 
 POLICY_FILE = "policy.yml"
@@ -26,17 +27,6 @@ LOCK_FILE = "addresses.lock.yml"
 
 DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
 
-# Each numeric policy value: default, lowest and highest the regulation allows.
-POLICY_LIMITS = {
-    "default_quota_mb": (2048, 1, 1_048_576),  # R9.2a, R9.2b
-    "max_attachment_mb": (25, 1, 1024),  # R9.2b
-    "inactivity_suspend_days": (90, 1, 90),  # R8.2a: suspend after at most 90 idle days
-    "revoke_after_suspended_days": (30, 30, 3650),  # R8.1: never revoke before 30 days
-    "log_retention_days": (184, 184, 3650),  # R9.1: at least 6 calendar months, which can span 184 days
-    "revoke_warning_days": (7, 1, 29),  # R8.1: the agency is warned this many days before a revocation
-}
-DEFAULT_PASSWORD_REMINDER_DAYS = (14, 7, 1)  # R6.1b: reminder mails this many days before expiry
-DEFAULT_QUOTA_WARNING_PERCENT = (80, 95)  # R9.2d
 
 ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
 ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request"))
@@ -251,31 +241,17 @@ def _check_policy(inventory: Inventory):
         inventory.department = top.text("department", required=False, pattern=_ID)
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
-        block.only_keys(frozenset(POLICY_LIMITS) | {"password", "quota_warning_percent", "password_reminder_days"})
-        policy = {key: block.integer(key, low, high, "policy", default) for key, (default, low, high) in POLICY_LIMITS.items()}
-        warnings = block.entry.get("quota_warning_percent", list(DEFAULT_QUOTA_WARNING_PERCENT))
-        if (
-            not isinstance(warnings, list)
-            or not warnings
-            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 99 for p in warnings)
-            or warnings != sorted(set(warnings))
-        ):
-            block.fail("R9.2d", f"'quota_warning_percent' must be ascending whole percentages 1-99, got {warnings!r}")
-            warnings = list(DEFAULT_QUOTA_WARNING_PERCENT)
-        policy["quota_warning_percent"] = warnings
-        reminders = block.entry.get("password_reminder_days", list(DEFAULT_PASSWORD_REMINDER_DAYS))
-        if (
-            not isinstance(reminders, list)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 89 for d in reminders)
-            or len(set(reminders)) != len(reminders)
-        ):
-            block.fail("R6.1b", f"'password_reminder_days' must be distinct whole days 1-89, got {reminders!r}")
-            reminders = list(DEFAULT_PASSWORD_REMINDER_DAYS)
-        policy["password_reminder_days"] = sorted(reminders, reverse=True)
+        block.only_keys(frozenset(POLICY_BOUNDS) | {"password", "quota_warning_percent", "password_reminder_days"})
+        # The regulation's bounds and the rules between keys, written once in _regulation (R6.1b, R8.1, R9).
+        for key, rule, message in _regulation.policy_problems(dict(block.entry)):
+            if key != "password" and not key.startswith("password."):  # the password block is PasswordPolicy's
+                block.fail(rule, message, key)
+        policy = _regulation.resolve(dict(block.entry) if block.ok else {})
+        policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         try:
             password_policy = _password.PasswordPolicy.from_dict(block.entry.get("password") or {})
         except ValueError as error:
-            block.fail("R6.2", str(error))
+            block.fail("R6.2", str(error), "password")
             password_policy = _password.PasswordPolicy()
         policy["password"] = asdict(password_policy)
         inventory.policy = policy
@@ -573,7 +549,7 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
 def resolve(inventory: Inventory) -> Resolution:
     """Allocate addresses and build the desired mailbox set the ``mailboxes`` module converges."""
     addresses, allocated = _allocate(inventory)
-    default_quota = inventory.policy.get("default_quota_mb", POLICY_LIMITS["default_quota_mb"][0])
+    default_quota = inventory.policy.get("default_quota_mb", POLICY_BOUNDS["default_quota_mb"].default)
     mailboxes: list[dict] = []
     for org in inventory.organizations.values():
         address = addresses.get(f"org:{org.id}")

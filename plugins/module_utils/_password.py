@@ -22,19 +22,18 @@ import string
 import unicodedata
 from dataclasses import dataclass, fields
 
+from ansible_collections.sonla.mail.plugins.module_utils._regulation import PASSWORD_BOUNDS, SPECIAL_CHARACTERS
+
 try:  # for {BLF-CRYPT}; the mailboxes role installs python3-bcrypt on the servers
     import bcrypt
 except ImportError:  # pragma: no cover - reported where it is needed
     bcrypt = None
 
-# R6.2: "ký tự đặc biệt (!, @, #, %, $, *, &)" -- exactly these seven.
-REGULATION_SPECIAL_CHARACTERS = "!@#%$*&"
-REGULATION_MIN_LENGTH = 8  # R6.2
-REGULATION_MAX_AGE_DAYS = 90  # R6.1b: every 3 months
-# R6.1b asks for a change, not an A->B->A toggle: a new password may not be any of the last `history`
-# (the current one included). 2 is the least that stops the toggle; the hashes are kept by _password_change.
-REGULATION_PASSWORD_HISTORY = 5
-PASSWORD_HISTORY_BOUNDS = (2, 24)
+# The regulation's numbers live in _regulation; these names say how this module uses them.
+REGULATION_SPECIAL_CHARACTERS = SPECIAL_CHARACTERS  # R6.2: exactly these seven
+REGULATION_MIN_LENGTH = PASSWORD_BOUNDS["min_length"].low  # R6.2
+REGULATION_MAX_AGE_DAYS = PASSWORD_BOUNDS["max_age_days"].high  # R6.1b: every 3 months
+PASSWORD_HISTORY_BOUNDS = (PASSWORD_BOUNDS["history"].low, PASSWORD_BOUNDS["history"].high)  # R6.1b
 
 # bcrypt reads only the first 72 bytes of a password; longer ones would be silently truncated.
 BCRYPT_MAX_BYTES = 72
@@ -51,13 +50,13 @@ _GEN_DIGITS = "23456789"
 class PasswordPolicy:
     """The password rules of ``policy.yml`` (``policy.password``), defaults as in docs/inventory.md."""
 
-    min_length: int = REGULATION_MIN_LENGTH
+    min_length: int = PASSWORD_BOUNDS["min_length"].default
     require_upper: bool = True
     require_lower: bool = True
     require_digit: bool = True
     special_characters: str = REGULATION_SPECIAL_CHARACTERS
-    max_age_days: int = REGULATION_MAX_AGE_DAYS
-    history: int = REGULATION_PASSWORD_HISTORY
+    max_age_days: int = PASSWORD_BOUNDS["max_age_days"].default
+    history: int = PASSWORD_BOUNDS["history"].default
 
     def __post_init__(self) -> None:
         errors = _policy_errors(self)

@@ -77,7 +77,9 @@ POLICY_BOUNDS = {
 PASSWORD_BOUNDS = {
     "min_length": Bound(8, 8, 72, "R6.2"),  # 72: the longest password BLF-CRYPT reads
     "max_age_days": Bound(90, 1, 90, "R6.1b"),  # every 3 months
-    "history": Bound(5, 1, 24, "R6.1b"),  # a new password may not repeat any of the last N
+    # A new password may not be any of the last N, the current one included: 2 is the least that stops an
+    # A->B->A toggle, since R6.1b asks for a change; 24 hashes are kept per account.
+    "history": Bound(5, 2, 24, "R6.1b"),
 }
 
 SPECIAL_CHARACTERS = "!@#%$*&"  # R6.2: "ký tự đặc biệt (!, @, #, %, $, *, &)", exactly these seven

@@ -186,8 +186,10 @@ def test_a_duplicate_pinned_address_is_refused(inventory_folder):
 @pytest.mark.parametrize(("policy", "rule"), [
     ("policy:\n  password:\n    min_length: 6\n", "R6.2"),
     ("policy:\n  password:\n    max_age_days: 180\n", "R6.2"),
-    ("policy:\n  log_retention_days: 90\n", "policy"),
-    ("policy:\n  revoke_after_suspended_days: 7\n", "policy"),
+    ("policy:\n  log_retention_days: 183\n", "R9.1"),
+    ("policy:\n  revoke_after_suspended_days: 29\n", "R8.1"),
+    ("policy:\n  password:\n    max_age_days: 30\n  password_reminder_days: [45]\n", "R6.1b"),  # the 30/45 case
+    ("policy:\n  max_idle_suspensions_per_run: -1\n", "R8.2a"),
     ("policy:\n  quota_warning_percent: [95, 80]\n", "R9.2d"),
     ("policy:\n  password:\n    special_characters: '!^'\n", "R6.2"),
     ("domain: Sonla.Gov.VN\n", "R3.1"),

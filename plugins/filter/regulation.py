@@ -6,6 +6,7 @@
     {{ 'password.max_age_days' | sonla.mail.regulation_bound }}        # {default, low, high, rule}
     {{ lifecycle_policy | sonla.mail.regulation_problems }}            # [] when the policy is sound
     {{ none | sonla.mail.regulation }}                                 # the whole table
+    {{ {'password': webmail_password_policy} | sonla.mail.regulation_resolve }}  # defaults filled in
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def regulation_problems(policy) -> list[str]:
     return [f"{key}: {message} ({rule})" for key, rule, message in _regulation.policy_problems(policy or {})]
 
 
+def regulation_resolve(policy) -> dict:
+    """A policy block with every key the policy leaves out set to the regulation's default."""
+    if policy is not None and not isinstance(policy, dict):
+        raise AnsibleFilterError(f"regulation_resolve: expected a policy mapping, got {type(policy).__name__}")
+    return _regulation.resolve(policy)
+
+
 class FilterModule:
     def filters(self):
-        return {"regulation": regulation, "regulation_bound": regulation_bound, "regulation_problems": regulation_problems}
+        return {"regulation": regulation, "regulation_bound": regulation_bound, "regulation_problems": regulation_problems,
+                "regulation_resolve": regulation_resolve}

@@ -172,7 +172,8 @@ def resolve(policy: dict | None) -> dict:
     policy = dict(policy or {})
     resolved = {key: policy.get(key, bound.default) for key, bound in POLICY_BOUNDS.items()}
     password = dict(policy.get("password") or {})
-    resolved["password"] = {**password, **{key: password.get(key, bound.default) for key, bound in PASSWORD_BOUNDS.items()}}
+    resolved["password"] = {"special_characters": SPECIAL_CHARACTERS, **password,
+                            **{key: password.get(key, bound.default) for key, bound in PASSWORD_BOUNDS.items()}}
     resolved["password_reminder_days"] = list(policy.get("password_reminder_days", DEFAULT_PASSWORD_REMINDER_DAYS))
     resolved["quota_warning_percent"] = list(policy.get("quota_warning_percent", DEFAULT_QUOTA_WARNING_PERCENT))
     return {**policy, **resolved}

@@ -15,7 +15,7 @@ from ansible_collections.sonla.mail.plugins.module_utils import _regulation
 
 
 def test_the_filters_are_registered():
-    assert set(FilterModule().filters()) == {"regulation", "regulation_bound", "regulation_problems"}
+    assert set(FilterModule().filters()) == {"regulation", "regulation_bound", "regulation_problems", "regulation_resolve"}
 
 
 def test_bound_and_table_are_the_regulations():
@@ -32,3 +32,9 @@ def test_problems_as_lines_for_an_assert():
     assert line.startswith("password_reminder_days: ") and line.endswith("(R6.1b)")
     with pytest.raises(AnsibleFilterError, match="mapping"):
         regulation_problems(["not", "a", "policy"])
+
+
+def test_resolve_fills_the_password_defaults_for_the_roles():
+    from ansible_collections.sonla.mail.plugins.filter.regulation import regulation_resolve
+    resolved = regulation_resolve({"password": {"max_age_days": 60}})["password"]
+    assert resolved == {"special_characters": "!@#%$*&", "max_age_days": 60, "min_length": 8, "history": 5}

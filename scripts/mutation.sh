@@ -99,20 +99,7 @@ TOML
     log "$module: mutmut exited $status; see $scratch/run.log"
   fi
 
-  (cd "$scratch" && "$mutmut" results --all true) >"$scratch/results.txt" 2>/dev/null || true
-  read -r killed survived timeout other all < <(awk -F': ' '
-    /: / { n++; s = $NF
-           if (s == "killed" || s == "caught by type check") k++
-           else if (s == "survived") v++
-           else if (s == "timeout") t++
-           else o++ }
-    END { printf "%d %d %d %d %d\n", k, v, t, o, n }' "$scratch/results.txt")
-  : >"$scratch/survivors.txt"
-  for name in $(awk -F': ' '$NF == "survived" { gsub(/^ +/, "", $1); print $1 }' "$scratch/results.txt"); do
-    (cd "$scratch" && "$mutmut" show "$name") >>"$scratch/survivors.txt" 2>/dev/null || true
-    printf '\n' >>"$scratch/survivors.txt"
-  done
-
+  read -r killed survived timeout other all < <(cd "$scratch" && "$venv/bin/python" "$root/tests/mutation/report.py")
   share="n/a"
   ((all > 0)) && share="$(awk -v k="$killed" -v t="$timeout" -v a="$all" 'BEGIN { printf "%.1f %%", 100 * (k + t) / a }')"
   summary+=("$(printf '%-14s %6d %7d %8d %8d %6d   %8s   %4ds' "$module" "$all" "$killed" "$survived" "$timeout" "$other" "$share" $((SECONDS - started)))")

@@ -6,7 +6,8 @@
 # plugins/ and tests/ into a scratch tree .cache/mutation/<module>/ansible_collections/sonla/mail/ (the checkout is
 # never written), runs mutmut there with one worker under `nice`, prints killed / survived / timeout per module and
 # in total, and lists each survivor's diff in .cache/mutation/<module>/survivors.txt. Exits 0 whatever the score.
-# A full run takes about 10 minutes on a quiet 2-core machine (docs/quality.md); MUTATION_BUDGET bounds each module.
+# _naming, _password and _mailbox_plan take 1-4 min each; _lifecycle and _inventory 15-20+ min each on a loaded
+# 2-core machine (docs/quality.md, "Time"). MUTATION_BUDGET (seconds, default 1200) bounds each module.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

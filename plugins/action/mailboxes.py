@@ -38,7 +38,8 @@ from ansible_collections.sonla.mail.plugins.module_utils import _password
 from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
 
 DEFAULT_HANDOFF_DIR = "~/.local/share/sonla-mail/handoff"
-FINAL, PENDING = ".csv", ".csv.pending"
+FINAL = ".csv"
+PENDING = ".csv.pending"
 HEADER = ("address", "display_name", "organization", "initial_password")
 # A cell that starts with one of these is a formula to a spreadsheet, where operators open this file.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -64,7 +64,7 @@ def validate_desired(entries) -> list[dict]:
         if unknown:
             raise PlanError(f"{where}: unknown field(s) {', '.join(unknown)}")
         where = f"mailbox {entry.get('address', where)}"
-        mailbox = {"state": "active", "reason": None, "request": None, "leave_until": None, "restore": None, **entry}
+        mailbox = {"state": "active", **entry}
         for name, (kind, required, choices) in MAILBOX_FIELDS.items():
             value = mailbox.get(name)
             if value is None:

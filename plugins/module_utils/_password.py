@@ -236,8 +236,6 @@ def generate_password(policy: PasswordPolicy | None = None, length: int = 16) ->
         raise ValueError(f"length {length} is above {BCRYPT_MAX_BYTES}, the longest password BLF-CRYPT reads")
     specials = policy.special_characters
     required = [_GEN_UPPER, _GEN_LOWER, _GEN_DIGITS, specials]
-    if length < len(required):
-        raise ValueError(f"length {length} is too short to hold every required character class")
     alphabet = _GEN_UPPER + _GEN_LOWER + _GEN_DIGITS + specials
     chars = [secrets.choice(group) for group in required]
     chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]

@@ -322,3 +322,11 @@ def test_removed_mail_is_set_aside_then_purged(tmp_path):
     assert original == str(tmp_path / "sonla.gov.vn" / "annv.skhcn")
     assert _userdb.purge_set_aside(str(tmp_path)) == [aside] and not os.path.exists(aside)
     assert _userdb.set_aside_mail(str(tmp_path), "nobody@sonla.gov.vn", NOW) is None
+
+
+def test_an_owner_change_after_a_retired_mailbox_is_still_refused(database):
+    """R5.3: every entry is checked, also those after an absent one (a mutant stopped at the first)."""
+    converge(database, [_owned("annv.skhcn", "p1"), _owned("haclv.skhcn", "p2"), _owned("maitl.skhcn", "p3")])
+    desired = [_owned("maitl.skhcn", "p3", state="absent"), _owned("annv.skhcn", "p2"), _owned("haclv.skhcn", "p1")]
+    with pytest.raises(PlanError, match="2 mailbox"):
+        build_plan(desired, _userdb.read_mailboxes(database))

@@ -36,9 +36,10 @@ def test_r10_2b_control_and_invisible_characters_are_refused(invisible):
     """R10.2b: a control (Cc), format (Cf) or line/paragraph separator (Zl, Zp) character is refused, alone."""
     violations = check_password(GOOD + invisible)
     assert [(v.rule, v.code) for v in violations] == [("R10.2b", "control_character")]
-    assert violations[0].message_vi == "Mật khẩu không được chứa ký tự điều khiển hoặc ký tự vô hình."
+    assert violations[0].message_vi == (
+        "Mật khẩu không được chứa ký tự điều khiển (như NUL, tab, xuống dòng) hay ký tự định dạng ẩn.")
     assert violations[0].message_en == (
-        "The password must not contain control or invisible characters (mail clients cannot send them)."
+        "The password must not contain control characters (such as NUL, tab, line breaks) or hidden format characters."
     )
 
 
@@ -108,7 +109,7 @@ def test_r6_policy_from_dict_names_the_type_and_every_unknown_key():
     with pytest.raises(ValueError) as caught:
         PasswordPolicy.from_dict({"min_lenght": 10, "expiry": 30})
     assert str(caught.value) == (
-        "policy.password: unknown key(s) expiry, min_lenght; known keys are max_age_days, min_length, "
+        "policy.password: unknown key(s) expiry, min_lenght; known keys are history, max_age_days, min_length, "
         "require_digit, require_lower, require_upper, special_characters"
     )
 

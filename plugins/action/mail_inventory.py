@@ -8,15 +8,24 @@ through JSON (about 15 MB and several seconds at 50,000 people).
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
+    InventoryProblems,
+    converge_inventory,
+    write_resolved,
+)
+
+DEFAULT_RESOLVED_DIR = "~/.cache/sonla-mail/resolved"
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "write_lock": {"type": "bool", "default": True},
+    "resolved_dir": {"type": "path", "default": DEFAULT_RESOLVED_DIR},
 }
 
 
@@ -33,4 +42,8 @@ class ActionModule(ActionBase):
             result.update(converge_inventory(args["path"], args["write_lock"], self._task.check_mode, self._task.diff))
         except InventoryProblems as error:
             result.update(failed=True, msg=str(error), problems=error.problems)
+            return result
+        # Later tasks of the run (mailboxes, notices) read this file instead of resolving the inventory again.
+        # A controller-side scratch file, written in check mode too: those tasks preview from it.
+        result["resolved_file"] = write_resolved(result, os.path.expanduser(args["resolved_dir"]))
         return result

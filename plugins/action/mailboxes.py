@@ -35,7 +35,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sonla.mail.plugins.module_utils import _password
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
+    InventoryProblems,
+    converge_inventory,
+    read_resolved,
+)
 
 DEFAULT_HANDOFF_DIR = "~/.local/share/sonla-mail/handoff"
 FINAL = ".csv"
@@ -163,7 +167,13 @@ class ActionModule(ActionBase):
         try:
             desired = module_args.pop("mailboxes", None)
             inventory = module_args.pop("inventory", None)
-            if inventory is not None:
+            resolved = module_args.pop("resolved", None)
+            if resolved is not None:  # resolved once per run by mail_inventory
+                try:
+                    desired = read_resolved(os.path.expanduser(resolved))["mailboxes"]
+                except (OSError, ValueError) as error:
+                    raise AnsibleActionFail(f"resolved: {error}") from error
+            elif inventory is not None:
                 # Read here rather than passed in a variable: Ansible templates a 50,000-entry list in seconds.
                 try:
                     desired = converge_inventory(os.path.expanduser(inventory), pin=False)["mailboxes"]

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sonla.mail.plugins.module_utils._inventory import InventoryProblems, converge_inventory
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
+    InventoryProblems,
+    converge_inventory,
+    read_resolved,
+)
 from ansible_collections.sonla.mail.plugins.module_utils._notices import NOTICE_SECTIONS, touched_addresses
 
 
@@ -21,15 +26,23 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         module_args = dict(self._task.args)
         inventory = module_args.pop("inventory", None)
+        resolved = module_args.pop("resolved", None)
         converge = module_args.get("result") or {}
         # Only the sections a notice reports; "unchanged" alone can hold 50,000 addresses.
         module_args["result"] = {section: converge.get(section) or [] for section in NOTICE_SECTIONS}
-        if inventory is not None:
+        loaded = None
+        if resolved is not None:  # resolved once per run by mail_inventory
+            try:
+                loaded = read_resolved(os.path.expanduser(resolved))
+            except (OSError, ValueError) as error:
+                raise AnsibleActionFail(f"resolved: {error}") from error
+        elif inventory is not None:
             try:
                 loaded = converge_inventory(os.path.expanduser(inventory), pin=False)
             except InventoryProblems as error:
                 result.update(failed=True, msg=str(error), problems=error.problems)
                 return result
+        if loaded is not None:
             touched = touched_addresses(converge)
             module_args["mailboxes"] = [mailbox for mailbox in loaded["mailboxes"] if mailbox["address"] in touched]
             for key in ("organizations", "department", "domain"):

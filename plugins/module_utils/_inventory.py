@@ -9,10 +9,12 @@ rule; nothing is written unless the whole inventory is clean.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import tempfile
+import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -594,6 +596,35 @@ def write_lock(inventory: Inventory, addresses: dict[str, str]) -> None:
         stream.write(render_lock(addresses))
     os.chmod(temporary, 0o644)
     os.replace(temporary, inventory.lock_path)
+
+
+RESOLVED_KEYS = ("path", "domain", "department", "organizations", "mailboxes")
+RESOLVED_MAX_AGE_SECONDS = 86_400
+
+
+def write_resolved(result: dict, folder: str) -> str:
+    """Save what later tasks of the same run read (the desired mailboxes, organizations, domain) to a new
+    private file in ``folder`` and return its path: the inventory is resolved once per run and handed on
+    by path (STYLE.md). Files older than a day, from earlier runs, are deleted."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    cutoff = time.time() - RESOLVED_MAX_AGE_SECONDS
+    for name in os.listdir(folder):
+        old = os.path.join(folder, name)
+        if name.endswith(".json") and os.path.getmtime(old) < cutoff:
+            os.unlink(old)
+    descriptor, path = tempfile.mkstemp(dir=folder, prefix="resolved-", suffix=".json")  # 0600
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        json.dump({key: result[key] for key in RESOLVED_KEYS}, stream, ensure_ascii=False)
+    return path
+
+
+def read_resolved(path: str) -> dict:
+    """What ``write_resolved`` saved; ValueError when the file is not one."""
+    with open(path, encoding="utf-8") as stream:
+        data = json.load(stream)
+    if not isinstance(data, dict) or set(data) != set(RESOLVED_KEYS):
+        raise ValueError(f"{path} is not a resolved inventory written by sonla.mail.mail_inventory")
+    return data
 
 
 class InventoryProblems(Exception):

@@ -26,7 +26,7 @@ description:
   - Sends one notice per agency and a summary to the Department (R7.3).
   - Check mode plans and previews the notices, writes nothing and sends nothing.
 version_added: 0.2.0
-author: Sơn La IT center mail team
+author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
   - sonla.mail.notices
@@ -274,9 +274,9 @@ def main():
     except ValueError as error:
         module.fail_json(msg=str(error))
 
-    options = {key: params[key] for key in ("now", "mailboxes", "organizations", "department", "domain", "suspend",
-                                             "max_revocations", "max_idle_suspensions", "notify", "mail_root",
-                                             "smtp_host", "smtp_port", "sender", "webmail_url")}
+    passed_on = ("now", "mailboxes", "organizations", "department", "domain", "suspend", "max_revocations",
+                 "max_idle_suspensions", "notify", "mail_root", "smtp_host", "smtp_port", "sender", "webmail_url")
+    options = {key: params[key] for key in passed_on}
     try:
         with nullcontext() if module.check_mode else _lifecycle.run_lock(params["database"]):
             result = _lifecycle.run(params["database"], policy=policy, check=module.check_mode, **options)

@@ -29,6 +29,12 @@ options:
     description: Write newly allocated addresses to C(addresses.lock.yml). Without it, new addresses are only returned.
     type: bool
     default: true
+  resolved_dir:
+    description:
+      - Controller folder where the resolved inventory is saved for the later tasks of the run (RV(resolved_file)).
+        Files there older than a day are deleted.
+    type: path
+    default: ~/.cache/sonla-mail/resolved
 seealso:
   - module: sonla.mail.mailboxes
 """
@@ -41,6 +47,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+resolved_file:
+  description:
+    - Controller path of a private file (0600) with the resolved inventory, which M(sonla.mail.mailboxes) and
+      M(sonla.mail.notices) read with their O(sonla.mail.mailboxes#module:resolved) option, so the inventory is
+      loaded and resolved once per run.
+  returned: success
+  type: str
+  sample: /root/.cache/sonla-mail/resolved/resolved-k2j3h4.json
 path:
   description: The absolute path of the inventory's C(mail/) folder, for the tasks that read it again.
   returned: success
@@ -107,6 +121,7 @@ def main():
         argument_spec={
             "path": {"type": "path", "required": True},
             "write_lock": {"type": "bool", "default": True},
+            "resolved_dir": {"type": "path", "default": "~/.cache/sonla-mail/resolved"},  # used by the action plugin
         },
         supports_check_mode=True,
     )

@@ -30,7 +30,7 @@ options:
     description:
       - The whole desired set, as returned by M(sonla.mail.mail_inventory).
       - The action plugin hands it to the module as O(mailboxes_file), so 50,000 entries cost no argument processing.
-      - Exactly one of O(mailboxes), O(inventory) and O(mailboxes_file) is needed.
+      - Exactly one of O(mailboxes), O(inventory), O(resolved) and O(mailboxes_file) is needed.
     type: list
     elements: dict
     suboptions:
@@ -92,6 +92,11 @@ options:
       - The inventory's C(mail/) folder on the controller. The action plugin reads and resolves it there, as
         M(sonla.mail.mail_inventory) does (without writing the lock file), and sends the desired set as O(mailboxes_file).
       - The way to converge large inventories from a playbook, since no 50,000-entry variable is templated.
+    type: path
+  resolved:
+    description:
+      - The RV(sonla.mail.mail_inventory#module:resolved_file) of M(sonla.mail.mail_inventory) earlier in the run. The
+        action plugin reads the desired set from it, so the inventory is not loaded and resolved again.
     type: path
   mailboxes_file:
     description:
@@ -392,11 +397,12 @@ def main():
             "_handoffs_delivered": {"type": "dict", "default": {}},
             # Handled by the action plugin, which replaces them with mailboxes_file and the hashes file.
             "inventory": {"type": "path"},
+            "resolved": {"type": "path"},
             "handoff_dir": {"type": "path", "default": "~/.local/share/sonla-mail/handoff"},
             "password_policy": {"type": "dict", "default": {}, "no_log": False},  # rules, not a secret
         },
-        mutually_exclusive=[("mailboxes", "mailboxes_file", "inventory")],
-        required_one_of=[("mailboxes", "mailboxes_file", "inventory")],
+        mutually_exclusive=[("mailboxes", "mailboxes_file", "inventory", "resolved")],
+        required_one_of=[("mailboxes", "mailboxes_file", "inventory", "resolved")],
         supports_check_mode=True,
     )
     params = module.params

@@ -16,7 +16,7 @@ description:
   - Sends nothing when the converge did nothing. Check mode returns the notices that would be sent.
   - Runs on the mail server, after M(sonla.mail.mailboxes).
 version_added: 0.2.0
-author: Sơn La IT center mail team
+author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes.CHECK_MODE_ONLY
   - sonla.mail.notices
@@ -31,6 +31,11 @@ options:
         O(mailboxes) (only the mailboxes the notices name), O(organizations), O(department) and O(domain).
       - The way to send notices for large inventories, since no 50,000-entry variable is templated.
     type: path
+  resolved:
+    description:
+      - The RV(sonla.mail.mail_inventory#module:resolved_file) of M(sonla.mail.mail_inventory) earlier in the run; read
+        by the action plugin like O(inventory), without resolving the inventory again.
+    type: path
   mailboxes:
     description: The desired mailbox set from M(sonla.mail.mail_inventory), for names, organizations and request references.
     type: list
@@ -39,15 +44,17 @@ options:
   organizations:
     description:
       - The organizations from M(sonla.mail.mail_inventory), with their mailbox addresses.
-      - Needed unless O(inventory) is set.
+      - The action plugin fills it in from O(inventory) or O(resolved).
     type: list
     elements: dict
+    required: true
   department:
     description: Organization id of the Department, which receives the summary.
     type: str
   domain:
-    description: The mail domain (sender and message ids). Needed unless O(inventory) is set.
+    description: The mail domain (sender and message ids). The action plugin fills it in from O(inventory) or O(resolved).
     type: str
+    required: true
   now:
     description: The time of the notices, C(YYYY-MM-DD HH:MM:SS) UTC; defaults to the clock.
     type: str
@@ -97,6 +104,9 @@ def main():
             "department": {"type": "str"},
             "domain": {"type": "str", "required": True},
             "now": {"type": "str"},
+            # Read by the action plugin, which fills in mailboxes, organizations, department and domain.
+            "inventory": {"type": "path"},
+            "resolved": {"type": "path"},
             **_notices.SMTP_ARGUMENT_SPEC,
         },
         supports_check_mode=True,

@@ -38,5 +38,3 @@ def ansible_inventory(container, scenario, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def scenario(request) -> str:
     return request.config.getoption("--scenario")
-
-

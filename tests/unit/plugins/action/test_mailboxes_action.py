@@ -53,7 +53,9 @@ class Controller:
 
     def converge(self, mailboxes, check_mode=False, **args):
         task = mock.MagicMock()
-        task.args = {"database": self.database, "mailboxes": mailboxes, "handoff_dir": self.handoff_dir, **args}
+        task.args = {"database": self.database, "handoff_dir": self.handoff_dir, **args}
+        if mailboxes is not None:
+            task.args["mailboxes"] = mailboxes
         task.check_mode = self.check_mode = check_mode
         connection = mock.MagicMock()
         connection._shell.tmpdir = str(self.remote)
@@ -191,3 +193,19 @@ def test_spreadsheet_formulas_are_neutralised_but_passwords_kept():
 def test_generated_passwords_never_start_a_formula():
     policy = _password.PasswordPolicy(special_characters="@")  # R6.2's set holds one: "@"
     assert all(_password.generate_password(policy, length=8)[0] != "@" for _ in range(500))
+
+
+def test_a_resolved_inventory_is_read_by_path_not_resolved_again(controller, inventory_folder, tmp_path):
+    """The inventory is resolved once per run (mail_inventory) and handed on by path (issue 11)."""
+    from ansible_collections.sonla.mail.plugins.module_utils import _inventory
+    resolved = _inventory.write_resolved(_inventory.converge_inventory(str(inventory_folder)), str(tmp_path / "resolved"))
+    assert stat.S_IMODE(os.stat(resolved).st_mode) == 0o600
+    with mock.patch.object(action, "converge_inventory", side_effect=AssertionError("resolved twice")):
+        result = controller.converge(None, resolved=resolved)
+    assert result["summary"]["added"] == 6 and set(controller.passwords()) == set(controller.rows())
+
+
+def test_a_file_that_is_not_a_resolved_inventory_is_refused(controller, tmp_path):
+    (tmp_path / "other.json").write_text('{"mailboxes": []}')
+    with pytest.raises(AnsibleActionFail, match="is not a resolved inventory"):
+        controller.converge(None, resolved=str(tmp_path / "other.json"))

@@ -175,7 +175,6 @@ def test_send_never_raises_when_postfix_is_down(directory):
     assert _notices.send([], "127.0.0.1", port) == []
 
 
-
 def test_touched_addresses_are_those_a_notice_names():
     result = {"added": ["a@sonla.gov.vn"], "updated": [{"address": "b@sonla.gov.vn", "changes": {}}],
               "suspended": [{"address": "c@sonla.gov.vn", "reason": "x"}], "restored": ["d@sonla.gov.vn"],

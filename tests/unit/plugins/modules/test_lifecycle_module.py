@@ -104,11 +104,10 @@ def test_operator_suspension_with_reason(database, tmp_path, sent):
     row = rows(database)["leave.skhcn@sonla.gov.vn"]
     assert (row["state"], row["suspended_by"]) == ("suspended", "operator")
     assert row["suspended_reason"].endswith(": Lộ mật khẩu")
-    ok, failed = run(lifecycle, args(database, tmp_path, suspend=[{"address": "x@sonla.gov.vn", "cause": "misuse",
-                                                                     "reason": "spam"}]))
+    unknown = {"address": "x@sonla.gov.vn", "cause": "misuse", "reason": "spam"}
+    ok, failed = run(lifecycle, args(database, tmp_path, suspend=[unknown]))
     assert not ok and "not in the user database" in failed["msg"]
-    ok, failed = run(lifecycle, args(database, tmp_path, suspend=[{"address": "x@sonla.gov.vn", "cause": "bored",
-                                                                     "reason": "spam"}]))
+    ok, failed = run(lifecycle, args(database, tmp_path, suspend=[{**unknown, "cause": "bored"}]))
     assert not ok and "cause" in failed["msg"]
 
 

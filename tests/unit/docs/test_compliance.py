@@ -52,8 +52,13 @@ def test_every_rule_of_the_regulation_has_a_row():
 
 
 def test_every_row_names_a_test_or_says_why_it_cannot():
+    """A row without a test says the rule is not machine-enforceable, or names the open issue that builds it."""
     for ids, line in rows():
-        assert POINTER.search(line) or "not machine-enforceable" in line, f"{ids}: no test named"
+        if POINTER.search(line):
+            continue
+        lowered = line.lower()
+        assert "not machine-enforceable" in lowered or re.search(r"not (built|measured) yet.*issue \d+", lowered), (
+            f"{ids}: no test named and no reason given")
 
 
 def test_every_pointer_resolves_to_a_test():

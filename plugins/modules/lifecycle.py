@@ -29,6 +29,7 @@ version_added: 0.2.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
+  - sonla.mail.attributes.DIFF
   - sonla.mail.notices
 options:
   database:

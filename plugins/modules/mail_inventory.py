@@ -20,6 +20,7 @@ version_added: 0.1.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
+  - sonla.mail.attributes.DIFF
 options:
   path:
     description: The inventory's C(mail/) folder.

@@ -21,6 +21,7 @@ version_added: 0.1.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes
+  - sonla.mail.attributes.DIFF
 options:
   database:
     description: Path of the SQLite user database on the mail server. Created when missing.

@@ -18,7 +18,8 @@ description:
 version_added: 0.2.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
-  - sonla.mail.attributes.CHECK_MODE_ONLY
+  - sonla.mail.attributes
+  - sonla.mail.attributes.NO_DIFF
   - sonla.mail.notices
 options:
   result:

@@ -345,7 +345,8 @@ def handoff_status(connection, pending: list[str], delivered: dict) -> dict:
     """Which pending handoff files were committed, and which delivered ones every account has used."""
     if connection is None:
         return {"handoffs_committed": [], "handoffs_used": []}
-    waiting = _userdb.never_used(connection, {a for addresses in delivered.values() for a in addresses})
+    listed = {address for addresses in delivered.values() for address in addresses}
+    waiting = _userdb.never_used(connection, listed) if listed else set()
     return {
         "handoffs_committed": _userdb.handoffs_committed(connection, pending) if pending else [],
         "handoffs_used": sorted(key for key, addresses in delivered.items() if not waiting.intersection(addresses)),

@@ -1,0 +1,378 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The inventory (R3.1, R5.1a-c, R5.2, R5.3, R7.1c, R8.2, R8.3a, R9.2a): behaviour the mutation run
+(scripts/mutation.sh, docs/quality.md) found unguarded: each problem's file, line, rule and message, the
+module's result, the lock and the resolved file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+
+import pytest
+
+from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
+    InventoryProblems,
+    converge_inventory,
+    load_inventory,
+    read_resolved,
+    render_lock,
+    resolve,
+    write_resolved,
+)
+from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Problem
+
+DEPARTMENT = "  - {id: skhcn, name: Sở Khoa học và Công nghệ, kind: department, abbreviation: skhcn}\n"
+ONE_PERSON = "---\npeople:\n  - {id: skhcn-0001, name: Nguyễn Văn An, organization: skhcn, request: 1/QĐ}\n"
+
+
+def problems_of(folder, organizations=None, people=None, lock=None, resolving=True):
+    """The problems of the fixture's inventory with these files replaced, as printed (file shortened to F)."""
+    if organizations is not None:
+        folder.write("organizations.yml", "---\norganizations:\n" + DEPARTMENT + organizations)
+        folder.write("people/skhcn.yml", ONE_PERSON)
+    if people is not None:
+        folder.write("people/skhcn.yml", "---\npeople:\n" + people)
+    if lock is not None:
+        folder.write("addresses.lock.yml", lock)
+    inventory = load_inventory(str(folder))
+    if resolving and not inventory.problems:
+        resolve(inventory)
+    return [str(problem).replace(str(folder), "F") for problem in inventory.problems]
+
+
+# --- the lock (R5.3) --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("lock", "expected"), [
+    ("---\naddresses: [a]\n", ["F/addresses.lock.yml:2: schema: expected a mapping under 'addresses'"]),
+    ("---\naddresses:\n  org:skhcn: skhcn@sonla.gov.vn\nextra: 1\n",
+     ["F/addresses.lock.yml:4: schema: unknown top-level key 'extra' (allowed: addresses)"]),
+    (("---\naddresses:\n  org:skhcn: skhcn@sonla.gov.vn\n  boss: a@sonla.gov.vn\n  person:x: a@gmail.com\n"
+     f"  person:y: {'a' * 65}@sonla.gov.vn\n  person:z: 7\n  person:w: Bad..x@sonla.gov.vn\n"),
+     ["F/addresses.lock.yml:4: schema: lock key 'boss' must be org:<id> or person:<id>",
+      "F/addresses.lock.yml:5: R5: person:x: 'a@gmail.com' is not a valid address at sonla.gov.vn",
+      f"F/addresses.lock.yml:6: R5: person:y: '{'a' * 65}@sonla.gov.vn' is not a valid address at sonla.gov.vn",
+      "F/addresses.lock.yml:7: R5: person:z: 7 is not a valid address at sonla.gov.vn",
+      "F/addresses.lock.yml:8: R5: person:w: 'Bad..x@sonla.gov.vn' is not a valid address at sonla.gov.vn"]),
+], ids=["not-a-mapping", "unknown-top-key", "bad-keys-and-addresses"])
+def test_lock_problems_name_their_line_and_rule(inventory_folder, lock, expected):
+    """R5.3: a lock entry that is not a pinned address is refused, at its own line."""
+    assert problems_of(inventory_folder, lock=lock, resolving=False) == expected
+
+
+def test_a_pinned_local_part_of_exactly_64_characters_is_kept(inventory_folder):
+    """R5.3, RFC 5321: 64 characters before the @ is the limit, not beyond it."""
+    longest = "a" * 64 + "@sonla.gov.vn"
+    assert problems_of(inventory_folder, lock=f"---\naddresses:\n  person:old: {longest}\n", resolving=False) == []
+    assert load_inventory(str(inventory_folder)).pinned == {"person:old": longest}
+
+
+def test_a_pinned_inventory_resolves_again_without_problems(inventory_folder):
+    """R5.3: pinned organizations and people keep their address; a second run allocates nothing, refuses nothing."""
+    first = converge_inventory(str(inventory_folder))
+    again = converge_inventory(str(inventory_folder))
+    assert first["changed"] and not again["changed"] and again["allocated"] == {}
+    assert {m["address"] for m in again["mailboxes"]} == {m["address"] for m in first["mailboxes"]}
+
+
+# --- organizations (R5.1a-c, R9.2a) -----------------------------------------------------------------
+
+def test_organization_problems_name_their_line_rule_and_message(inventory_folder):
+    """R5.1a-c, R9.2a: what is wrong with each organization, where, under which rule."""
+    organizations = (
+        "  - {id: q0, name: Xã Một, kind: commune, quota_mb: 0}\n"
+        "  - {id: q1, name: Xã Hai, kind: commune, quota_mb: 1048577}\n"
+        "  - {id: nokind, name: Sở Nội vụ}\n"  # the default kind is a department: it needs an abbreviation
+        "  - {id: sub, name: Phòng Một, kind: subunit}\n"
+        "  - {id: com, name: Xã Năm, kind: commune, parent: skhcn, abbreviation: BAD}\n"
+        "  - {id: BadId, name: Xã Sáu, kind: commune}\n"
+        "  - {id: w, name: Phường 😀, kind: ward}\n"
+        "  - just text\n"
+    )
+    assert problems_of(inventory_folder, organizations) == [
+        "F/organizations.yml:4: R9.2a: organization 'q0': 'quota_mb' must be a whole number from 1 to 1048576, got 0",
+        ("F/organizations.yml:5: R9.2a: organization 'q1': 'quota_mb' must be a whole number from 1 to 1048576, "
+        "got 1048577"),
+        "F/organizations.yml:6: R5.1a: organization 'nokind': 'abbreviation' is required",
+        "F/organizations.yml:7: R5.1c: organization 'sub': 'abbreviation' is required",
+        "F/organizations.yml:7: R5.1c: organization 'sub': 'parent' is required",
+        "F/organizations.yml:8: R5.1b: organization 'com': 'abbreviation' 'BAD' must match ^[a-z0-9]{1,32}$",
+        "F/organizations.yml:8: R5.1c: organization 'com': only a subunit has a 'parent'",
+        "F/organizations.yml:9: schema: organization: 'id' 'BadId' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
+        ("F/organizations.yml:10: schema: organization 'w': 'name' 'Phường 😀' holds '😀': names are letters, digits, "
+        "spaces and & ' ( ) , - . / \u2019"),
+        "F/organizations.yml:11: schema: organization: organization must be a mapping, got str",
+        "F/organizations.yml:11: schema: organization: 'id' is required",
+        "F/organizations.yml:11: schema: organization: 'name' is required",
+        "F/organizations.yml:11: R5.1a: organization: 'abbreviation' is required",
+    ]
+
+
+def test_subunit_parents_must_be_known_agencies_with_an_address(inventory_folder):
+    """R5.1c: a subunit's parent is a known department, commune or ward that has a local part itself."""
+    organizations = (
+        "  - {id: vp, name: Văn phòng, kind: subunit, parent: skhcn, abbreviation: vp}\n"
+        "  - {id: to, name: Tổ Một, kind: subunit, parent: vp, abbreviation: to}\n"
+        "  - {id: ma, name: Phòng Ma, kind: subunit, parent: ghost, abbreviation: ma}\n"
+        "  - {id: xa, name: Xã, kind: commune}\n"
+        "  - {id: vpxa, name: Văn phòng xã, kind: subunit, parent: xa, abbreviation: vp}\n"
+    )
+    assert problems_of(inventory_folder, organizations) == [
+        ("F/organizations.yml:7: R5.1b: organization 'xa': commune name 'Xã' has no name after the administrative "
+        "prefix (R5.1b)"),
+        "F/organizations.yml:5: R5.1c: organization 'to': parent 'vp' is a subunit, which cannot have subunits",
+        "F/organizations.yml:6: R5.1c: organization 'ma': parent 'ghost' is unknown",
+        ("F/organizations.yml:8: R5.1c: organization 'vpxa': sub-unit 'Văn phòng xã' needs its parent's local part "
+        "(R5.1c), got ''"),
+    ]
+
+
+def test_the_quota_bounds_and_request_of_an_organization_reach_its_mailbox(inventory_folder):
+    """R9.2a: 1 MB and 1,048,576 MB are both allowed; R7.1c: the organization's request is carried on."""
+    problems = problems_of(inventory_folder, "  - {id: q2, name: Xã Ba, kind: commune, quota_mb: 1}\n"
+                                             "  - {id: q3, name: Xã Bốn, kind: commune, quota_mb: 1048576, request: 3/QĐ}\n")
+    assert problems == []
+    mailboxes = {m["owner_id"]: m for m in resolve(load_inventory(str(inventory_folder))).mailboxes}
+    assert (mailboxes["q2"]["quota_mb"], mailboxes["q2"]["request"]) == (1, None)
+    assert (mailboxes["q3"]["quota_mb"], mailboxes["q3"]["request"]) == (1048576, "3/QĐ")
+
+
+def test_an_organization_address_already_issued_is_refused(inventory_folder):
+    """R5.3: two organizations may not share a mailbox; the second must choose another abbreviation."""
+    problems = problems_of(inventory_folder, "  - {id: skhcn2, name: Sở Khoa học và Công nghệ, kind: department, "
+                                             "abbreviation: skhcn}\n")
+    assert problems == [("F/organizations.yml:4: R5.3: organization 'skhcn2': address skhcn@sonla.gov.vn is already "
+                        "issued; set a distinct 'abbreviation'")]
+
+
+def test_absent_organizations_and_people_without_an_address_do_not_stop_the_others(inventory_folder):
+    """R7.1a, R5.3: a dissolved organization or a person already gone, never pinned, gets no address and no
+    mailbox, and everything listed after them still does."""
+    inventory_folder.write("organizations.yml", "---\norganizations:\n"
+                           "  - {id: aaa, name: Xã Cũ, kind: commune, state: absent}\n" + DEPARTMENT)
+    inventory_folder.write("people/skhcn.yml", "---\npeople:\n"
+                           "  - {id: a-0001, name: Lò Văn Cũ, organization: skhcn, request: 1/QĐ, state: absent}\n"
+                           "  - {id: skhcn-0001, name: Nguyễn Văn An, organization: skhcn, request: 1/QĐ}\n")
+    inventory = load_inventory(str(inventory_folder))
+    resolution = resolve(inventory)
+    assert inventory.problems == []
+    assert resolution.addresses == {"org:skhcn": "skhcn@sonla.gov.vn", "person:skhcn-0001": "annv.skhcn@sonla.gov.vn"}
+    assert [m["owner_id"] for m in resolution.mailboxes] == ["skhcn", "skhcn-0001"]
+
+
+def test_the_policys_default_quota_reaches_the_mailboxes(inventory_folder):
+    """R9.2b: a mailbox without its own quota gets the policy's default_quota_mb."""
+    inventory_folder.write("policy.yml", "---\ndomain: sonla.gov.vn\ndepartment: skhcn\npolicy:\n  default_quota_mb: 1024\n")
+    quotas = {m["owner_id"]: m["quota_mb"] for m in resolve(load_inventory(str(inventory_folder))).mailboxes}
+    assert quotas == {"skhcn": 1024, "vp-skhcn": 1024, "chiengmung": 1024, "skhcn-0001": 1024, "skhcn-0002": 4096,
+                      "cm-0001": 1024}
+
+
+# --- names (R5.2) -----------------------------------------------------------------------------------
+
+def test_names_in_decomposed_unicode_pass_and_only_organizations_may_hold_digits(inventory_folder):
+    """R5.2, R3.4: letters written with combining marks (NFD) are letters; an organization's official
+    name may hold digits, a person's may not."""
+    organization = "  - {id: t1, name: \"Tru\u031bo\u031b\u0300ng so\u0302\u0301 1 & 2\", kind: commune}\n"
+    people = ("  - {id: p1, name: \"Lo\u0300 Va\u0306n 1\", organization: skhcn, request: 1/QĐ}\n"
+              "  - {id: p2, name: \"Lo\u0300 Va\u0306n Ha\u0306\u0323c\", organization: skhcn, request: 1/QĐ}\n")
+    inventory_folder.write("organizations.yml", "---\norganizations:\n" + DEPARTMENT + organization)
+    assert problems_of(inventory_folder, people=people) == [
+        ("F/people/skhcn.yml:3: R5.2: person 'p1': 'name' 'Lo\u0300 Va\u0306n 1' holds '1': names are letters, "
+        "spaces and ' - . \u2019")]
+    assert problems_of(inventory_folder, people=people.split("\n", 1)[1]) == []
+
+
+# --- people (R7.1c, R8.2, R8.3a, R9.2a) ------------------------------------------------------------
+
+def test_person_problems_name_their_line_rule_and_message(inventory_folder):
+    """R9.2a, R8.2, R8.3a, R7.1c: what is wrong with each person, where, under which rule."""
+    people = (
+        "  - {id: p1, name: Lò Văn A, organization: skhcn, request: 1/QĐ, quota_mb: 0}\n"
+        "  - {id: p2, name: Lò Văn B, organization: skhcn, request: 1/QĐ, quota_mb: 1048577}\n"
+        "  - {id: p3, name: Lò Văn C, organization: skhcn, request: 1/QĐ, state: suspended}\n"
+        "  - {id: p4, name: Lò Văn D, organization: Bad, request: 1/QĐ}\n"
+        "  - {id: p5, name: 5, organization: skhcn, request: 1/QĐ}\n"
+        "  - {id: p6, name: Lò Văn E, organization: skhcn, request: 1/QĐ, restore: {request: 2/QĐ}}\n"
+        "  - {id: p7, name: Lò Văn G, organization: skhcn, request: 1/QĐ, restore: {date: 2026-01-01, request: 3/QĐ},"
+        " state: suspended, reason: x}\n"
+        "  - {id: p8, name: Lò Văn H, organization: skhcn, request: 1/QĐ, restore: {date: 2026-01-01}}\n"
+        "  - {id: p9, name: Lò Văn I, organization: skhcn, request: \"\"}\n"
+        "  - 5\n"
+    )
+    assert problems_of(inventory_folder, people=people) == [
+        "F/people/skhcn.yml:3: R9.2a: person 'p1': 'quota_mb' must be a whole number from 1 to 1048576, got 0",
+        "F/people/skhcn.yml:4: R9.2a: person 'p2': 'quota_mb' must be a whole number from 1 to 1048576, got 1048577",
+        "F/people/skhcn.yml:5: R8.2: person 'p3': 'reason' is required",
+        "F/people/skhcn.yml:6: schema: person 'p4': 'organization' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
+        "F/people/skhcn.yml:7: schema: person 'p5': 'name' must be text, got 5",
+        "F/people/skhcn.yml:8: R8.3a: person 'p6' restore: 'date' is required",
+        "F/people/skhcn.yml:9: R8.3a: person 'p7' restore: a restore request needs state: active, got 'suspended'",
+        "F/people/skhcn.yml:10: R8.3a: person 'p8' restore: 'request' is required",
+        "F/people/skhcn.yml:11: R7.1c: person 'p9': 'request' is required",
+        "F/people/skhcn.yml:12: schema: person: person must be a mapping, got int",
+        "F/people/skhcn.yml:12: schema: person: 'id' is required",
+        "F/people/skhcn.yml:12: R5.2: person: 'name' is required",
+        "F/people/skhcn.yml:12: schema: person: 'organization' is required",
+        "F/people/skhcn.yml:12: R7.1c: person: 'request' is required",
+    ]
+
+
+def test_problems_in_block_entries_point_at_the_key(inventory_folder):
+    """The problem is reported at the line of the offending key, not the entry's first line."""
+    inventory_folder.write("organizations.yml", "---\norganizations:\n" + DEPARTMENT
+                           + "  - {id: old, name: Xã Cũ, kind: commune, state: absent}\n")
+    people = ("  - id: p1\n    name: Lò Văn A\n    request: 1/QĐ\n    organization: old\n"
+              "  - id: p2\n    name: Lò Văn B\n    request: 1/QĐ\n    organization: skhcn\n    restore:\n"
+              "      request: 4/QĐ\n      date: 2999-01-01\n")
+    assert problems_of(inventory_folder, people=people) == [
+        "F/people/skhcn.yml:6: unknown-organization: person 'p1': organization 'old' is dissolved (state: absent)",
+        ("F/people/skhcn.yml:13: R8.3a: person 'p2' restore: 'date' 2999-01-01 is in the future; a restore request is "
+        "dated no later than today"),
+    ]
+
+
+def test_a_persons_limits_are_inclusive_and_the_reason_reaches_the_mailbox(inventory_folder):
+    """R9.2a: 1 and 1,048,576 MB pass; texts up to their limit pass (request 128, reason 256 characters);
+    R8.2: a suspended person's reason is carried to the mailbox (Dovecot shows it)."""
+    request, reason = "R" * 128, "L" * 200
+    people = (f"  - {{id: p1, name: Lò Văn A, organization: skhcn, request: {request}, quota_mb: 1}}\n"
+              f"  - {{id: p2, name: Lò Văn B, organization: skhcn, request: 1/QĐ, quota_mb: 1048576, state: suspended,"
+              f" reason: {reason}}}\n")
+    assert problems_of(inventory_folder, people=people) == []
+    mailboxes = {m["owner_id"]: m for m in resolve(load_inventory(str(inventory_folder))).mailboxes}
+    assert (mailboxes["p1"]["quota_mb"], mailboxes["p1"]["request"]) == (1, request)
+    assert (mailboxes["p2"]["quota_mb"], mailboxes["p2"]["state"], mailboxes["p2"]["reason"]) == (1048576, "suspended", reason)
+    too_long = f"  - {{id: p1, name: Lò Văn A, organization: skhcn, request: {request}R}}\n"
+    assert problems_of(inventory_folder, people=too_long) == [
+        "F/people/skhcn.yml:3: schema: person 'p1': 'request' is 129 characters long, more than 128"]
+
+
+def test_a_person_address_too_long_is_refused_at_the_persons_line(inventory_folder):
+    """R5.2, RFC 5321: the refusal names the person's file and rule R5.2. (Its line is not asserted: a
+    cleanly parsed file has no line numbers and the problem says line 1; docs/quality.md, reported.)"""
+    inventory_folder.write("people/new.yml", "---\npeople:\n  - {id: long-0001, name: Lò Văn Hặc" + "c" * 70
+                           + ", organization: skhcn, request: 1/QĐ}\n")
+    (problem,) = problems_of(inventory_folder)
+    assert problem.startswith("F/people/new.yml:") and ": R5.2: person 'long-0001': address hac" in problem
+    assert problem.endswith("@sonla.gov.vn has more than 64 characters before the @ (RFC 5321); shorten the name "
+                            "or the agency's abbreviation")
+
+
+# --- the module's result, the lock file, the resolved file -------------------------------------------
+
+def test_converge_inventory_returns_the_whole_result_and_writes_the_lock(inventory_folder):
+    """R5.3, R3.1, R7.3, R8.2a: the module's result, exactly; the lock is written (0644) only when pinning."""
+    inventory_folder.write("people/leave.yml", "---\npeople:\n"
+                           "  - {id: skhcn-0050, name: Hà Thị Thu, organization: skhcn, request: 5/QĐ, "
+                           "leave_until: 2027-03-31}\n")
+    folder = str(inventory_folder)
+    lock = os.path.join(folder, "addresses.lock.yml")
+    previewed = converge_inventory(folder, check_mode=True, diff=True)
+    assert not os.path.exists(lock)  # check mode writes nothing
+    result = converge_inventory(folder, diff=True)
+    assert result == previewed
+    addresses = {"org:chiengmung": "chiengmung@sonla.gov.vn", "org:skhcn": "skhcn@sonla.gov.vn",
+                 "org:vp-skhcn": "vp.skhcn@sonla.gov.vn", "person:cm-0001": "suma.chiengmung@sonla.gov.vn",
+                 "person:skhcn-0001": "annv.skhcn@sonla.gov.vn", "person:skhcn-0002": "haclv.skhcn@sonla.gov.vn",
+                 "person:skhcn-0050": "thuht.skhcn@sonla.gov.vn"}
+    leave = {"address": "thuht.skhcn@sonla.gov.vn", "kind": "person", "owner_id": "skhcn-0050",
+             "display_name": "Hà Thị Thu", "organization": "skhcn", "quota_mb": 2048, "state": "active", "reason": None,
+             "request": "5/QĐ", "leave_until": "2027-03-31"}
+    assert {key: value for key, value in result.items() if key not in ("policy", "mailboxes")} == {
+        "changed": True, "path": os.path.abspath(folder), "domain": "sonla.gov.vn", "webmail_host": "mail.sonla.gov.vn",
+        "department": "skhcn",
+        "organizations": [
+            {"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None,
+             "address": "skhcn@sonla.gov.vn"},
+            {"id": "vp-skhcn", "name": "Văn phòng Sở", "kind": "subunit", "parent": "skhcn",
+             "address": "vp.skhcn@sonla.gov.vn"},
+            {"id": "chiengmung", "name": "Xã Chiềng Mung", "kind": "commune", "parent": None,
+             "address": "chiengmung@sonla.gov.vn"},
+        ],
+        "notified": [leave],
+        "allocated": addresses,
+        "diff": {"before_header": os.path.join(folder, "addresses.lock.yml"),
+                 "after_header": os.path.join(folder, "addresses.lock.yml"), "before": "",
+                 "after": "".join(f"{key}: {address}\n" for key, address in sorted(addresses.items()))},
+    }
+    assert result["policy"] == load_inventory(folder).policy and result["policy"]["password"]["min_length"] == 8
+    assert leave in result["mailboxes"] and len(result["mailboxes"]) == 7
+    with open(lock, encoding="utf-8") as stream:
+        assert stream.read() == render_lock(addresses)
+    assert stat.S_IMODE(os.stat(lock).st_mode) == 0o644
+    assert sorted(os.listdir(folder)) == ["addresses.lock.yml", "organizations.yml", "people", "policy.yml"]
+    again = converge_inventory(folder, diff=True)
+    assert not again["changed"] and again["allocated"] == {} and "diff" not in again
+
+
+def test_converge_inventory_without_pin_or_diff(inventory_folder):
+    """pin=False (the merge-request lint) reports the allocation as unchanged and writes nothing; no diff
+    unless asked for; a restore request makes a mailbox 'notified' (R8.3a)."""
+    inventory_folder.write("people/back.yml", "---\npeople:\n"
+                           "  - {id: skhcn-0060, name: Hà Thị Thu, organization: skhcn, request: 5/QĐ, "
+                           "restore: {request: 9/QĐ, date: 2026-01-02}}\n")
+    result = converge_inventory(str(inventory_folder), pin=False)
+    assert not result["changed"] and "diff" not in result and len(result["allocated"]) == 7
+    assert [(m["owner_id"], m["restore"]) for m in result["notified"]] == [
+        ("skhcn-0060", {"request": "9/QĐ", "date": "2026-01-02"})]
+    assert not os.path.exists(os.path.join(str(inventory_folder), "addresses.lock.yml"))
+    assert "diff" not in converge_inventory(str(inventory_folder))
+
+
+def test_the_refusal_lists_every_problem_up_to_twenty():
+    """The module fails with every problem, one a line; past twenty it says how many more."""
+    two = InventoryProblems([Problem("a.yml", 3, "R5.2", "first"), Problem("b.yml", 0, "schema", "second")])
+    assert two.problems == ["a.yml:3: R5.2: first", "b.yml:1: schema: second"]
+    assert str(two) == ("2 problem(s) in the mail inventory; nothing was changed:\n"
+                        "a.yml:3: R5.2: first\nb.yml:1: schema: second")
+    many = InventoryProblems([Problem("a.yml", line, "schema", "x") for line in range(1, 23)])
+    assert str(many) == ("22 problem(s) in the mail inventory; nothing was changed:\n"
+                         + "\n".join(f"a.yml:{line}: schema: x" for line in range(1, 21)) + "\n... and 2 more")
+    exactly = InventoryProblems([Problem("a.yml", line, "schema", "x") for line in range(1, 21)])
+    assert "more" not in str(exactly)
+
+
+def test_converge_inventory_refuses_with_the_problems(inventory_folder):
+    inventory_folder.write("people/skhcn.yml", "---\npeople:\n  - {id: p1, name: Lò Văn A, organization: skhcn}\n")
+    with pytest.raises(InventoryProblems) as error:
+        converge_inventory(str(inventory_folder))
+    assert error.value.problems == [f"{inventory_folder}/people/skhcn.yml:3: R7.1c: person 'p1': 'request' is required"]
+
+
+def test_the_resolved_inventory_is_saved_privately_and_read_back(tmp_path):
+    """STYLE.md: resolved once per run, handed on by path in a private (0600) file; day-old files go."""
+    folder = tmp_path / "resolved"
+    result = {"path": "/srv/mail", "domain": "sonla.gov.vn", "department": "skhcn", "changed": True,
+              "organizations": [{"id": "skhcn", "name": "Sở Khoa học và Công nghệ"}],
+              "mailboxes": [{"address": "annv.skhcn@sonla.gov.vn", "display_name": "Nguyễn Văn An"}]}
+    first = write_resolved(result, str(folder))
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
+    assert os.path.basename(first).startswith("resolved-") and first.endswith(".json")
+    assert read_resolved(first) == {key: value for key, value in result.items() if key != "changed"}
+    with open(first, encoding="utf-8") as stream:
+        assert "Sở Khoa học" in stream.read()  # UTF-8 as written, not \\u escapes
+
+    old, keep, recent = folder / "resolved-old.json", folder / "notes.txt", folder / "resolved-recent.json"
+    for path in (old, keep, recent):
+        path.write_text("{}")
+    day_ago = time.time() - 86_400 - 60
+    os.utime(old, (day_ago, day_ago))
+    os.utime(keep, (day_ago, day_ago))
+    os.utime(recent, (time.time() - 86_400 + 600,) * 2)
+    second = write_resolved(result, str(folder))
+    assert sorted(os.listdir(folder)) == sorted([os.path.basename(first), os.path.basename(second), "notes.txt",
+                                                 "resolved-recent.json"])
+
+
+@pytest.mark.parametrize("content", [{"path": "/srv/mail"}, [], {"path": 1, "domain": 2, "department": 3,
+                                                                 "organizations": 4, "mailboxes": 5, "extra": 6}])
+def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
+    path = tmp_path / "resolved.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as error:
+        read_resolved(str(path))
+    assert str(error.value) == f"{path} is not a resolved inventory written by sonla.mail.mail_inventory"

@@ -376,3 +376,105 @@ def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
     with pytest.raises(ValueError) as error:
         read_resolved(str(path))
     assert str(error.value) == f"{path} is not a resolved inventory written by sonla.mail.mail_inventory"
+
+
+# --- the policy file (R3.1, R6.1b, R6.2, R7.3, R8.2a) and the files themselves ----------------------
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    (("---\ndomain: Sonla.gov.vn\nwebmail_host: x\ndepartment: Bad\nextra: 1\npolicy:\n  inactivity_suspend_days: 120\n"
+     "  bogus: 1\n  password:\n    min_length: 4\n"),
+     ["F/policy.yml:5: schema: policy file: unknown key 'extra' (allowed: department, domain, policy, webmail_host)",
+      "F/policy.yml:2: R3.1: policy file: domain 'Sonla.gov.vn' is not a lowercase domain name",
+      "F/policy.yml:4: schema: policy file: 'department' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
+      ("F/policy.yml:8: schema: policy: unknown key 'bogus' (allowed: default_quota_mb, inactivity_suspend_days, "
+      "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_revocations_per_run, password, "
+      "password_reminder_days, quota_warning_percent, revoke_after_suspended_days, revoke_warning_days)"),
+      "F/policy.yml:7: R8.2a: policy: 'inactivity_suspend_days' must be 1-90 (R8.2a), got 120",
+      "F/policy.yml:9: R6.2: policy: invalid password policy: min_length 4 is below the regulation's 8 (R6.2)"]),
+    ("---\ndomain: sonla.gov.vn\nwebmail_host: bad_host\npolicy: 5\n",
+     ["F/policy.yml:3: R3.1: policy file: webmail_host 'bad_host' is not a lowercase DNS host name",
+      "F/policy.yml:1: schema: policy: policy must be a mapping, got int"]),
+    ("---\npolicy:\n  password_reminder_days: [7, 7]\n  password:\n    max_age_days: 30\n",
+     [("F/policy.yml:3: R6.1b: policy: 'password_reminder_days' must be distinct whole days 1-29, before the expiry "
+      "after password.max_age_days=30, got [7, 7]")]),
+], ids=["keys-domain-department-bounds", "webmail-and-block", "cross-field"])
+def test_policy_problems_name_their_line_rule_and_message(inventory_folder, policy, expected):
+    """R3.1, R6.1b, R6.2, R8.2a: a policy weaker than the regulation, or malformed, is refused at its key's line."""
+    inventory_folder.write("policy.yml", policy)
+    assert [p for p in problems_of(inventory_folder, resolving=False) if "policy.yml" in p] == expected
+
+
+def test_without_a_policy_file_the_regulation_applies(inventory_folder):
+    """R3.1, R9: no policy.yml: the province's domain, its webmail host, the regulation's numbers."""
+    os.unlink(os.path.join(str(inventory_folder), "policy.yml"))
+    inventory = load_inventory(str(inventory_folder))
+    assert inventory.problems == []
+    assert (inventory.domain, inventory.webmail_host, inventory.department) == ("sonla.gov.vn", "mail.sonla.gov.vn", None)
+    assert inventory.policy["inactivity_suspend_days"] == 90 and inventory.policy["password"]["min_length"] == 8
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"organizations.yml": "---\norganizations: []\n"},
+     ["F/organizations.yml:1: schema: no organizations",
+      "F/policy.yml:1: R7.3: department 'skhcn' is not in organizations.yml"]),
+    ({"organizations.yml": "---\norganizations:\n" + DEPARTMENT + "more: 1\n"},
+     ["F/organizations.yml:4: schema: unknown top-level key 'more' (allowed: organizations)"]),
+    ({"organizations.yml": "---\n- 1\n"},
+     ["F/organizations.yml:2: schema: expected a mapping with a list under 'organizations'",
+      "F/organizations.yml:1: schema: no organizations",
+      "F/policy.yml:1: R7.3: department 'skhcn' is not in organizations.yml"]),
+    ({"organizations.yml": "---\norganizations: 5\n"},
+     ["F/organizations.yml:2: schema: expected a list under 'organizations'",
+      "F/organizations.yml:1: schema: no organizations",
+      "F/policy.yml:1: R7.3: department 'skhcn' is not in organizations.yml"]),
+    ({"organizations.yml": "---\norganizations:\n" + DEPARTMENT + DEPARTMENT.replace("skhcn}", "skhcnb}")},
+     ["F/organizations.yml:4: duplicate-id: organization 'skhcn': id already used at F/organizations.yml:3"]),
+    ({"policy.yml": "---\ndepartment: snv\n", "organizations.yml": "---\norganizations:\n" + DEPARTMENT},
+     ["F/policy.yml:1: R7.3: department 'snv' is not in organizations.yml"]),
+    ({"people/x.yml": ""}, ["F/people/x.yml:1: schema: the file is empty; delete it or give it content"]),
+    ({"people/more.yml": "---\npeople: []\nother: 1\n"},
+     ["F/people/more.yml:3: schema: unknown top-level key 'other' (allowed: people)"]),
+    ({"people/more.yml": "---\npeople:\n  - {id: skhcn-0001, name: Lò Văn Hặc, organization: skhcn, request: 1/QĐ}\n"},
+     ["F/people/skhcn.yml:3: duplicate-id: person 'skhcn-0001': id already used at F/people/more.yml:3"]),
+    ({"people/more.yml": "---\npeople:\n  - id: p1\n    name: Lò Văn A\n    organization: skhcn\n    request: 1/QĐ\n"
+                         "    state: gone\n    quota_mb: \"2048\"\n"
+                         "  - {id: p2, name: Lò Văn B, organization: skhcn, request: 1/QĐ, quota_mb: true}\n"},
+     ["F/people/more.yml:8: R9.2a: person 'p1': 'quota_mb' must be a whole number from 1 to 1048576, got '2048'",
+      "F/people/more.yml:7: schema: person 'p1': 'state' must be one of active, suspended, absent, got 'gone'",
+      "F/people/more.yml:9: R9.2a: person 'p2': 'quota_mb' must be a whole number from 1 to 1048576, got True"]),
+    ({"addresses.lock.yml": "---\naddresses: {}\n"},
+     [("F/addresses.lock.yml:1: R5.3: pins no address: restore it from git (git checkout -- addresses.lock.yml); "
+      "only a brand-new inventory starts without this file")]),
+], ids=["no-organizations", "organizations-top-key", "organizations-not-a-mapping", "organizations-not-a-list",
+        "duplicate-organization", "unknown-department", "empty-people-file", "people-top-key", "duplicate-person",
+        "state-and-quota-types", "emptied-lock"])
+def test_file_level_problems_name_their_file_line_and_rule(inventory_folder, files, expected):
+    """R5.3, R7.3, R9.2a: whole-file problems (empty, wrong shape, duplicates across files) are located too."""
+    for name, text in files.items():
+        inventory_folder.write(name, text)
+    if "organizations.yml" in files:
+        inventory_folder.write("people/skhcn.yml", "---\npeople: []\n")
+    assert problems_of(inventory_folder, resolving=False) == expected
+
+
+def test_only_regular_yml_files_are_read_from_people(inventory_folder):
+    """Issue 10: a hidden file, another extension or a folder in people/ is named, never skipped silently."""
+    people = inventory_folder.path / "people"
+    (people / ".hidden.yml").write_text("x")
+    (people / "a.yaml").write_text("x")
+    (people / "dir.yml").mkdir()
+    assert problems_of(inventory_folder, resolving=False) == [
+        "F/people/.hidden.yml:1: file: people/ holds only <agency>.yml files; rename or remove it",
+        "F/people/a.yaml:1: file: people/ holds only <agency>.yml files; rename or remove it",
+        "F/people/dir.yml:1: file: is not a regular file (a symlink, folder or pipe)",
+    ]
+
+
+def test_an_inventory_without_people_is_valid(inventory_folder):
+    """A new inventory may list organizations only (their mailboxes are created first)."""
+    for name in os.listdir(inventory_folder.path / "people"):
+        os.unlink(inventory_folder.path / "people" / name)
+    os.rmdir(inventory_folder.path / "people")
+    inventory = load_inventory(str(inventory_folder) + "/")
+    assert inventory.problems == [] and inventory.people == [] and inventory.path == str(inventory_folder)
+    assert len(resolve(inventory).mailboxes) == 3

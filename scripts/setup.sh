@@ -75,4 +75,13 @@ if [ "$(readlink "$link" 2>/dev/null)" != "../../.." ]; then
   ln -s ../../.. "$link"
 fi
 
+# --- no stale copy of this collection where Ansible looks before .collections --------------------
+# ansible-lint or `ansible-galaxy collection install` can leave one in ~/.ansible/collections; tools that
+# search there first would test that old copy instead of this checkout.
+stale="${HOME}/.ansible/collections/ansible_collections/sonla/mail"
+if [ -e "$stale" ] && [ "$(readlink -f "$stale")" != "$root" ]; then
+  log "removing ${stale}: a stale copy of this collection would shadow the checkout"
+  rm -rf "$stale"
+fi
+
 log "done"

@@ -21,7 +21,14 @@ from datetime import date
 
 from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password, _regulation
 from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
-from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import Entry, Problem, has_unprintable, line_of, load
+from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
+    Entry,
+    Items,
+    Problem,
+    has_unprintable,
+    line_of,
+    load,
+)
 
 POLICY_FILE = "policy.yml"
 ORGANIZATIONS_FILE = "organizations.yml"
@@ -53,6 +60,7 @@ MAX_LOCAL_PART = 64  # RFC 5321, 4.5.3.1.1
 MAX_TEXT = {"name": 128, "request": 128, "reason": 256}
 DEFAULT_MAX_TEXT = 128
 PEOPLE_DIR = "people"
+_KIND_NAMES = {Items: "a list", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
 
 
 @dataclass
@@ -124,7 +132,7 @@ class _Checker:
         self.what = what
         self.ok = True
         if not isinstance(entry, dict):
-            self.fail("schema", f"{what} must be a mapping, got {type(entry).__name__}")
+            self.fail("schema", f"{what} must be a mapping, got {_KIND_NAMES.get(type(entry), type(entry).__name__)}")
 
     def fail(self, rule: str, message: str, key: str | None = None) -> None:
         """Record a problem at the line of ``key`` when known, else at the entry's line."""
@@ -206,6 +214,11 @@ class _Checker:
         return value
 
 
+def naming_rule(kind: str) -> str:
+    """The rule that names an organization of this kind: R5.1a departments, R5.1c subunits, R5.1b the rest."""
+    return {"department": "R5.1a", "subunit": "R5.1c"}.get(kind, "R5.1b")
+
+
 def _is_name_character(character: str, punctuation: frozenset) -> bool:
     category = unicodedata.category(character)
     return category[0] in "LM" or (category == "Nd" and "&" in punctuation)
@@ -248,13 +261,13 @@ def _check_policy(inventory: Inventory):
         for key, rule, message in _regulation.policy_problems(dict(block.entry)):
             if key != "password" and not key.startswith("password."):  # the password block is PasswordPolicy's
                 block.fail(rule, message, key)
-        policy = _regulation.resolve(dict(block.entry) if block.ok else {})
-        policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         try:
             password_policy = _password.PasswordPolicy.from_dict(block.entry.get("password") or {})
         except ValueError as error:
             block.fail("R6.2", str(error), "password")
             password_policy = _password.PasswordPolicy()
+        policy = _regulation.resolve(dict(block.entry) if block.ok else {})
+        policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         policy["password"] = asdict(password_policy)
         inventory.policy = policy
 
@@ -306,7 +319,7 @@ def _check_organization(problems: list[Problem], path: str, entry, line: int = 0
     check.only_keys(ORGANIZATION_KEYS)
     name = check.name("name", _ORGANIZATION_PUNCTUATION, "schema")
     kind = check.choice("kind", ORGANIZATION_KINDS, "department")
-    rule = {"department": "R5.1a", "subunit": "R5.1c"}.get(kind, "R5.1b")
+    rule = naming_rule(kind)
     abbreviation = check.text("abbreviation", required=kind in ("department", "subunit"), pattern=_ABBREVIATION, rule=rule)
     parent = check.text("parent", required=kind == "subunit", pattern=_ID, rule="R5.1c")
     if parent and kind != "subunit":
@@ -327,8 +340,7 @@ def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
         try:
             org.local_part = _naming.organization_local_part(org.kind, org.name, org.abbreviation, None)
         except ValueError as error:
-            rule = "R5.1a" if org.kind == "department" else "R5.1b"
-            problems.append(Problem(org.file, org.line, rule, f"organization '{org.id}': {error}"))
+            problems.append(Problem(org.file, org.line, naming_rule(org.kind), f"organization '{org.id}': {error}"))
         org.agency_part = org.local_part
     for org in inventory.organizations.values():
         if org.kind != "subunit":
@@ -524,6 +536,12 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
         key = f"org:{org.id}"
         if key in addresses or org.state == "absent" or not org.local_part:
             continue
+        if len(org.local_part) > MAX_LOCAL_PART:
+            inventory.problems.append(Problem(
+                org.file, org.line, naming_rule(org.kind),
+                f"organization '{org.id}': address {org.local_part}@{domain} has more than {MAX_LOCAL_PART} characters "
+                "before the @ (RFC 5321); shorten its abbreviation or name"))
+            continue
         if org.local_part in taken:
             inventory.problems.append(
                 Problem(org.file, org.line, "R5.3", f"organization '{org.id}': address {org.local_part}@{domain} is already "
@@ -542,7 +560,8 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
                 raise ValueError(f"address {local_part}@{domain} has more than {MAX_LOCAL_PART} characters before the @ "
                                  "(RFC 5321); shorten the name or the agency's abbreviation")
         except ValueError as error:
-            inventory.problems.append(Problem(person.file, person.line, "R5.2", f"person '{person.id}': {error}"))
+            line = _line_of(person.file, person)
+            inventory.problems.append(Problem(person.file, line, "R5.2", f"person '{person.id}': {error}"))
             continue
         issue(key, local_part)
     return addresses, allocated

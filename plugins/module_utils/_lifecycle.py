@@ -164,12 +164,10 @@ def read_revoked(connection) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def _last(history: list[dict], action: str, since: str | None = None, detail_prefix: str | None = None) -> dict | None:
+def _last(history: list[dict], action: str, since: str | None = None) -> dict | None:
     found = None
     for event in history:
         if event["action"] != action or (since and event["at"] < since):
-            continue
-        if detail_prefix is not None and not event["detail"].startswith(detail_prefix):
             continue
         found = event
     return found

@@ -198,3 +198,32 @@ def test_every_problem_names_a_real_line(inventory_folder, text):
 def test_an_emptied_lock_is_refused(inventory_folder):
     inventory_folder.write("addresses.lock.yml", "---\naddresses: {}\n")
     assert "addresses.lock.yml:1: R5.3: pins no address: restore it from git" in only_problem(inventory_folder)
+
+
+def test_an_organization_address_longer_than_rfc_5321_allows_is_refused(inventory_folder):
+    """A subunit of 32 characters under a department of 32 would pin a 65-character local part."""
+    inventory_folder.write("organizations.yml", "---\norganizations:\n"
+                           f"  - {{id: big, name: Sở Lớn, kind: department, abbreviation: {'a' * 32}}}\n"
+                           f"  - {{id: sub, name: Phòng Lớn, kind: subunit, parent: big, abbreviation: {'b' * 32}}}\n")
+    inventory_folder.write("people/skhcn.yml", "---\npeople:\n  - {id: p-1, name: Lò Văn Hặc, organization: big, request: '1'}\n")
+    inventory_folder.write("policy.yml", "---\ndomain: sonla.gov.vn\n")
+    inventory = load_inventory(str(inventory_folder))
+    assert inventory.problems == []
+    resolution = resolve(inventory)
+    (problem,) = map(str, inventory.problems)
+    assert ":4: R5.1c: organization 'sub'" in problem and "more than 64 characters" in problem
+    assert "org:sub" not in resolution.addresses  # never pinned, so the lock stays loadable
+
+
+def test_an_address_problem_names_the_persons_line(inventory_folder):
+    inventory_folder.write("people/new.yml", "---\npeople:\n  - id: x-1\n    name: Lò Văn Hặc" + "c" * 70 +
+                           "\n    organization: skhcn\n    request: '1'\n")
+    inventory = load_inventory(str(inventory_folder))
+    resolve(inventory)
+    (problem,) = map(str, inventory.problems)
+    assert "people/new.yml:3: R5.2: person 'x-1'" in problem
+
+
+def test_a_policy_file_that_is_a_list_says_so_plainly(inventory_folder):
+    inventory_folder.write("policy.yml", "---\n- domain: sonla.gov.vn\n")
+    assert "policy file must be a mapping, got a list" in only_problem(inventory_folder)

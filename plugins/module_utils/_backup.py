@@ -31,6 +31,7 @@ from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 DELETION_ACTIONS = ("removed", "revoked")
 PURGED_ACTION = "backup_purged"
 TAG = "sonla-mail"
+RESTORE_PREFIX = ".restore-"  # restores in progress, in the mail root: never backed up
 
 # restic 0.17+ exit codes; restic 0.14-0.16 exit 1 and say it on stderr (matched below).
 EXIT_NO_REPOSITORY = 10
@@ -189,7 +190,8 @@ def backup_paths(config: Config) -> list[str]:
 
 
 def backup_args(config: Config, paths: list[str]) -> list[str]:
-    args = ["backup", "--json", "--tag", TAG, "--host", os.uname().nodename]
+    args = ["backup", "--json", "--tag", TAG, "--host", os.uname().nodename,
+            "--exclude", os.path.join(config.mail_root, RESTORE_PREFIX + "*")]
     for pattern in config.excludes:
         args += ["--exclude", pattern]
     return args + paths

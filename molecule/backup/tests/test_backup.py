@@ -1,0 +1,311 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup and restore end to end (docs/backup.md, R10.2c, R7.2), in order, against one container.
+
+Mail is written over IMAP into several folders of several mailboxes with flags; a backup is taken; the mail
+storage and the user database are wiped; the site is converged again and the server restored. Every message
+must come back byte-identical (SHA-256 of BODY[] over IMAP) with its folder and flags, and every row of the
+user database must be identical. Then: one mailbox into a side folder, a wrong passphrase, a missing
+repository, a failure mail, and a revoked mailbox purged from every snapshot (R7.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import imaplib
+import json
+import os
+import re
+import shlex
+import ssl
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sonla_molecule import wait_for
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+DOMAIN = "sonla.gov.vn"
+PASSWORD = "Kiem-tra#2025"
+KEPT = [f"annv.skhcn@{DOMAIN}", f"dungct.skhcn@{DOMAIN}", f"skhcn@{DOMAIN}"]
+REVOKED = f"chienlv.skhcn@{DOMAIN}"  # suspended in the inventory: revoked by the lifecycle below
+COMMAND = "/usr/local/sbin/sonla-mail-backup"
+LIFECYCLE = "/usr/local/sbin/sonla-mail-lifecycle"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+REPOSITORY = "/var/backups/sonla-mail/repository"
+FOLDERS = ["INBOX", "Archive", "Công việc"]
+PER_FOLDER = 12
+KEYWORD = "DaXuLy"
+MARKER = f"R72-MARKER-{os.urandom(6).hex()}"  # only in the revoked mailbox's mail
+
+SQL = """
+import json, sqlite3, sys
+connection = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
+connection.row_factory = sqlite3.Row
+with connection:
+    rows = [dict(row) for row in connection.execute(sys.argv[1], json.loads(sys.argv[2]))]
+print(json.dumps(rows))
+"""
+
+
+def sql(host, query: str, *params) -> list[dict]:
+    result = host.run("python3 -c %s %s %s", SQL, query, json.dumps(params))
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def ssha512(password: str) -> str:
+    salt = os.urandom(8)
+    return "{SSHA512}" + base64.b64encode(hashlib.sha512(password.encode() + salt).digest() + salt).decode()
+
+
+def utf7(name: str) -> str:
+    """IMAP's modified UTF-7 (RFC 3501 5.1.3) for folder names with Vietnamese letters."""
+    out, pending = [], ""
+
+    def flush():
+        nonlocal pending
+        if pending:
+            out.append("&" + base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=").replace("/", ",") + "-")
+            pending = ""
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending += char
+    flush()
+    return "".join(out)
+
+
+def quoted(name: str) -> str:
+    return '"' + utf7(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def imap(ip: str, address: str) -> imaplib.IMAP4_SSL:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
+    client = imaplib.IMAP4_SSL(ip, 993, ssl_context=context, timeout=60)
+    client.login(address, PASSWORD)
+    return client
+
+
+def folders(client) -> list[str]:
+    typ, lines = client.list()
+    assert typ == "OK"
+    names = []
+    for line in lines:
+        found = re.search(rb'\) "." (.*)$', line)
+        names.append(found.group(1).decode().strip('"'))
+    return names
+
+
+def folder_state(client, folder_utf7: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(SHA-256 of BODY[], sorted flags) of every message, in UID order."""
+    typ, _ = client.select(f'"{folder_utf7}"', readonly=True)
+    assert typ == "OK", folder_utf7
+    typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+    messages = []
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        flags = re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode().split()
+        uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+        flags = tuple(sorted(flag for flag in flags if flag != "\\Recent"))
+        messages.append((uid, hashlib.sha256(item[1]).hexdigest(), flags))
+    return [(digest, flags) for _, digest, flags in sorted(messages)]
+
+
+def mailbox_state(ip: str, address: str) -> dict:
+    client = imap(ip, address)
+    try:
+        return {name: folder_state(client, name) for name in folders(client) if not name.startswith("Kh&")}
+    finally:
+        client.logout()
+
+
+def database_state(host) -> dict:
+    tables = ("mailbox", "mailbox_event", "password_history", "meta")
+    return {table: sql(host, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
+
+
+def backup(host, *args: str, rc: int = 0) -> dict:
+    result = host.run(f"{COMMAND} {' '.join(shlex.quote(arg) for arg in args)}")
+    assert result.rc == rc, (result.stdout, result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def restic(host, *args: str):
+    return host.run(f"RESTIC_REPOSITORY={REPOSITORY} RESTIC_PASSWORD_FILE=/etc/sonla-mail/backup.pass restic "
+                    + " ".join(shlex.quote(arg) for arg in args))
+
+
+def snapshot_ids(host) -> list[str]:
+    result = restic(host, "snapshots", "--json")
+    assert result.rc == 0, result.stderr
+    return [snapshot["id"] for snapshot in json.loads(result.stdout)]
+
+
+def message(subject: str, body: str) -> bytes:
+    return (f"From: Văn thư <vanthu@{DOMAIN}>\r\nTo: <x@{DOMAIN}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{os.urandom(8).hex()}@test>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            f"{body}\r\n").encode()
+
+
+def playbook(ansible_inventory: str, path: str, *extra: str) -> str:
+    result = subprocess.run(["ansible-playbook", "-i", ansible_inventory, path, *extra],
+                            capture_output=True, text=True, timeout=2400, check=False, env={**os.environ})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def before(host, server_ip):
+    """Known passwords, then mail in three folders of three mailboxes with \\Seen, \\Flagged and a keyword."""
+    for address in (*KEPT, REVOKED):
+        sql(host, "UPDATE mailbox SET password = ?, must_change = 0 WHERE address = ?", ssha512(PASSWORD), address)
+    for number, address in enumerate(KEPT):
+        client = imap(server_ip, address)
+        for folder in FOLDERS[1:]:
+            client.create(quoted(folder))
+        for folder in FOLDERS:
+            for index in range(PER_FOLDER):
+                flags = ["", "\\Seen", "\\Seen \\Flagged", f"\\Seen {KEYWORD}"][index % 4]
+                body = f"Thư số {index} của {address} trong {folder}.\r\n" + "Nội dung kiểm thử. " * (index * 40)
+                typ, _ = client.append(quoted(folder), f"({flags})" if flags else None, None,
+                                       message(f"Kiểm thử {number}-{index}", body))
+                assert typ == "OK"
+        client.logout()
+    # The revoked mailbox still receives: its mail holds a marker found nowhere else.
+    host.run("printf %s | /usr/sbin/sendmail -oi -f vanthu@sonla.gov.vn %s",
+             message("Hồ sơ", f"{MARKER} " * 2000).decode(), REVOKED)
+    wait_for(lambda: host.run(f"grep -rl {MARKER} /var/vmail/{DOMAIN}/chienlv.skhcn").rc == 0, "the marker's delivery")
+    state = {address: mailbox_state(server_ip, address) for address in KEPT}
+    assert all(len(state[address]) >= len(FOLDERS) for address in KEPT)
+    assert sum(len(messages) for mailbox in state.values() for messages in mailbox.values()) >= 3 * 3 * PER_FOLDER
+    return {"mail": state, "database": database_state(host)}
+
+
+def test_the_converge_made_the_repository_and_the_daily_job(host):
+    assert host.file(f"{REPOSITORY}/config").exists
+    assert host.file("/etc/sonla-mail/backup.pass").mode == 0o600
+    assert "sonla-mail-backup run" in host.file("/etc/cron.d/sonla-mail-backup").content_string
+
+
+def test_a_backup_takes_mail_indexes_database_and_config(host, before):
+    assert backup(host, "run")["snapshot"]
+    listing = restic(host, "ls", "latest").stdout
+    assert f"/var/vmail/{DOMAIN}/annv.skhcn/sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index" in listing  # flags
+    assert "/var/backups/sonla-mail/staging/db/users.sqlite" in listing
+    assert "/etc/sonla-mail/lifecycle.json" in listing
+    assert "/etc/sonla-mail/backup.pass" not in listing and ".key\n" not in listing
+    status = backup(host, "status")
+    assert status["ok"] and status["age_hours"] < 1
+
+
+def test_wrong_passphrase_is_a_clear_error_and_deletes_nothing(host):
+    ids = snapshot_ids(host)
+    host.run("python3 -c \"import json;c=json.load(open('/etc/sonla-mail/backup.json'));"
+             "c['password_file']='/root/wrong.pass';json.dump(c,open('/root/wrong.json','w'))\"")
+    host.run("printf 'not-the-passphrase-at-all' > /root/wrong.pass && chmod 600 /root/wrong.pass")
+    result = backup(host, "--config", "/root/wrong.json", "run", "--prune", rc=1)
+    assert "refuses the passphrase" in result["msg"] and "Nothing was written or deleted" in result["msg"]
+    assert "not-the-passphrase" not in json.dumps(result)
+    assert snapshot_ids(host) == ids
+
+
+def test_missing_repository_is_a_clear_error_and_is_not_made_by_the_job(host):
+    host.run("python3 -c \"import json;c=json.load(open('/etc/sonla-mail/backup.json'));"
+             "c['repository']='/mnt/unmounted/repository';json.dump(c,open('/root/missing.json','w'))\"")
+    result = backup(host, "--config", "/root/missing.json", "run", rc=1)
+    assert "no restic repository at /mnt/unmounted/repository" in result["msg"]
+    assert not host.file("/mnt/unmounted").exists
+    assert backup(host, "--config", "/root/missing.json", "status", rc=1)["failed"]
+
+
+def test_a_failed_backup_mails_the_operators(host, server_ip):
+    client = imap(server_ip, f"skhcn@{DOMAIN}")
+
+    def failure_mail():
+        client.select("INBOX", readonly=True)
+        _typ, found = client.search("UTF-8", "SUBJECT", b'"Backup failed"')
+        return found[0].split()
+    assert wait_for(failure_mail, "the failure mail", timeout=60)
+    client.logout()
+
+
+def test_whole_server_restore_after_wipe_and_converge_is_identical(host, server_ip, before, ansible_inventory,
+                                                                    scenario):
+    host.run("rm -rf /var/vmail/* /var/lib/sonla-mail/users.sqlite /var/lib/sonla-mail/users.sqlite-wal"
+             " /var/lib/sonla-mail/users.sqlite-shm")
+    assert not host.file("/var/lib/sonla-mail/users.sqlite").exists
+    playbook(ansible_inventory, f"{ROOT}/playbooks/site.yml")
+    assert database_state(host) != before["database"]  # the converge made new accounts
+    output = playbook(ansible_inventory, f"{ROOT}/playbooks/restore-server.yml")
+    assert re.search(r"mailboxes: [1-9]", output), output[-2000:]
+    assert database_state(host) == before["database"]
+    for address in KEPT:
+        assert mailbox_state(server_ip, address) == before["mail"][address], address
+
+
+def test_one_mailbox_restored_into_a_side_folder(host, server_ip, before):
+    address = KEPT[0]
+    result = backup(host, "restore-mailbox", address)
+    assert result["folder"].startswith("Khôi phục ")
+    client = imap(server_ip, address)
+    try:
+        side = utf7(result["folder"])
+        assert f"{side}/INBOX" in folders(client)
+        for folder in FOLDERS:
+            assert folder_state(client, f"{side}/{utf7(folder)}") == before["mail"][address][utf7(folder)]
+        assert folder_state(client, "INBOX") == before["mail"][address]["INBOX"]  # the live mail is untouched
+    finally:
+        client.logout()
+
+
+def test_a_revoked_mailbox_is_purged_from_every_snapshot(host):
+    """R7.2: after the lifecycle's revocation and the next run, no snapshot can restore the mailbox."""
+    backup(host, "run")  # a second snapshot that holds it too
+    files = host.run(f"grep -rl {MARKER} /var/vmail/{DOMAIN}/chienlv.skhcn").stdout.split()
+    assert files
+    # A file below restic's minimum chunk size is one blob, whose id is the SHA-256 of its content.
+    blobs = [host.run("sha256sum %s", path).stdout.split()[0] for path in files]
+    assert all(restic(host, "cat", "blob", blob).rc == 0 for blob in blobs)
+    ids = snapshot_ids(host)
+    assert len(ids) >= 2
+
+    today = datetime.now(UTC)
+    sql(host, "UPDATE mailbox SET suspended_at = ?, suspended_by = 'operator' WHERE address = ?",
+        (today - timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S"), REVOKED)
+    for moment in (today, today + timedelta(days=8)):
+        result = host.run(f"{LIFECYCLE} --no-notify --now %s", moment.strftime("%Y-%m-%d %H:%M:%S"))
+        assert result.rc in (0, 3), result.stdout + result.stderr
+    assert sql(host, "SELECT action FROM mailbox_event WHERE address = ? AND action = 'revoked'", REVOKED)
+    assert not host.file(f"/var/vmail/{DOMAIN}/chienlv.skhcn").exists
+
+    result = backup(host, "run")
+    assert result["purged"] == [REVOKED]
+    assert sql(host, "SELECT count(*) AS n FROM mailbox_event WHERE address = ? AND action = 'backup_purged'",
+               REVOKED) == [{"n": 1}]
+    assert all(restic(host, "cat", "blob", blob).rc != 0 for blob in blobs)  # the data itself is gone
+    assert "chienlv" not in restic(host, "find", "chienlv.skhcn").stdout
+    for snapshot in snapshot_ids(host):
+        refused = backup(host, "restore-mailbox", REVOKED, "--snapshot", snapshot, rc=1)
+        assert "holds no mail" in refused["msg"]
+        target = f"/root/full-{snapshot[:8]}"
+        assert restic(host, "restore", snapshot, "--target", target).rc == 0
+        assert host.run(f"grep -rl {MARKER} {target}").rc == 1  # nothing anywhere in the snapshot
+        # A copy of the user database older than the revocation would still hold the account's row.
+        copy = f"{target}/var/backups/sonla-mail/staging/db/users.sqlite"
+        if host.file(copy).exists:
+            rows = host.run("python3 -c %s %s %s", "import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute("
+                            "'SELECT count(*) FROM mailbox WHERE address = ?', (sys.argv[2],)).fetchone()[0])",
+                            copy, REVOKED)
+            assert rows.stdout.strip() == "0", snapshot
+        host.run(f"rm -rf {target}")
+    assert restic(host, "check").rc == 0
+    assert backup(host, "status")["ok"]

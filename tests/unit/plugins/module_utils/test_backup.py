@@ -1,0 +1,231 @@
+"""The backup planner and runs (docs/backup.md, R10.2c, R7.2), with a fake restic that records its calls."""
+
+import json
+import sqlite3
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+
+from ansible_collections.sonla.mail.plugins.module_utils import _backup, _userdb
+
+ADDRESS = "annv.skhcn@sonla.gov.vn"
+
+
+class FakeRestic:
+    """Answers restic calls from a table: {subcommand: (returncode, stdout, stderr)}; records every argv."""
+
+    def __init__(self, answers=None):
+        self.answers = answers or {}
+        self.calls = []
+
+    def __call__(self, argv, env, **_):
+        self.calls.append(argv[1:])
+        assert "RESTIC_PASSWORD" not in env and env["RESTIC_PASSWORD_FILE"]
+        code, out, err = self.answers.get(argv[1], (0, "", ""))
+        if callable(out):
+            out = out(argv)
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    def subcommands(self):
+        return [call[0] for call in self.calls]
+
+
+@pytest.fixture
+def config(tmp_path):
+    database = tmp_path / "users.sqlite"
+    connection = _userdb.connect(str(database))
+    connection.close()
+    return _backup.Config(repository=str(tmp_path / "repo"), password_file=str(tmp_path / "pass"),
+                          mail_root=str(tmp_path / "vmail"), databases=[str(database)], user_database=str(database),
+                          staging_dir=str(tmp_path / "staging"), state_file=str(tmp_path / "state"))
+
+
+def events(connection, *rows):
+    _userdb.record_events(connection, [(at, address, action, None, None) for at, address, action in rows])
+
+
+def summary(snapshot_id="abc123"):
+    return json.dumps({"message_type": "summary", "snapshot_id": snapshot_id}) + "\n"
+
+
+# --- the repository's failures -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "stderr", "kind"), [
+    (10, "Fatal: repository does not exist: unable to open config file", "missing"),
+    (1, ("Fatal: unable to open config file: stat /x/config: no such file or directory\n"
+        "Is there a repository at the following location?"), "missing"),  # restic 0.14 (Debian 12)
+    (12, "Fatal: wrong password or no key found", "password"),
+    (1, "Fatal: wrong password or no key found", "password"),  # restic 0.14
+    (11, "Fatal: unable to create lock", "locked"),
+    (1, "Fatal: something else", None),
+])
+def test_failures_are_classified_for_restic_0_14_and_0_18(code, stderr, kind):
+    assert _backup.classify_failure(code, stderr) == kind
+
+
+@pytest.mark.parametrize(("code", "stderr", "words"), [
+    (10, "repository does not exist", "no restic repository"),
+    (12, "wrong password or no key found", "refuses the passphrase"),
+])
+def test_wrong_passphrase_or_missing_repository_stops_the_run_before_anything_is_written_or_deleted(
+        config, code, stderr, words):
+    fake = FakeRestic({"cat": (code, "", stderr)})
+    with pytest.raises(_backup.BackupError, match=words) as error:
+        _backup.run_backup(config, _backup.Restic(config, fake), prune=True)
+    assert fake.subcommands() == ["cat"]  # no backup, no forget, no prune, no init
+    assert "Nothing was written or deleted" in str(error.value)
+
+
+def test_init_never_replaces_a_repository_that_refuses_the_passphrase(config):
+    fake = FakeRestic({"cat": (12, "", "wrong password or no key found")})
+    with pytest.raises(_backup.BackupError, match="passphrase"):
+        _backup.init_repository(_backup.Restic(config, fake))
+    assert "init" not in fake.subcommands()
+
+
+def test_init_makes_a_missing_repository(config):
+    fake = FakeRestic({"cat": (10, "", "repository does not exist")})
+    assert _backup.init_repository(_backup.Restic(config, fake)) == "created"
+    assert fake.subcommands() == ["cat", "init"]
+
+
+def test_the_passphrase_is_passed_by_file_only(config):
+    env = _backup.restic_env(config, {"RESTIC_PASSWORD": "leak", "PATH": "/bin"})
+    assert env["RESTIC_PASSWORD_FILE"] == config.password_file and "RESTIC_PASSWORD" not in env
+
+
+# --- what a backup takes --------------------------------------------------------------------------
+
+
+def test_the_database_is_copied_online_with_what_is_still_in_the_wal(config, tmp_path):
+    writer = _userdb.connect(config.user_database)  # WAL mode, kept open: the rows are in the -wal file
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    events(writer, ("2025-01-01 00:00:00", ADDRESS, "added"))
+    target = tmp_path / "copy.sqlite"
+    _backup.copy_database(config.user_database, str(target))
+    copy = sqlite3.connect(target)
+    assert copy.execute("SELECT address FROM mailbox_event").fetchall() == [(ADDRESS,)]
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    writer.close()
+
+
+def test_a_run_copies_the_databases_backs_up_then_applies_retention(config):
+    fake = FakeRestic({"backup": (0, summary(), "")})
+    result = _backup.run_backup(config, _backup.Restic(config, fake))
+    assert fake.subcommands() == ["cat", "backup", "forget"]
+    backup = fake.calls[1]
+    assert config.mail_root in backup and config.database_dir in backup
+    assert fake.calls[2][fake.calls[2].index("--keep-daily") + 1] == "7"
+    assert fake.calls[2][fake.calls[2].index("--keep-weekly") + 1] == "4"
+    assert fake.calls[2][fake.calls[2].index("--keep-monthly") + 1] == "6"
+    assert result["snapshot"] == "abc123"
+    assert json.loads(open(config.state_file).read())["ok"] is True
+    assert (_backup.os.path.exists(config.database_copy(config.user_database)))
+
+
+def test_a_failed_backup_forgets_nothing(config):
+    fake = FakeRestic({"backup": (1, "", "Fatal: no space left on device")})
+    with pytest.raises(_backup.BackupError, match="no space left"):
+        _backup.run_backup(config, _backup.Restic(config, fake), prune=True)
+    assert fake.subcommands() == ["cat", "backup"]
+
+
+# --- deletion reaches the backups (R7.2) ----------------------------------------------------------
+
+
+def test_pending_deletions_are_removed_and_revoked_not_yet_purged():
+    rows = [
+        {"address": "a@x", "action": "removed", "at": "2025-01-01 00:00:00"},
+        {"address": "b@x", "action": "revoked", "at": "2025-01-02 00:00:00"},
+        {"address": "a@x", "action": "backup_purged", "at": "2025-01-03 00:00:00"},
+        {"address": "c@x", "action": "suspended", "at": "2025-01-03 00:00:00"},
+    ]
+    assert _backup.pending_deletions(rows) == {"b@x": "2025-01-02 00:00:00"}
+
+
+def test_an_address_made_again_and_deleted_again_is_purged_again():
+    rows = [{"address": "a@x", "action": "removed", "at": "2025-01-01 00:00:00"},
+            {"address": "a@x", "action": "backup_purged", "at": "2025-01-02 00:00:00"},
+            {"address": "a@x", "action": "removed", "at": "2025-02-01 00:00:00"}]
+    assert _backup.pending_deletions(rows) == {"a@x": "2025-02-01 00:00:00"}
+
+
+def test_every_snapshot_loses_the_mail_and_older_ones_the_database_copies(config):
+    snapshots = [{"id": "old", "time": "2025-01-01T03:15:00.123456789+07:00"},
+                 {"id": "new", "time": "2025-01-03T03:15:00+07:00"},
+                 {"id": "this-run", "time": "2025-01-01T00:00:00Z"}]
+    plan = dict((tuple(ids), excludes) for excludes, ids in
+                _backup.rewrite_plan(snapshots, {ADDRESS: "2025-01-02 00:00:00"}, config, frozenset({"this-run"})))
+    folder = f"{config.mail_root}/sonla.gov.vn/annv.skhcn"
+    assert plan[("old",)] == [folder, config.database_copy(config.user_database)]
+    assert plan[("new", "this-run")] == [folder]
+
+
+def test_mail_dir_refuses_paths_outside_the_root():
+    with pytest.raises(_backup.BackupError):
+        _backup.mail_dir("/var/vmail", "../etc@x")
+    assert _backup.mail_dir("/var/vmail", ADDRESS) == "/var/vmail/sonla.gov.vn/annv.skhcn"
+
+
+def test_a_purge_rewrites_prunes_every_unused_blob_and_records_the_event(config):
+    connection = _userdb.connect(config.user_database)
+    events(connection, ("2025-01-02 00:00:00", ADDRESS, "revoked"))
+    snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}])
+    fake = FakeRestic({"version": (0, "restic 0.18.0 compiled with go1.24", ""), "snapshots": (0, snapshots, "")})
+    result = _backup.purge_deleted(config, _backup.Restic(config, fake))
+    assert result["purged"] == [ADDRESS]
+    assert fake.subcommands() == ["version", "snapshots", "rewrite", "prune"]
+    assert fake.calls[2][:2] == ["rewrite", "--forget"] and "s1" in fake.calls[2]
+    assert fake.calls[3] == ["prune", "--max-unused", "0"]
+    recorded = connection.execute("SELECT address FROM mailbox_event WHERE action = 'backup_purged'").fetchall()
+    assert [tuple(row) for row in recorded] == [(ADDRESS,)]
+    # Done once: the next run has nothing to purge.
+    fake.calls.clear()
+    assert _backup.purge_deleted(config, _backup.Restic(config, fake))["purged"] == []
+    assert fake.calls == []
+
+
+def test_restic_0_14_cannot_purge_and_says_so_without_recording_anything(config):
+    connection = _userdb.connect(config.user_database)
+    events(connection, ("2025-01-02 00:00:00", ADDRESS, "removed"))
+    fake = FakeRestic({"version": (0, "restic 0.14.0 compiled with go1.19", "")})
+    with pytest.raises(_backup.BackupError, match="no 'rewrite'"):
+        _backup.purge_deleted(config, _backup.Restic(config, fake))
+    assert "rewrite" not in fake.subcommands() and "prune" not in fake.subcommands()
+    assert _backup.pending_deletions(_backup.read_deletion_events(config.user_database)) == {
+        ADDRESS: "2025-01-02 00:00:00"}
+
+
+def test_a_failed_rewrite_records_no_purge(config):
+    connection = _userdb.connect(config.user_database)
+    events(connection, ("2025-01-02 00:00:00", ADDRESS, "removed"))
+    snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}])
+    fake = FakeRestic({"version": (0, "restic 0.18.0", ""), "snapshots": (0, snapshots, ""),
+                       "rewrite": (1, "", "Fatal: boom")})
+    with pytest.raises(_backup.BackupError):
+        _backup.purge_deleted(config, _backup.Restic(config, fake))
+    assert _backup.pending_deletions(_backup.read_deletion_events(config.user_database))
+
+
+# --- age of the last good backup ------------------------------------------------------------------
+
+
+def test_status_gives_the_age_of_the_newest_snapshot():
+    now = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
+    snapshots = [{"id": "a" * 64, "short_id": "aaaaaaaa", "time": "2025-01-01T10:00:00Z"},
+                 {"id": "b" * 64, "short_id": "bbbbbbbb", "time": "2025-01-02T10:00:00+00:00"}]
+    result = _backup.status(snapshots, 26, now)
+    assert result["ok"] and result["last_id"] == "bbbbbbbb" and result["age_hours"] == 2.0
+    assert not _backup.status(snapshots[:1], 25, now)["ok"]  # 26 h old
+    assert not _backup.status([], 26, now)["ok"]
+
+
+def test_the_failure_mail_names_the_host_and_the_error():
+    mail = _backup.failure_mail("root@mail", ["ops@sonla.gov.vn"], "mail.sonla.gov.vn", "no restic repository")
+    assert b"To: ops@sonla.gov.vn" in mail and b"no restic repository" in mail
+
+
+def test_the_side_folder_is_named_after_the_snapshot_time():
+    assert _backup.side_folder_name("2025-03-04T05:06:07.5+07:00") == "Khôi phục 2025-03-03 2206"

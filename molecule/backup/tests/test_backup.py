@@ -239,7 +239,7 @@ def test_a_failed_backup_mails_the_operators(host, server_ip):
 
 
 def test_whole_server_restore_after_wipe_and_converge_is_identical(host, server_ip, before, ansible_inventory,
-                                                                    scenario):
+                                                                   scenario):
     host.run("rm -rf /var/vmail/* /var/lib/sonla-mail/users.sqlite /var/lib/sonla-mail/users.sqlite-wal"
              " /var/lib/sonla-mail/users.sqlite-shm")
     assert not host.file("/var/lib/sonla-mail/users.sqlite").exists

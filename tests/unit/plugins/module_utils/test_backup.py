@@ -55,7 +55,7 @@ def summary(snapshot_id="abc123"):
 @pytest.mark.parametrize(("code", "stderr", "kind"), [
     (10, "Fatal: repository does not exist: unable to open config file", "missing"),
     (1, ("Fatal: unable to open config file: stat /x/config: no such file or directory\n"
-        "Is there a repository at the following location?"), "missing"),  # restic 0.14 (Debian 12)
+         "Is there a repository at the following location?"), "missing"),  # restic 0.14 (Debian 12)
     (12, "Fatal: wrong password or no key found", "password"),
     (1, "Fatal: wrong password or no key found", "password"),  # restic 0.14
     (11, "Fatal: unable to create lock", "locked"),

@@ -94,7 +94,7 @@ def test_organization_problems_name_their_line_rule_and_message(inventory_folder
     assert problems_of(inventory_folder, organizations) == [
         "F/organizations.yml:4: R9.2a: organization 'q0': 'quota_mb' must be a whole number from 1 to 1048576, got 0",
         ("F/organizations.yml:5: R9.2a: organization 'q1': 'quota_mb' must be a whole number from 1 to 1048576, "
-        "got 1048577"),
+         "got 1048577"),
         "F/organizations.yml:6: R5.1a: organization 'nokind': 'abbreviation' is required",
         "F/organizations.yml:7: R5.1c: organization 'sub': 'abbreviation' is required",
         "F/organizations.yml:7: R5.1c: organization 'sub': 'parent' is required",
@@ -102,7 +102,7 @@ def test_organization_problems_name_their_line_rule_and_message(inventory_folder
         "F/organizations.yml:8: R5.1c: organization 'com': only a subunit has a 'parent'",
         "F/organizations.yml:9: schema: organization: 'id' 'BadId' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
         ("F/organizations.yml:10: schema: organization 'w': 'name' 'Phường 😀' holds '😀': names are letters, digits, "
-        "spaces and & ' ( ) , - . / \u2019"),
+         "spaces and & ' ( ) , - . / \u2019"),
         "F/organizations.yml:11: schema: organization: organization must be a mapping, got text",
         "F/organizations.yml:11: schema: organization: 'id' is required",
         "F/organizations.yml:11: schema: organization: 'name' is required",
@@ -121,11 +121,11 @@ def test_subunit_parents_must_be_known_agencies_with_an_address(inventory_folder
     )
     assert problems_of(inventory_folder, organizations) == [
         ("F/organizations.yml:7: R5.1b: organization 'xa': commune name 'Xã' has no name after the administrative "
-        "prefix (R5.1b)"),
+         "prefix (R5.1b)"),
         "F/organizations.yml:5: R5.1c: organization 'to': parent 'vp' is a subunit, which cannot have subunits",
         "F/organizations.yml:6: R5.1c: organization 'ma': parent 'ghost' is unknown",
         ("F/organizations.yml:8: R5.1c: organization 'vpxa': sub-unit 'Văn phòng xã' needs its parent's local part "
-        "(R5.1c), got ''"),
+         "(R5.1c), got ''"),
     ]
 
 
@@ -181,7 +181,7 @@ def test_names_in_decomposed_unicode_pass_and_only_organizations_may_hold_digits
     inventory_folder.write("organizations.yml", "---\norganizations:\n" + DEPARTMENT + organization)
     assert problems_of(inventory_folder, people=people) == [
         ("F/people/skhcn.yml:3: R5.2: person 'p1': 'name' 'Lo\u0300 Va\u0306n 1' holds '1': names are letters, "
-        "spaces and ' - . \u2019")]
+         "spaces and ' - . \u2019")]
     assert problems_of(inventory_folder, people=people.split("\n", 1)[1]) == []
 
 
@@ -230,7 +230,7 @@ def test_problems_in_block_entries_point_at_the_key(inventory_folder):
     assert problems_of(inventory_folder, people=people) == [
         "F/people/skhcn.yml:6: unknown-organization: person 'p1': organization 'old' is dissolved (state: absent)",
         ("F/people/skhcn.yml:13: R8.3a: person 'p2' restore: 'date' 2999-01-01 is in the future; a restore request is "
-        "dated no later than today"),
+         "dated no later than today"),
     ]
 
 
@@ -387,8 +387,8 @@ def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
       "F/policy.yml:2: R3.1: policy file: domain 'Sonla.gov.vn' is not a lowercase domain name",
       "F/policy.yml:4: schema: policy file: 'department' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
       ("F/policy.yml:8: schema: policy: unknown key 'bogus' (allowed: default_quota_mb, inactivity_suspend_days, "
-      "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_revocations_per_run, password, "
-      "password_reminder_days, quota_warning_percent, revoke_after_suspended_days, revoke_warning_days)"),
+       "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_revocations_per_run, password, "
+       "password_reminder_days, quota_warning_percent, revoke_after_suspended_days, revoke_warning_days)"),
       "F/policy.yml:7: R8.2a: policy: 'inactivity_suspend_days' must be 1-90 (R8.2a), got 120",
       "F/policy.yml:9: R6.2: policy: invalid password policy: min_length 4 is below the regulation's 8 (R6.2)"]),
     ("---\ndomain: sonla.gov.vn\nwebmail_host: bad_host\npolicy: 5\n",

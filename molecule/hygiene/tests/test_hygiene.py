@@ -8,7 +8,10 @@ not one of the server's trusted networks (loopback).
 
 from __future__ import annotations
 
+import base64
+import email.policy
 import re
+import smtplib
 
 import pytest
 from conftest import (
@@ -195,3 +198,27 @@ def test_moving_mail_into_and_out_of_junk_trains_rspamd(host, server_ip, unique)
 
     move(server_ip, OTHER, msg["Message-ID"], "Junk", "INBOX")
     wait_for(lambda: learned(host, msg["Message-ID"], "ham"), "rspamd to learn the message as ham", timeout=60)
+
+
+SIGN = """
+import base64, dkim, sys
+raw = base64.b64decode(sys.argv[1])
+key = open("/etc/unbound/test-dkim.key", "rb").read()
+headers = [b"from", b"to", b"subject", b"date", b"message-id"]
+signature = dkim.sign(raw, b"sel1", b"signed.example.net", key, include_headers=headers)
+sys.stdout.write(base64.b64encode(signature + raw).decode())
+"""
+
+
+def test_dkim_signed_aligned_mail_is_delivered_with_authentication_results(host, server_ip, unique):
+    """signed.example.net (DMARC p=reject) signs with the key prepare.yml published; DKIM aligns."""
+    msg = message(ACTIVE, f"DKIM {unique}", sender="news@signed.example.net")
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    signed = host.run("python3 -c %s %s", SIGN, base64.b64encode(raw).decode())
+    assert signed.rc == 0, signed.stderr
+    with smtplib.SMTP(server_ip, 25, timeout=60) as smtp:
+        smtp.ehlo("client.test.invalid")
+        refused = smtp.sendmail("news@signed.example.net", [ACTIVE], base64.b64decode(signed.stdout))
+    assert not refused
+    results = delivered(server_ip, ACTIVE, msg)["Authentication-Results"]
+    assert "dkim=pass" in results and "dmarc=pass" in results, results

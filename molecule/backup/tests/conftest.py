@@ -29,7 +29,8 @@ def ansible_inventory(container, scenario, tmp_path_factory) -> str:
                 "vars": {"ansible_python_interpreter": "/usr/bin/python3", "postfix_tls_selfsigned": True,
                          "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
                          "mailboxes_handoff_dir": str(folder / "handoff"),
-                         "backup_password": PASSPHRASE, "backup_notify": ["skhcn@sonla.gov.vn"]},
+                         "backup_password": PASSPHRASE, "backup_notify": ["skhcn@sonla.gov.vn"],
+                         "sonla_mail_filter_enabled": False},
             }},
         },
     }

@@ -26,7 +26,7 @@ def ansible_inventory(container, scenario, tmp_path_factory) -> str:
                 "hosts": {container: {"ansible_connection": "containers.podman.podman"}},
                 "vars": {"ansible_python_interpreter": "/usr/bin/python3", "postfix_tls_selfsigned": True,
                          "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
-                         "mailboxes_handoff_dir": str(folder / "handoff")},
+                         "mailboxes_handoff_dir": str(folder / "handoff"), "sonla_mail_filter_enabled": False},
             }},
         },
     }

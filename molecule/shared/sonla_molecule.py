@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -50,3 +51,24 @@ def wait_for(predicate, what: str, timeout: float = 30, interval: float = 0.5):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def write_test_inventory(folder, container: str, scenario: str, **server_vars) -> str:
+    """An inventory for the ansible-playbook runs a scenario's tests make themselves, with the hosts and the
+    variables of the scenarios' molecule.yml (the filter off, as there) plus ``server_vars``; returns its path."""
+    inventory = {
+        "all": {
+            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                    "sonla_mail_inventory_path": f"{scenario}/inventory-mail"}},
+            "children": {"mail_servers": {
+                "hosts": {container: {"ansible_connection": "containers.podman.podman"}},
+                "vars": {"ansible_python_interpreter": "/usr/bin/python3", "postfix_tls_selfsigned": True,
+                         "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
+                         "mailboxes_handoff_dir": str(folder / "handoff"), **server_vars,
+                         "sonla_mail_filter_enabled": False},
+            }},
+        },
+    }
+    path = folder / "hosts.yml"
+    path.write_text(json.dumps(inventory), encoding="utf-8")  # JSON is YAML
+    return str(path)

@@ -72,3 +72,20 @@ def write_test_inventory(folder, container: str, scenario: str, **server_vars) -
     path = folder / "hosts.yml"
     path.write_text(json.dumps(inventory), encoding="utf-8")  # JSON is YAML
     return str(path)
+
+
+_SQL = """
+import json, sqlite3, sys
+connection = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
+connection.row_factory = sqlite3.Row
+with connection:
+    rows = [dict(row) for row in connection.execute(sys.argv[1], json.loads(sys.argv[2]))]
+print(json.dumps(rows))
+"""
+
+
+def sql(host, query: str, *params) -> list[dict]:
+    """Rows of a query on the user database inside the container, with ``?`` parameters."""
+    result = host.run("python3 -c %s %s %s", _SQL, query, json.dumps(params))
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)

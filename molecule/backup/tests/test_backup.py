@@ -23,7 +23,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sonla_molecule import wait_for
+from sonla_molecule import sql, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -39,22 +39,6 @@ FOLDERS = ["INBOX", "Archive", "Công việc"]
 PER_FOLDER = 12
 KEYWORD = "DaXuLy"
 MARKER = f"R72-MARKER-{os.urandom(6).hex()}"  # only in the revoked mailbox's mail
-
-SQL = """
-import json, sqlite3, sys
-connection = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
-connection.row_factory = sqlite3.Row
-with connection:
-    rows = [dict(row) for row in connection.execute(sys.argv[1], json.loads(sys.argv[2]))]
-print(json.dumps(rows))
-"""
-
-
-def sql(host, query: str, *params) -> list[dict]:
-    result = host.run("python3 -c %s %s %s", SQL, query, json.dumps(params))
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout)
-
 
 def ssha512(password: str) -> str:
     salt = os.urandom(8)

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 
 import pytest
 import sonla_molecule
+from sonla_molecule import sql
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -59,22 +60,6 @@ def tls_context():
 def ssha512(password: str) -> str:
     salt = os.urandom(8)
     return "{SSHA512}" + base64.b64encode(hashlib.sha512(password.encode() + salt).digest() + salt).decode()
-
-
-SQL = """
-import json, sqlite3, sys
-connection = sqlite3.connect("/var/lib/sonla-mail/users.sqlite", timeout=30)
-connection.row_factory = sqlite3.Row
-with connection:
-    rows = [dict(row) for row in connection.execute(sys.argv[1], json.loads(sys.argv[2]))]
-print(json.dumps(rows))
-"""
-
-
-def sql(host, query: str, *params) -> list[dict]:
-    result = host.run("python3 -c %s %s %s", SQL, query, json.dumps(params))
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def row(host, address: str) -> dict | None:

@@ -40,6 +40,7 @@ PER_FOLDER = 12
 KEYWORD = "DaXuLy"
 MARKER = f"R72-MARKER-{os.urandom(6).hex()}"  # only in the revoked mailbox's mail
 
+
 def ssha512(password: str) -> str:
     salt = os.urandom(8)
     return "{SSHA512}" + base64.b64encode(hashlib.sha512(password.encode() + salt).digest() + salt).decode()

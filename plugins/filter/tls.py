@@ -6,6 +6,7 @@
     {{ 'dovecot' | sonla.mail.tls_profile('2.4.1', '/etc/dovecot/ffdhe2048.pem') }}  # 2.3 or 2.4 names
     {{ 'nginx' | sonla.mail.tls_profile('1.26.3', '/etc/nginx/ffdhe2048.pem') }}     # "name value;" lines
     {{ none | sonla.mail.tls_dh_params }}                                           # RFC 7919 ffdhe2048, PEM
+    {{ resolv_conf_text | sonla.mail.tls_dane_resolver_problem(['127.0.0.1']) }}    # None when DANE can trust them
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ def tls_dh_params(_value=None) -> str:
     return _tls.FFDHE2048
 
 
+def tls_dane_resolver_problem(resolv_conf, named) -> str | None:
+    """Why DANE cannot trust the resolvers /etc/resolv.conf (``resolv_conf``, its text) lists; None when sound."""
+    if not isinstance(named, list) or not all(isinstance(address, str) for address in named):
+        raise AnsibleFilterError("tls_dane_resolver_problem: expected a list of resolver addresses")
+    return _tls.dane_resolver_problem(named, str(resolv_conf))
+
+
 class FilterModule:
     def filters(self):
-        return {"tls_profile": tls_profile, "tls_dh_params": tls_dh_params}
+        return {"tls_profile": tls_profile, "tls_dh_params": tls_dh_params,
+                "tls_dane_resolver_problem": tls_dane_resolver_problem}

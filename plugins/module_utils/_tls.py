@@ -21,6 +21,9 @@ API
     ``dh_file`` is where the role wrote ``FFDHE2048`` (Dovecot and nginx offer DHE suites only with it).
 ``lines(daemon, version, dh_file=None) -> list[str]``
     The same as configuration lines: ``name = value`` for Postfix and Dovecot, ``name value;`` for nginx.
+``dane_resolver_problem(named, resolv_conf) -> str | None``
+    Why outbound DANE cannot rely on the resolvers ``named`` as DNSSEC-validating, given the text of
+    /etc/resolv.conf (the resolvers Postfix really asks): it must list some, and none but those. None when sound.
 """
 
 from __future__ import annotations
@@ -130,3 +133,16 @@ def lines(daemon: str, version: str, dh_file: str | None = None) -> list[str]:
     """``settings`` as lines of the daemon's configuration syntax."""
     pattern = "{} {};" if daemon == "nginx" else "{} = {}"
     return [pattern.format(name, value) for name, value in settings(daemon, version, dh_file).items()]
+
+
+def dane_resolver_problem(named: list[str], resolv_conf: str) -> str | None:
+    """See the module's API: DANE trusts whatever resolver answers, so every one asked must be a named one."""
+    listed = [parts[1] for parts in map(str.split, resolv_conf.splitlines()) if len(parts) > 1
+              and parts[0] == "nameserver"]
+    if not listed:
+        return "/etc/resolv.conf lists no nameserver"
+    others = [address for address in listed if address not in named]
+    if others:
+        return (f"/etc/resolv.conf also lists {', '.join(others)}, which postfix_dnssec_resolvers does not name as "
+                "DNSSEC-validating")
+    return None

@@ -95,3 +95,21 @@ def test_config_lines_use_the_daemons_syntax():
 def test_unknown_or_too_old_is_refused_by_name(daemon, version, message):
     with pytest.raises(ValueError, match=message):
         _tls.settings(daemon, version)
+
+
+@pytest.mark.parametrize(("named", "resolv_conf"), [
+    (["127.0.0.1"], "# local unbound\nnameserver 127.0.0.1\noptions trust-ad\n"),
+    (["10.0.0.53", "10.0.1.53"], "search sonla.gov.vn\nnameserver 10.0.1.53\n  nameserver 10.0.0.53\n"),
+    (["10.0.0.53", "10.0.1.53"], "nameserver 10.0.0.53\n#nameserver 8.8.8.8\n"),  # a comment is not a resolver
+])
+def test_dane_trusts_resolvers_when_only_named_ones_are_asked(named, resolv_conf):
+    assert _tls.dane_resolver_problem(named, resolv_conf) is None
+
+
+@pytest.mark.parametrize(("resolv_conf", "problem"), [
+    ("nameserver 127.0.0.1\nnameserver 8.8.8.8\n", "also lists 8.8.8.8, which postfix_dnssec_resolvers does not name"),
+    ("search sonla.gov.vn\n", "lists no nameserver"),
+    ("", "lists no nameserver"),
+])
+def test_dane_refuses_resolvers_nobody_named(resolv_conf, problem):
+    assert problem in _tls.dane_resolver_problem(["127.0.0.1"], resolv_conf)

@@ -18,7 +18,8 @@ API
 ``settings(daemon, version, dh_file=None) -> dict[str, str]``
     The daemon's parameter names and values for the profile, for ``postfix`` (3.6 or newer), ``dovecot``
     (2.3.15 or newer; 2.4 renamed some) and ``nginx`` (1.19.4 or newer), in the order a configuration file lists them.
-    ``dh_file`` is where the role wrote ``FFDHE2048`` (Dovecot and nginx offer DHE suites only with it).
+    ``dh_file`` is where the role wrote ``FFDHE2048`` (Dovecot and nginx offer DHE suites only with it;
+    Postfix would fall back to its own built-in group).
 ``lines(daemon, version, dh_file=None) -> list[str]``
     The same as configuration lines: ``name = value`` for Postfix and Dovecot, ``name value;`` for nginx.
 ``dane_resolver_problem(named, resolv_conf) -> str | None``
@@ -71,14 +72,14 @@ def _version(daemon: str, version: str) -> tuple[int, int, int]:
     return found
 
 
-def _postfix() -> dict[str, str]:
+def _postfix(dh_file: str | None) -> dict[str, str]:
     # Port 25 offers TLS opportunistically and reads smtpd_tls_protocols/_ciphers; 587 and 465 require TLS and
     # read the mandatory ones: both get the profile. Only the "high" list is replaced: the SMTP client keeps
     # its default "medium" grade, so mail to other servers is not pushed to plaintext by the server's profile
     # (docs/tls.md, "Outbound"); it takes the profile's versions. TLS 1.3 suites are OpenSSL's defaults, the
     # same three AEAD suites (Postfix has no parameter for them).
     minimum = f">={PROTOCOLS[0]}"
-    return {
+    values = {
         "smtpd_tls_protocols": minimum,
         "smtpd_tls_mandatory_protocols": minimum,
         "smtpd_tls_ciphers": "high",
@@ -88,6 +89,9 @@ def _postfix() -> dict[str, str]:
         "smtp_tls_protocols": minimum,
         "smtp_tls_mandatory_protocols": minimum,
     }
+    if dh_file:  # else Postfix's built-in group (RFC 3526 group 14): 2048 bits too, but not the profile's
+        values["smtpd_tls_dh1024_param_file"] = dh_file  # the name is historical: any size is read
+    return values
 
 
 def _dovecot(version: tuple[int, int, int], dh_file: str | None) -> dict[str, str]:
@@ -123,7 +127,7 @@ def settings(daemon: str, version: str, dh_file: str | None = None) -> dict[str,
     """The profile in ``daemon``'s own parameter names for ``version`` (see the module's API)."""
     found = _version(daemon, version)
     if daemon == "postfix":
-        return _postfix()
+        return _postfix(dh_file)
     if daemon == "dovecot":
         return _dovecot(found, dh_file)
     return _nginx(dh_file)

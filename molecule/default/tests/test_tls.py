@@ -154,3 +154,12 @@ def test_pop3_is_implicit_tls_only(server_ip):
     """POP3 is served on 995 only; 110 (plaintext then STARTTLS) is not open (docs/tls.md)."""
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((server_ip, 110), timeout=30).close()
+
+
+def test_nginx_sets_the_profile_once_for_every_site(host):
+    """The profile is at nginx's http level only: no server block (the webmail's, MTA-STS's) sets its own."""
+    dump = host.check_output("nginx -T 2>/dev/null")
+    for directive in ("ssl_protocols", "ssl_ciphers", "ssl_prefer_server_ciphers"):
+        places = [line.strip() for line in dump.splitlines() if line.strip().startswith(directive + " ")]
+        assert len(places) == 1, (directive, places)
+    assert "# configuration file /etc/nginx/conf.d/sonla-tls.conf:" in dump

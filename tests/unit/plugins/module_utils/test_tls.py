@@ -48,6 +48,8 @@ def test_postfix_applies_the_profile_to_opportunistic_and_mandatory_tls():
     assert values["tls_preempt_cipherlist"] == "yes"
     # The SMTP client's grade ("medium") is left alone, so its list is not replaced.
     assert not any(name.startswith(("smtp_tls_ciphers", "tls_medium")) for name in values)
+    assert _tls.settings("postfix", "3.10.5", "/etc/postfix/dh.pem")["smtpd_tls_dh1024_param_file"] == (
+        "/etc/postfix/dh.pem")
 
 
 @pytest.mark.parametrize(("version", "order", "dh"), [
@@ -78,6 +80,7 @@ def test_nginx_lines():
 def test_without_a_dh_file_no_dh_setting():
     assert "ssl_dhparam" not in _tls.settings("nginx", "1.22.1")
     assert not any("dh" in name for name in _tls.settings("dovecot", "2.4.1"))
+    assert not any("dh" in name for name in _tls.settings("postfix", "3.7.11"))
 
 
 def test_config_lines_use_the_daemons_syntax():

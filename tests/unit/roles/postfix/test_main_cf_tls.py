@@ -26,7 +26,8 @@ def main_cf(**variables) -> dict[str, str]:
     environment.filters.update(CoreFilters().filters())
     environment.filters["sonla.mail.tls_profile"] = tls_profile
     text = environment.get_template("main.cf.j2").render(
-        ansible_managed="managed", __postfix_version="3.10.5", postfix_mynetworks=[], postfix_milters=[],
+        ansible_managed="managed", __postfix_version="3.10.5", __postfix_tls_dh_file="/etc/postfix/dh.pem",
+        postfix_mynetworks=[], postfix_milters=[],
         postfix_virtual_alias_maps=[], **variables)
     parameters: dict[str, str] = {}
     for line in text.splitlines():
@@ -39,7 +40,7 @@ def main_cf(**variables) -> dict[str, str]:
 
 def test_the_server_side_is_the_profile():
     parameters = main_cf(postfix_dnssec_resolvers=[])
-    for name, value in _tls.settings("postfix", "3.10.5").items():
+    for name, value in _tls.settings("postfix", "3.10.5", "/etc/postfix/dh.pem").items():
         assert parameters[name] == value
     assert parameters["smtpd_tls_auth_only"] == "yes"
 

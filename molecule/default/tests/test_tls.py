@@ -139,8 +139,8 @@ def test_tls_1_1_client_is_refused(server_ip, port):
 @pytest.mark.parametrize("port", PORTS)
 def test_server_chooses_the_cipher(server_ip, port):
     """The server's order wins over the client's (testssl.sh: "no server cipher order" before)."""
-    assert handshake(server_ip, port, client(CLIENT_ORDER, maximum=ssl.TLSVersion.TLSv1_2)) == ("TLSv1.2",
-                                                                                                 SERVER_FIRST)
+    agreed = handshake(server_ip, port, client(CLIENT_ORDER, maximum=ssl.TLSVersion.TLSv1_2))
+    assert agreed == ("TLSv1.2", SERVER_FIRST)
 
 
 @pytest.mark.parametrize("port", PORTS)

@@ -54,7 +54,8 @@ for part in ("defaults", "vars"):
     base.update(trust(loader.load_from_file(os.path.join(role, part, "main.yml"))))
 out = []
 for template, is_24, url in jobs:
-    variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed")
+    variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed",
+                     __dovecot_version={"stdout": "2.4.1" if is_24 else "2.3.19"})  # as the role registers it
     with open(os.path.join(role, "templates", template), encoding="utf-8") as stream:
         out.append(Templar(loader=loader, variables=variables).template(trust_as_template(stream.read())))
 print(json.dumps(out))

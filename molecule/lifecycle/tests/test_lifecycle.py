@@ -284,7 +284,7 @@ def submit(ip: str, port: int, recipients: list[str], subject: str) -> tuple[int
         return code, reply.decode()
 
 
-_POLICY_PROBE = """
+_POLICY_PROBE = r"""
 import json, socket, sys, time
 def ask(stream, user):
     start = time.perf_counter()

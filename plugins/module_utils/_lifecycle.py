@@ -251,8 +251,10 @@ def _action(kind: str, row: dict, **details) -> dict:
     }
 
 
-def _operator_suspensions(rows: dict[str, dict], suspend: list[dict], plan: LifecyclePlan) -> set[str]:
-    """R8.2b, R8.2c: validate every request first, then plan them; returns the addresses handled."""
+def _operator_suspensions(rows: dict[str, dict], suspend: list[dict], plan: LifecyclePlan,
+                          by: str = "operator") -> set[str]:
+    """R8.2b, R8.2c: validate every request first, then plan them; returns the addresses handled.
+    ``by`` is who decided: an operator, or the system itself (``suspend_automatically``)."""
     handled: set[str] = set()
     for request in suspend:
         address = (request.get("address") or "").strip().lower()
@@ -275,7 +277,7 @@ def _operator_suspensions(rows: dict[str, dict], suspend: list[dict], plan: Life
             continue  # already done: a re-run changes nothing
         reference = (request.get("request") or "").strip() or row.get("request_ref")
         plan.actions.append(_action(
-            "suspended", row, by="operator", cause=request["cause"], reason=stored, request=reference,
+            "suspended", row, by=by, cause=request["cause"], reason=stored, request=reference,
             # R8.1: the revocation clock keeps counting from the first suspension.
             since=row["suspended_at"] if row["state"] == "suspended" else plan.now,
         ))
@@ -521,3 +523,35 @@ def run(database: str, *, now: str | None = None, policy: Policy | None = None, 
                 result["mail_errors"].append(f"{address}: {error}")
     result["notice_errors"] = _notices.send(messages, smtp_host, smtp_port)
     return result
+
+
+AUTOMATIC_ALERT = ("{address}: tạm khóa tự động vì nghi bị xâm nhập (R8.2b), khôi phục bằng văn bản đề nghị (restore, "
+                   "R8.3) / suspended automatically as compromised: {detail}")
+
+
+def suspend_automatically(database: str, address: str, cause: str, detail: str, *, organizations: list[dict] | None,
+                          department: str | None, domain: str, webmail_url: str | None = None, notify: bool = True,
+                          sender: str | None = None, smtp_host: str = _notices.SMTP_HOST,
+                          smtp_port: int = _notices.SMTP_PORT, now: str | None = None) -> dict | None:
+    """R8.2b: a suspension the system decides itself (the sending limits), written and notified exactly as
+    an operator's (same reason, event and agency notice), recorded ``by=lifecycle``; the Department's summary
+    carries it as an alert for the operators. Only an active account is suspended: None otherwise.
+    It is lifted like any Art. 8.2 suspension, by the inventory's ``restore`` (R8.3a, R8.3c)."""
+    now = now or _userdb.utc_now()
+    connection = _userdb.connect(database, upgrade=False)
+    try:
+        row = _userdb.read_mailbox(connection, address)
+        if row is None or row["state"] != "active":
+            return None
+        plan = LifecyclePlan(now=now)
+        _operator_suspensions({address: row}, [{"address": address, "cause": cause, "reason": detail}], plan,
+                              by="lifecycle")
+        plan.alerts.append(AUTOMATIC_ALERT.format(address=address, detail=detail))
+        apply_plan(connection, plan)
+    finally:
+        connection.close()
+    directory = _notices.Directory(organizations, department)
+    messages = _notices.render(_notices.lifecycle_items(plan.actions, directory), directory, now, "lifecycle", domain,
+                               sender, webmail_url, alerts=plan.alerts) if notify else []
+    return {"suspended": plan.actions, "alerts": plan.alerts, "notices": _notices.preview(messages),
+            "notice_errors": _notices.send(messages, smtp_host, smtp_port)}

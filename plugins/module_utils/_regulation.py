@@ -72,6 +72,15 @@ POLICY_BOUNDS = {
     # normal churn is a few a day; a broken last-login hook would otherwise suspend everyone on day 91.
     "max_revocations_per_run": Bound(10, 0, 100_000, "R8.1"),
     "max_idle_suspensions_per_run": Bound(50, 0, 100_000, "R8.2a"),
+    # Sending limits of an authenticated user (R12.6: no mass mailing), enforced by Postfix's policy service
+    # (docs/limits.md). Defaults a busy office never reaches: a secretary sending a circular one by one to
+    # every agency of the province (about 100) still stays under 300 an hour, and one message may go to
+    # 500 people at once; Postfix's own smtpd_recipient_limit (1000) caps the highest value.
+    "max_messages_per_hour": Bound(300, 1, 100_000, "R12.6"),
+    "max_recipients_per_message": Bound(500, 1, 1000, "R12.6"),
+    # R8.2b: this many refusals by the limits within one hour suspend the account as compromised; a person
+    # who meets a limit stops after a few tries, a spamming script keeps going. 0 switches it off.
+    "suspend_after_limit_refusals": Bound(20, 0, 10_000, "R8.2b"),
 }
 
 PASSWORD_BOUNDS = {

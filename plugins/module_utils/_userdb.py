@@ -118,6 +118,12 @@ def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
     return {row["address"]: dict(row) for row in rows}
 
 
+def read_mailbox(connection: sqlite3.Connection, address: str) -> dict | None:
+    """One mailbox row, or None."""
+    row = connection.execute("SELECT * FROM mailbox WHERE address = ?", (address,)).fetchone()
+    return dict(row) if row else None
+
+
 @contextmanager
 def transaction(connection: sqlite3.Connection):
     """One write transaction, all of it or nothing; BEGIN IMMEDIATE takes the write lock up front."""

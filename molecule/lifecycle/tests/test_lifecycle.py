@@ -36,6 +36,7 @@ LEAVE = f"nghilt.skhcn@{DOMAIN}"  # notified leave (R8.2a)
 EXPIRING = f"matqv.chiengmung@{DOMAIN}"  # R6.1b
 RESTORED = f"phuccv.skhcn@{DOMAIN}"  # R8.2b, R8.3a-c
 ACTIVE = f"hoatdv.skhcn@{DOMAIN}"  # the last-login hook
+SENDER = f"guilv.chiengmung@{DOMAIN}"  # past the sending limits, suspended as compromised (R12.6, R8.2b)
 AGENCY = f"skhcn@{DOMAIN}"  # the Department, also an agency (R7.3)
 COMMUNE = f"chiengmung@{DOMAIN}"
 COMMAND = "/usr/local/sbin/sonla-mail-lifecycle"
@@ -155,8 +156,9 @@ def day_zero(host):
         " WHERE kind = 'person'", password, day(0, "08:00:00"), day(0, "09:00:00"), day(0, "09:00:00"))
     sql(host, "UPDATE mailbox SET last_login_at = ? WHERE address = ?", day(85, "10:00:00"), EXPIRING)
     sql(host, "UPDATE mailbox SET last_login_at = ? WHERE address = ?", day(88, "10:00:00"), RESTORED)
-    sql(host, "UPDATE mailbox SET last_login_at = ?, password_changed_at = datetime('now') WHERE address = ?",
-        day(80, "10:00:00"), ACTIVE)
+    for address in (ACTIVE, SENDER):
+        sql(host, "UPDATE mailbox SET last_login_at = ?, password_changed_at = datetime('now') WHERE address = ?",
+            day(80, "10:00:00"), address)
 
 
 def test_real_logins_are_recorded_as_last_login(host, server_ip):
@@ -261,6 +263,88 @@ def test_operator_suspension_through_the_playbook(host, server_ip, ansible_inven
     assert "Account compromised: Lộ mật khẩu (kiểm thử)" in imap_refusal(server_ip, RESTORED)
 
 
+def submit(ip: str, port: int, recipients: list[str], subject: str) -> tuple[int, str]:
+    """One message from SENDER on a submission port (587 STARTTLS, 465 TLS): the reply to its end of data."""
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message.set_content("Thử giới hạn gửi thư.")
+    if port == 465:
+        smtp = smtplib.SMTP_SSL(ip, port, context=tls_context(), timeout=30)
+    else:
+        smtp = smtplib.SMTP(ip, port, timeout=30)
+        smtp.starttls(context=tls_context())
+    with smtp:
+        smtp.login(SENDER, PASSWORD)
+        smtp.mail(SENDER)
+        for recipient in recipients:
+            assert smtp.rcpt(recipient)[0] == 250
+        code, reply = smtp.data(message.as_bytes())
+        return code, reply.decode()
+
+
+_POLICY_PROBE = r"""
+import json, socket, sys, time
+def ask(stream, user):
+    start = time.perf_counter()
+    stream.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=%s\n"
+                    "recipient_count=1\n\n" % user).encode())
+    answer = b""
+    while not answer.endswith(b"\n\n"):
+        answer += stream.recv(4096)
+    return time.perf_counter() - start, answer.decode().strip()
+stream = socket.socket(socket.AF_UNIX)
+stream.connect("/var/spool/postfix/private/sonla_limits")
+first = ask(stream, "probe@invalid")
+rest = sorted(ask(stream, "probe-%d@invalid" % n)[0] for n in range(50))
+print(json.dumps({"first": first[0], "answer": first[1], "median": rest[25], "max": rest[-1]}))
+"""
+
+
+def test_a_policy_decision_is_fast(host):
+    """R12.6 costs little: a new connection starts Python once (spawn), then each decision is one SQLite
+    transaction. Measured on the real service socket; the numbers are in docs/limits.md."""
+    result = host.run("python3 -c %s", _POLICY_PROBE)
+    assert result.rc == 0, result.stderr
+    timing = json.loads(result.stdout)
+    print(f"policy service: first answer {timing['first'] * 1000:.0f} ms (with Python's start), "
+          f"then median {timing['median'] * 1000:.1f} ms, max {timing['max'] * 1000:.1f} ms")
+    assert timing["answer"] == "action=DUNNO"
+    assert timing["first"] < 2 and timing["median"] < 0.05
+
+
+def test_sending_limits_defer_then_suspend_as_compromised(host, server_ip):
+    """R12.6: past 3 recipients or 4 messages an hour (the scenario's policy) the message gets 4xx with the
+    reason in Vietnamese and English; R8.2b: the 3rd refusal within the hour suspends the account as
+    compromised, like an operator would, and the agency and the operators are told."""
+    others = [ACTIVE, LEAVE, EXPIRING]
+    assert submit(server_ip, 587, [SENDER, *others[:2]], "Gửi 3 người")[0] == 250
+    code, reply = submit(server_ip, 587, [SENDER, *others], "Gửi 4 người")
+    assert code == 452 and "Qua nhieu nguoi nhan: 4, toi da 3" in reply and "Too many recipients" in reply, reply
+    for number in (2, 3, 4):
+        assert submit(server_ip, 465 if number == 3 else 587, [SENDER], f"Thư {number}")[0] == 250
+    code, reply = submit(server_ip, 587, [SENDER], "Thư 5")
+    assert code == 450 and "Da gui 4 thu trong mot gio" in reply and "per hour" in reply, reply
+    assert row(host, SENDER)["state"] == "active"  # two refusals: a person who stops is not suspended
+    code, reply = submit(server_ip, 465, [SENDER], "Thư 6")
+    assert code == 450, reply
+
+    suspended = wait_for(lambda: (r := row(host, SENDER))["state"] == "suspended" and r, "the automatic suspension")
+    assert suspended["suspended_by"] == "lifecycle"
+    assert suspended["suspended_reason"].startswith("Tài khoản bị xâm nhập (R8.2b) / Account compromised: tự động")
+    (event,) = sql(host, "SELECT detail, request_ref FROM mailbox_event WHERE address = ? AND action = 'suspended'", SENDER)
+    assert "cause=compromised" in event["detail"] and event["request_ref"] == "1/TEST"
+    assert "Account compromised" in imap_refusal(server_ip, SENDER)  # IMAP refuses it...
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        submit(server_ip, 587, [SENDER], "Sau khi bị khóa")  # ...and so does submission
+    code, message_id = send(server_ip, SENDER, "Vẫn nhận thư khi bị khóa tự động")
+    assert code == 250  # ...but it still receives mail (R8.1)
+    wait_for(lambda: any(m["Message-ID"] == message_id for m in messages(host, SENDER)), "delivery to the suspended sender")
+    wait_text(host, COMMUNE, "Thông báo kết quả", SENDER, "Account compromised")  # the agency (R7.3)
+    wait_text(host, AGENCY, "CẢNH BÁO", SENDER, "suspended automatically as compromised")  # the operators
+
+
 def test_converge_restores_on_request_and_keeps_the_lifecycle_suspension(host, server_ip, ansible_inventory, scenario,
                                                                          tmp_path):
     """R8.3a-c: a restore request newer than the suspension lifts it and forces a new password; an older
@@ -273,6 +357,7 @@ def test_converge_restores_on_request_and_keeps_the_lifecycle_suspension(host, s
     older = f'    restore: {{request: "3/QĐ-SKHCN", date: {DAY0}}}'
     text = text.replace("    name: Cà Văn Phục", f"    name: Cà Văn Phục\n{newer}")
     text = text.replace("    name: Hoàng Văn Nhàn", f"    name: Hoàng Văn Nhàn\n{older}")
+    text = text.replace("    name: Lò Văn Gửi", f'    name: Lò Văn Gửi\n    restore: {{request: "46/QĐ-UBND", date: {TODAY}}}')
     people.write_text(text, encoding="utf-8")
     playbook(ansible_inventory, f"{scenario}/converge.yml", "-e", f"sonla_mail_inventory_path={inventory}")
 
@@ -281,6 +366,9 @@ def test_converge_restores_on_request_and_keeps_the_lifecycle_suspension(host, s
     events = sql(host, "SELECT request_ref FROM mailbox_event WHERE address = ? AND action = 'restored'", RESTORED)
     assert events == [{"request_ref": "45/QĐ-SKHCN"}]
     assert "Change your password" in imap_refusal(server_ip, RESTORED)
+    # The automatic suspension is lifted the same way, with the same forced change (R8.2b, R8.3c).
+    assert (row(host, SENDER)["state"], row(host, SENDER)["must_change"]) == ("active", 1)
+    assert "Change your password" in imap_refusal(server_ip, SENDER)
     assert row(host, IDLE)["state"] == "suspended"  # the older request does not lift it
     wait_text(host, AGENCY, RESTORED, "45/QĐ-SKHCN", "R8.3c")
     wait_text(host, AGENCY, IDLE, "3/QĐ-SKHCN", "Không thực hiện")

@@ -190,6 +190,9 @@ def test_a_duplicate_pinned_address_is_refused(inventory_folder):
     ("policy:\n  revoke_after_suspended_days: 29\n", "R8.1"),
     ("policy:\n  password:\n    max_age_days: 30\n  password_reminder_days: [45]\n", "R6.1b"),  # the 30/45 case
     ("policy:\n  max_idle_suspensions_per_run: -1\n", "R8.2a"),
+    ("policy:\n  max_messages_per_hour: 0\n", "R12.6"),
+    ("policy:\n  max_recipients_per_message: 5000\n", "R12.6"),
+    ("policy:\n  suspend_after_limit_refusals: off\n", "R8.2b"),
     ("policy:\n  quota_warning_percent: [95, 80]\n", "R9.2d"),
     ("policy:\n  password:\n    special_characters: '!^'\n", "R6.2"),
     ("domain: Sonla.Gov.VN\n", "R3.1"),

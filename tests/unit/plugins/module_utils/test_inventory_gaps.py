@@ -387,8 +387,9 @@ def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
       "F/policy.yml:2: R3.1: policy file: domain 'Sonla.gov.vn' is not a lowercase domain name",
       "F/policy.yml:4: schema: policy file: 'department' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
       ("F/policy.yml:8: schema: policy: unknown key 'bogus' (allowed: default_quota_mb, inactivity_suspend_days, "
-       "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_revocations_per_run, password, "
-       "password_reminder_days, quota_warning_percent, revoke_after_suspended_days, revoke_warning_days)"),
+       "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_messages_per_hour, "
+       "max_recipients_per_message, max_revocations_per_run, password, password_reminder_days, quota_warning_percent, "
+       "revoke_after_suspended_days, revoke_warning_days, suspend_after_limit_refusals)"),
       "F/policy.yml:7: R8.2a: policy: 'inactivity_suspend_days' must be 1-90 (R8.2a), got 120",
       "F/policy.yml:9: R6.2: policy: invalid password policy: min_length 4 is below the regulation's 8 (R6.2)"]),
     ("---\ndomain: sonla.gov.vn\nwebmail_host: bad_host\npolicy: 5\n",

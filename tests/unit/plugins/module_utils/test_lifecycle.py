@@ -222,6 +222,44 @@ def test_an_operator_suspension_of_a_suspended_account_keeps_the_revocation_cloc
     assert "R8.2c" in row["suspended_reason"]
 
 
+ORGANIZATIONS = [{"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "address": "skhcn@sonla.gov.vn"},
+                 {"id": "chiengmung", "name": "Xã Chiềng Mung", "kind": "commune", "address": "chiengmung@sonla.gov.vn"}]
+
+
+def test_an_automatic_suspension_is_an_operator_suspension_by_the_system_with_notices(db, monkeypatch):
+    """R8.2b: the sending limits suspend as compromised with the same reason, event and agency notice as an
+    operator; the Department's summary carries an alert; a restore request lifts it with a new password (R8.3c)."""
+    db.execute("UPDATE mailbox SET organization = 'chiengmung' WHERE address = ?", (BUSY,))
+    sent = []
+    monkeypatch.setattr(_lifecycle._notices, "send", lambda messages, host, port: sent.extend(messages) or [])
+    database = db.execute("PRAGMA database_list").fetchone()[2]
+    result = _lifecycle.suspend_automatically(database, BUSY, "compromised", "tự động: 3 lần", organizations=ORGANIZATIONS,
+                                              department="skhcn", domain="sonla.gov.vn", now=day(5))
+    row = _userdb.read_mailboxes(db)[BUSY]
+    assert (row["state"], row["suspended_by"], row["suspended_at"]) == ("suspended", "lifecycle", day(5))
+    assert row["suspended_reason"] == "Tài khoản bị xâm nhập (R8.2b) / Account compromised: tự động: 3 lần"
+    event = db.execute("SELECT action, request_ref, detail FROM mailbox_event ORDER BY id DESC LIMIT 1").fetchone()
+    assert tuple(event) == ("suspended", "1/QĐ", f"by=lifecycle; cause=compromised; {row['suspended_reason']}")
+    assert [m["To"].addresses[0].addr_spec for m in sent] == ["chiengmung@sonla.gov.vn", "skhcn@sonla.gov.vn"]
+    assert "Account compromised" in sent[0].get_content()
+    assert "ALERT" in str(sent[1]["Subject"]) and "suspended automatically as compromised" in sent[1].get_content()
+    assert result["notice_errors"] == [] and len(result["notices"]) == 2
+    # Only an active account: a second call (a second process of the service) does nothing.
+    assert _lifecycle.suspend_automatically(database, BUSY, "compromised", "x", organizations=ORGANIZATIONS,
+                                            department="skhcn", domain="sonla.gov.vn") is None
+    # Lifted only by the inventory's restore, which forces a password change (R8.3a, R8.3c).
+    restore = {"request": "45/QĐ-UBND", "date": str(DAY0 + timedelta(days=5))}
+    plan = _mailbox_plan.build_plan([mailbox("idle.skhcn"), mailbox("busy.skhcn", organization="chiengmung"),
+                                     mailbox("leave.skhcn")], _userdb.read_mailboxes(db))
+    assert plan.restored == []
+    plan = _mailbox_plan.build_plan([mailbox("idle.skhcn"), mailbox("busy.skhcn", organization="chiengmung", restore=restore),
+                                     mailbox("leave.skhcn")], _userdb.read_mailboxes(db))
+    assert plan.restored == [{"address": BUSY, "request": "45/QĐ-UBND"}]
+    _userdb.apply_plan(db, plan, {}, day(6))
+    row = _userdb.read_mailboxes(db)[BUSY]
+    assert (row["state"], row["must_change"]) == ("active", 1)
+
+
 @pytest.mark.parametrize(("request_", "message"), [
     ({"address": "ghost@sonla.gov.vn", "cause": "misuse", "reason": "x"}, "not in the user database"),
     ({"address": IDLE, "cause": "boredom", "reason": "x"}, "cause must be one of compromised, misuse"),

@@ -409,16 +409,16 @@ def test_policy_problems_name_their_line_rule_and_message(inventory_folder, poli
 
 @pytest.mark.parametrize(("policy", "expected"), [
     ("  spam_junk_score: 15\n  spam_reject_score: 15\n",
-     ["F/policy.yml:5: R4.2: policy: 'spam_junk_score' (15) must be less than 'spam_reject_score' (15): spam between "
-      "the two is filed in Junk"]),
+     [("F/policy.yml:5: R4.2: policy: 'spam_junk_score' (15) must be less than 'spam_reject_score' (15): spam between "
+      "the two is filed in Junk")]),
     ("  spam_junk_score: 2\n", ["F/policy.yml:5: R4.2: policy: 'spam_junk_score' must be 3-30 (R4.2), got 2"]),
     ("  spam_reject_score: 7.5\n",
      ["F/policy.yml:5: R4.2: policy: 'spam_reject_score' must be a whole number, got 7.5"]),
     ("  operators_mailbox: ops@example.org\n",
      ["F/policy.yml:5: R12.5: policy: 'operators_mailbox' 'ops@example.org' must be a mailbox address in sonla.gov.vn"]),
     ("  operators_mailbox: nobody.skhcn@sonla.gov.vn\n",
-     ["F/policy.yml:5: R12.5: policy: 'operators_mailbox' 'nobody.skhcn@sonla.gov.vn' is not an active mailbox of "
-      "this inventory: postmaster@ and abuse@ would go nowhere"]),
+     [("F/policy.yml:5: R12.5: policy: 'operators_mailbox' 'nobody.skhcn@sonla.gov.vn' is not an active mailbox of "
+      "this inventory: postmaster@ and abuse@ would go nowhere")]),
 ], ids=["junk-not-below-reject", "junk-too-low", "reject-not-whole", "operators-outside", "operators-unknown"])
 def test_filter_policy_problems_name_their_line_and_rule(inventory_folder, policy, expected):
     """R4.2, R12.5: spam scores out of bounds or crossed, an operators' mailbox that is none, refused at the line."""

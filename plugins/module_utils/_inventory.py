@@ -101,6 +101,7 @@ class Inventory:
     webmail_host: str = ""
     department: str | None = None
     policy: dict = field(default_factory=dict)
+    operators_mailbox_line: int = 1  # where policy.operators_mailbox is written, for resolve()'s check
     organizations: dict[str, Organization] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     pinned: dict[str, str] = field(default_factory=dict)
@@ -256,7 +257,8 @@ def _check_policy(inventory: Inventory):
         inventory.department = top.text("department", required=False, pattern=_ID)
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
-        block.only_keys(frozenset(POLICY_BOUNDS) | {"password", "quota_warning_percent", "password_reminder_days"})
+        block.only_keys(frozenset(POLICY_BOUNDS) | {"password", "quota_warning_percent", "password_reminder_days",
+                                                    "operators_mailbox"})
         # The regulation's bounds and the rules between keys, written once in _regulation (R6.1b, R8.1, R9).
         for key, rule, message in _regulation.policy_problems(dict(block.entry)):
             if key != "password" and not key.startswith("password."):  # the password block is PasswordPolicy's
@@ -266,6 +268,14 @@ def _check_policy(inventory: Inventory):
         except ValueError as error:
             block.fail("R6.2", str(error), "password")
             password_policy = _password.PasswordPolicy()
+        # postmaster@ and abuse@ go to the operators' mailbox (RFC 5321 4.5.1, RFC 2142; R12.5): an address of
+        # this domain, which resolve() checks is an active mailbox of the inventory.
+        operators = block.text("operators_mailbox", required=False, rule="R12.5")
+        if operators is not None and not (operators.endswith("@" + domain)
+                                          and _naming.is_valid_local_part(operators[: -len(domain) - 1])):
+            block.fail("R12.5", f"'operators_mailbox' {operators!r} must be a mailbox address in {domain}",
+                       "operators_mailbox")
+        inventory.operators_mailbox_line = getattr(block.entry, "key_lines", {}).get("operators_mailbox", 1)
         policy = _regulation.resolve(dict(block.entry) if block.ok else {})
         policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         policy["password"] = asdict(password_policy)
@@ -593,7 +603,24 @@ def resolve(inventory: Inventory) -> Resolution:
             # Only when present: older mailboxes modules do not know the key.
             **({"restore": person.restore} if person.restore else {}),
         })
+    _resolve_operators_mailbox(inventory, addresses, mailboxes)
     return Resolution(addresses, allocated, mailboxes)
+
+
+def _resolve_operators_mailbox(inventory: Inventory, addresses: dict[str, str], mailboxes: list[dict]) -> None:
+    """policy.operators_mailbox (RFC 5321 4.5.1, RFC 2142; R12.5): the one written, which must be an active
+    mailbox of the inventory, or else the department's mailbox (the one that receives the summaries, R7.3)."""
+    active = {mailbox["address"] for mailbox in mailboxes if mailbox["state"] == "active"}
+    written = inventory.policy.get("operators_mailbox")
+    if not written:
+        department = addresses.get(f"org:{inventory.department}", "")
+        inventory.policy["operators_mailbox"] = department if department in active else ""
+        return
+    if written not in active:
+        inventory.problems.append(Problem(
+            os.path.join(inventory.path, POLICY_FILE), inventory.operators_mailbox_line, "R12.5",
+            f"policy: 'operators_mailbox' {written!r} is not an active mailbox of this inventory: "
+            "postmaster@ and abuse@ would go nowhere"))
 
 
 def render_lock(addresses: dict[str, str]) -> str:

@@ -81,6 +81,12 @@ POLICY_BOUNDS = {
     # R8.2b: this many refusals by the limits within one hour suspend the account as compromised; a person
     # who meets a limit stops after a few tries, a spamming script keeps going. 0 switches it off.
     "suspend_after_limit_refusals": Bound(20, 0, 10_000, "R8.2b"),
+    # The inbound filter's spam scores, in rspamd's points (R4.2, docs/filter.md): from spam_junk_score on a
+    # message is filed in Junk, from spam_reject_score on it is refused; spam_junk_score < spam_reject_score.
+    # Under 3 points one or two small penalties (a missing Message-Id, HTML only) would file ordinary mail in
+    # Junk; over 50 points for a refusal, spam (R4.2) would be delivered, as only the test string scores so high.
+    "spam_junk_score": Bound(6, 3, 30, "R4.2"),
+    "spam_reject_score": Bound(15, 6, 50, "R4.2"),
 }
 
 PASSWORD_BOUNDS = {
@@ -173,6 +179,10 @@ def policy_problems(policy: dict | None) -> list[tuple[str, str, str]]:
         message = (f"'revoke_warning_days' ({values['revoke_warning_days']}) must be less than "
                    f"'revoke_after_suspended_days' ({values['revoke_after_suspended_days']})")
         problems.append(("revoke_warning_days", "R8.1", message))
+    if values["spam_junk_score"] >= values["spam_reject_score"]:
+        message = (f"'spam_junk_score' ({values['spam_junk_score']}) must be less than "
+                   f"'spam_reject_score' ({values['spam_reject_score']}): spam between the two is filed in Junk")
+        problems.append(("spam_junk_score", "R4.2", message))
     return problems
 
 

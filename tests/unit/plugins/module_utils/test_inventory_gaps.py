@@ -298,7 +298,9 @@ def test_converge_inventory_returns_the_whole_result_and_writes_the_lock(invento
                  "after_header": os.path.join(folder, "addresses.lock.yml"), "before": "",
                  "after": "".join(f"{key}: {address}\n" for key, address in sorted(addresses.items()))},
     }
-    assert result["policy"] == load_inventory(folder).policy and result["policy"]["password"]["min_length"] == 8
+    # The operators' mailbox defaults to the department's (RFC 5321 4.5.1, R12.5).
+    assert result["policy"] == {**load_inventory(folder).policy, "operators_mailbox": "skhcn@sonla.gov.vn"}
+    assert result["policy"]["password"]["min_length"] == 8
     assert leave in result["mailboxes"] and len(result["mailboxes"]) == 7
     with open(lock, encoding="utf-8") as stream:
         assert stream.read() == render_lock(addresses)
@@ -388,8 +390,9 @@ def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
       "F/policy.yml:4: schema: policy file: 'department' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
       ("F/policy.yml:8: schema: policy: unknown key 'bogus' (allowed: default_quota_mb, inactivity_suspend_days, "
        "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_messages_per_hour, "
-       "max_recipients_per_message, max_revocations_per_run, password, password_reminder_days, quota_warning_percent, "
-       "revoke_after_suspended_days, revoke_warning_days, suspend_after_limit_refusals)"),
+       "max_recipients_per_message, max_revocations_per_run, operators_mailbox, password, password_reminder_days, "
+       "quota_warning_percent, revoke_after_suspended_days, revoke_warning_days, spam_junk_score, "
+       "spam_reject_score, suspend_after_limit_refusals)"),
       "F/policy.yml:7: R8.2a: policy: 'inactivity_suspend_days' must be 1-90 (R8.2a), got 120",
       "F/policy.yml:9: R6.2: policy: invalid password policy: min_length 4 is below the regulation's 8 (R6.2)"]),
     ("---\ndomain: sonla.gov.vn\nwebmail_host: bad_host\npolicy: 5\n",
@@ -403,6 +406,37 @@ def test_policy_problems_name_their_line_rule_and_message(inventory_folder, poli
     """R3.1, R6.1b, R6.2, R8.2a: a policy weaker than the regulation, or malformed, is refused at its key's line."""
     inventory_folder.write("policy.yml", policy)
     assert [p for p in problems_of(inventory_folder, resolving=False) if "policy.yml" in p] == expected
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("  spam_junk_score: 15\n  spam_reject_score: 15\n",
+     [("F/policy.yml:5: R4.2: policy: 'spam_junk_score' (15) must be less than 'spam_reject_score' (15): spam between "
+      "the two is filed in Junk")]),
+    ("  spam_junk_score: 2\n", ["F/policy.yml:5: R4.2: policy: 'spam_junk_score' must be 3-30 (R4.2), got 2"]),
+    ("  spam_reject_score: 7.5\n",
+     ["F/policy.yml:5: R4.2: policy: 'spam_reject_score' must be a whole number, got 7.5"]),
+    ("  operators_mailbox: ops@example.org\n",
+     ["F/policy.yml:5: R12.5: policy: 'operators_mailbox' 'ops@example.org' must be a mailbox address in sonla.gov.vn"]),
+    ("  operators_mailbox: nobody.skhcn@sonla.gov.vn\n",
+     [("F/policy.yml:5: R12.5: policy: 'operators_mailbox' 'nobody.skhcn@sonla.gov.vn' is not an active mailbox of "
+      "this inventory: postmaster@ and abuse@ would go nowhere")]),
+], ids=["junk-not-below-reject", "junk-too-low", "reject-not-whole", "operators-outside", "operators-unknown"])
+def test_filter_policy_problems_name_their_line_and_rule(inventory_folder, policy, expected):
+    """R4.2, R12.5: spam scores out of bounds or crossed, an operators' mailbox that is none, refused at the line."""
+    inventory_folder.write("policy.yml", "---\ndomain: sonla.gov.vn\ndepartment: skhcn\npolicy:\n" + policy)
+    assert problems_of(inventory_folder) == expected
+
+
+def test_filter_policy_is_resolved_for_the_filter_role(inventory_folder):
+    """R4.2, R12.5: the thresholds and the operators' mailbox written in the policy reach the converge result."""
+    inventory_folder.write("policy.yml", "---\ndomain: sonla.gov.vn\ndepartment: skhcn\npolicy:\n"
+                           "  spam_junk_score: 5\n  spam_reject_score: 12\n  operators_mailbox: vp.skhcn@sonla.gov.vn\n")
+    policy = converge_inventory(str(inventory_folder), pin=False)["policy"]
+    assert (policy["spam_junk_score"], policy["spam_reject_score"], policy["operators_mailbox"]) == (
+        5, 12, "vp.skhcn@sonla.gov.vn")
+    inventory_folder.write("policy.yml", "---\ndomain: sonla.gov.vn\n")  # no department: nobody to default to
+    policy = converge_inventory(str(inventory_folder), pin=False)["policy"]
+    assert (policy["spam_junk_score"], policy["spam_reject_score"], policy["operators_mailbox"]) == (6, 15, "")
 
 
 def test_without_a_policy_file_the_regulation_applies(inventory_folder):

@@ -24,6 +24,8 @@ def test_the_regulations_numbers():
     assert table["password.max_age_days"] == {"default": 90, "low": 1, "high": 90, "rule": "R6.1b"}
     assert table["password.min_length"]["low"] == 8 and table["password.history"]["default"] == 5
     assert table["max_attachment_mb"]["default"] == 25 and table["default_quota_mb"]["default"] == 2048
+    assert table["spam_junk_score"] == {"default": 6, "low": 3, "high": 30, "rule": "R4.2"}
+    assert table["spam_reject_score"] == {"default": 15, "low": 6, "high": 50, "rule": "R4.2"}
     assert _regulation.SPECIAL_CHARACTERS == "!@#%$*&"
     assert _regulation.DEFAULT_PASSWORD_REMINDER_DAYS == (14, 7, 1) and _regulation.DEFAULT_QUOTA_WARNING_PERCENT == (80, 95)
 
@@ -62,6 +64,14 @@ def test_max_age_30_with_a_reminder_at_45_days_is_refused():
     ({"password": {"min_length": 7}}, [("password.min_length", "R6.2")]),
     ({"password": {"history": 0}}, [("password.history", "R6.1b")]),
     ({"password": "strong"}, [("password", "R6.2")]),
+    ({"spam_junk_score": 3, "spam_reject_score": 6}, []),
+    ({"spam_junk_score": 30, "spam_reject_score": 50}, []),
+    ({"spam_junk_score": 2}, [("spam_junk_score", "R4.2")]),
+    ({"spam_junk_score": 31}, [("spam_junk_score", "R4.2"), ("spam_junk_score", "R4.2")]),
+    ({"spam_reject_score": 5}, [("spam_reject_score", "R4.2"), ("spam_junk_score", "R4.2")]),
+    ({"spam_reject_score": 51}, [("spam_reject_score", "R4.2")]),
+    ({"spam_junk_score": 10, "spam_reject_score": 10}, [("spam_junk_score", "R4.2")]),
+    ({"spam_junk_score": 6.5}, [("spam_junk_score", "R4.2")]),
 ])
 def test_policy_problems(policy, expected):
     problems = keys(_regulation.policy_problems(policy))

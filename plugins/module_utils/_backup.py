@@ -286,15 +286,18 @@ def read_deletion_events(database: str) -> list[dict]:
         connection.close()
 
 
-def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pending: dict[str, str]) -> list[dict]:
+def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pending: dict[str, str],
+                      keep_databases: frozenset = frozenset()) -> list[dict]:
     """Who the pending addresses belonged to, for the agencies' notice (R7.3): address, organization,
     display_name (the row in the database copy of the newest snapshot older than the deletion, the copy the
-    purge is about to remove) and deleted_at. Organization and name stay unknown when no snapshot has the row."""
+    purge is about to remove; not this run's, taken after it) and deleted_at. Organization and name stay
+    unknown when no snapshot has the row."""
     mailboxes = {address: {"address": address, "organization": None, "display_name": "", "deleted_at": at}
                  for address, at in pending.items()}
     by_snapshot: dict[str, list[str]] = {}
     for address, at in pending.items():
-        older = last_good([snapshot for snapshot in snapshots if parse_time(snapshot["time"]) <= parse_time(at)])
+        older = last_good([snapshot for snapshot in snapshots if snapshot["id"] not in keep_databases
+                           and parse_time(snapshot["time"]) <= parse_time(at)])
         if older:
             by_snapshot.setdefault(older["id"], []).append(address)
     copy = config.database_copy(config.user_database)
@@ -470,7 +473,7 @@ def purge_deleted(config: Config, restic: Restic, keep_databases: frozenset = fr
             f"restic {'.'.join(map(str, restic.version()))} has no 'rewrite' (0.15 or later): the mail of "
             f"{', '.join(sorted(pending))} is still in the backups (R7.2). Install restic 0.15+ (docs/backup.md).")
     snapshots = restic.snapshots()
-    mailboxes = deleted_mailboxes(config, restic, snapshots, pending)
+    mailboxes = deleted_mailboxes(config, restic, snapshots, pending, keep_databases)
     plan = rewrite_plan(snapshots, pending, config, keep_databases)
     for excludes, ids in plan:
         restic.run(*rewrite_args(excludes, ids), what="rewrite")

@@ -245,11 +245,13 @@ def test_a_purge_is_named_in_the_agencys_result_notice(config, tmp_path):
     config.notices_file = str(tmp_path / "lifecycle.json")
     (tmp_path / "lifecycle.json").write_text(json.dumps({
         "organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn", "notify": True}))
-    snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}, {"id": "s2", "time": "2025-01-03T00:00:00Z"}])
+    # s3 is this run's snapshot: its copy was taken after the deletions were committed (clocks may disagree).
+    snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}, {"id": "s2", "time": "2025-01-03T00:00:00Z"},
+                            {"id": "s3", "time": "2025-01-04T00:00:00Z"}])
     rows = [(ADDRESS, "chiengmung", "Nguyễn Văn An"), ("haclv.skhcn@sonla.gov.vn", "vp-skhcn", "Lò Văn Hặc")]
     fake = FakeRestic({"version": (0, "restic 0.18.0", ""), "snapshots": (0, snapshots, ""),
                        "restore": (0, restore_a_database_copy(config, rows), "")})
-    purge = _backup.purge_deleted(config, _backup.Restic(config, fake))
+    purge = _backup.purge_deleted(config, _backup.Restic(config, fake), keep_databases=frozenset({"s3"}))
     sent = []
     result = _backup.notify_purged(config, purge, "2025-01-05 03:15:00", send=lambda messages: sent.extend(messages) or [])
 

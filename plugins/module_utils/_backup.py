@@ -13,7 +13,8 @@ what a failure means:
 - a mailbox removed (``removed``) or revoked (``revoked``) in ``mailbox_event`` is excluded from every
   snapshot with ``restic rewrite --forget`` and the data pruned with ``prune --max-unused 0``; the old
   copies of the user database, which still hold its row, go from the snapshots older than the deletion.
-  A ``backup_purged`` event records it (R7.2).
+  A ``backup_purged`` event records it (R7.2), and the agencies' notice names it (R7.3): who each mailbox
+  belonged to is read from the copy of the user database in the newest snapshot taken before its deletion.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb
 
 DELETION_ACTIONS = ("removed", "revoked")
 PURGED_ACTION = "backup_purged"
@@ -65,6 +68,8 @@ class Config:
     restic: str = "restic"
     user_database: str = "/var/lib/sonla-mail/users.sqlite"
     vmail_user: str = "vmail"
+    # The agencies and the Department, for the purge's notice (R7.3): the lifecycle's configuration file.
+    notices_file: str = ""
 
     @classmethod
     def load(cls, path: str) -> Config:
@@ -281,6 +286,61 @@ def read_deletion_events(database: str) -> list[dict]:
         connection.close()
 
 
+def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pending: dict[str, str],
+                      keep_databases: frozenset = frozenset()) -> list[dict]:
+    """Who the pending addresses belonged to, for the agencies' notice (R7.3): address, organization,
+    display_name (the row in the database copy of the newest snapshot older than the deletion, the copy the
+    purge is about to remove; not this run's, taken after it) and deleted_at. Organization and name stay
+    unknown when no snapshot has the row."""
+    mailboxes = {address: {"address": address, "organization": None, "display_name": "", "deleted_at": at}
+                 for address, at in pending.items()}
+    by_snapshot: dict[str, list[str]] = {}
+    for address, at in pending.items():
+        older = last_good([snapshot for snapshot in snapshots if snapshot["id"] not in keep_databases
+                           and parse_time(snapshot["time"]) <= parse_time(at)])
+        if older:
+            by_snapshot.setdefault(older["id"], []).append(address)
+    copy = config.database_copy(config.user_database)
+    for snapshot_id, addresses in by_snapshot.items():
+        os.makedirs(config.staging_dir, mode=0o700, exist_ok=True)
+        work = tempfile.mkdtemp(prefix="purged-", dir=config.staging_dir)
+        try:
+            restore_tree(restic, snapshot_id, [copy], work)
+            connection = sqlite3.connect(f"file:{os.path.join(work, copy.lstrip('/'))}?mode=ro", uri=True)
+            try:
+                marks = ", ".join("?" * len(addresses))
+                for address, organization, name in connection.execute(
+                        f"SELECT address, organization, display_name FROM mailbox WHERE address IN ({marks})", addresses):
+                    mailboxes[address].update(organization=organization, display_name=name)
+            finally:
+                connection.close()
+        except (BackupError, OSError, sqlite3.Error):
+            pass  # the notice then lists the address for the Department, under an unknown agency
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return [mailboxes[address] for address in sorted(mailboxes)]
+
+
+def purge_notices(config: Config, purged_mailboxes: list[dict], now: str) -> list:
+    """The result notice of a purge (R7.3): to each agency the mailboxes of its own that are gone from every
+    backup, and the Department's summary. None without a notices file or when it says not to notify."""
+    if not purged_mailboxes or not config.notices_file or not os.path.exists(config.notices_file):
+        return []
+    with open(config.notices_file, encoding="utf-8") as stream:
+        values = json.load(stream)
+    if not values.get("notify", True):
+        return []
+    directory = _notices.Directory(values.get("organizations"), values.get("department"))
+    return _notices.render(_notices.backup_purge_items(purged_mailboxes, directory), directory, now, "backup",
+                           values.get("domain") or "sonla.gov.vn", webmail_url=values.get("webmail_url"))
+
+
+def notify_purged(config: Config, purge: dict, now: str, send=_notices.send) -> dict:
+    """Sends the purge's notices; what was sent and what failed, for the run's JSON line."""
+    messages = purge_notices(config, purge["purged_mailboxes"], now)
+    return {"notices": _notices.preview(messages), "notice_errors": send(messages)}
+
+
 def record_purged(database: str, addresses: list[str], detail: str) -> None:
     connection = _userdb.connect(database)
     try:
@@ -316,6 +376,28 @@ def status(snapshots: list[dict], max_age_hours: int, now: datetime | None = Non
     return result
 
 
+def backup_age(state_file: str, now: datetime | None = None) -> dict:
+    """The age of the last good backup as the job's state file records it, for the lifecycle's daily log: no
+    repository access, so it needs neither the passphrase nor the network. ``ok`` false when older than the
+    job's ``max_age_hours``, when the last run failed, or when no good backup is recorded."""
+    try:
+        with open(state_file, encoding="utf-8") as stream:
+            state = json.load(stream)
+    except (OSError, ValueError):
+        return {"ok": False, "msg": f"no backup recorded ({state_file} unreadable)"}
+    last = state.get("last_good_at")
+    if not last:
+        return {"ok": False, "last_run_ok": bool(state.get("ok")), "msg": "no good backup recorded"}
+    age = age_hours(last, now)
+    max_age = int(state.get("max_age_hours") or Config.max_age_hours)
+    result = {"ok": bool(state.get("ok")) and age <= max_age, "last_good_at": last, "age_hours": round(age, 1),
+              "last_run_ok": bool(state.get("ok"))}
+    result["msg"] = (f"last good backup {age:.1f} h ago ({last} UTC)"
+                     + ("" if age <= max_age else f", older than {max_age} h")
+                     + ("" if state.get("ok") else f"; the last run failed: {state.get('msg')}"))
+    return result
+
+
 def failure_mail(sender: str, recipients: list[str], host: str, error: str) -> bytes:
     """The operators' mail when a backup fails (plain text, UTF-8)."""
     from email.message import EmailMessage
@@ -339,6 +421,18 @@ def write_state(path: str, values: dict) -> None:
         stream.write("\n")
     os.chmod(temporary, 0o644)
     os.replace(temporary, path)
+
+
+def record_failure(config: Config, error: str) -> None:
+    """The state of a failed run: the error, and the last good backup still as it was."""
+    try:
+        with open(config.state_file, encoding="utf-8") as stream:
+            previous = json.load(stream)
+    except (OSError, ValueError):
+        previous = {}
+    kept = {key: previous[key] for key in ("last_good_at", "last_good_snapshot") if key in previous}
+    write_state(config.state_file, {"ok": False, "msg": error, "at": _userdb.utc_now(),
+                                    "max_age_hours": config.max_age_hours, **kept})
 
 
 def init_repository(restic: Restic) -> str:
@@ -373,31 +467,36 @@ def purge_deleted(config: Config, restic: Restic, keep_databases: frozenset = fr
     """R7.2: exclude every removed or revoked mailbox from every snapshot, then prune its data."""
     pending = pending_deletions(read_deletion_events(config.user_database))
     if not pending:
-        return {"purged": [], "rewritten": 0}
+        return {"purged": [], "rewritten": 0, "purged_mailboxes": []}
     if restic.version() < (0, 15, 0):
         raise BackupError(
             f"restic {'.'.join(map(str, restic.version()))} has no 'rewrite' (0.15 or later): the mail of "
             f"{', '.join(sorted(pending))} is still in the backups (R7.2). Install restic 0.15+ (docs/backup.md).")
     snapshots = restic.snapshots()
+    mailboxes = deleted_mailboxes(config, restic, snapshots, pending, keep_databases)
     plan = rewrite_plan(snapshots, pending, config, keep_databases)
     for excludes, ids in plan:
         restic.run(*rewrite_args(excludes, ids), what="rewrite")
     restic.run(*PRUNE_ALL, what="prune")
     record_purged(config.user_database, sorted(pending), f"snapshots={len(snapshots)}")
-    return {"purged": sorted(pending), "rewritten": len(snapshots)}
+    return {"purged": sorted(pending), "rewritten": len(snapshots), "purged_mailboxes": mailboxes}
 
 
-def run_backup(config: Config, restic: Restic, prune: bool = False) -> dict:
+def run_backup(config: Config, restic: Restic, prune: bool = False, send=_notices.send) -> dict:
     """The daily job: access check, snapshot, deletions purged, retention. Nothing is forgotten or pruned
     unless the snapshot was written."""
     restic.check_access()
     snapshot_id = take_snapshot(config, restic)
     purge = purge_deleted(config, restic, frozenset({snapshot_id}) if snapshot_id else frozenset())
+    now = _userdb.utc_now()
+    notices = notify_purged(config, purge, now, send)
     restic.run(*forget_args(config), what="forget")
     if prune and not purge["purged"]:
         restic.run("prune", what="prune")
-    result = {"snapshot": snapshot_id, **purge, "at": _userdb.utc_now()}
-    write_state(config.state_file, {"ok": True, **result})
+    result = {"snapshot": snapshot_id, "purged": purge["purged"], "rewritten": purge["rewritten"], **notices,
+              "at": now}
+    write_state(config.state_file, {"ok": True, **result, "last_good_at": now, "last_good_snapshot": snapshot_id,
+                                    "max_age_hours": config.max_age_hours})
     return result
 
 

@@ -44,6 +44,8 @@ SECTIONS = {
     "revocation_warning": (
         "Sắp thu hồi nếu không có văn bản đề nghị khôi phục / To be revoked unless a restore request arrives (R8.1)"),
     "revoked": "Đã thu hồi: hộp thư và dữ liệu đã bị xóa / Revoked: mailbox and mail deleted (R8.1, R7.2)",
+    "backup_purged": ("Đã xóa khỏi mọi bản sao lưu, không thể khôi phục / "
+                      "Deleted from every backup, cannot be restored (R7.2)"),
     "password_reminder": "Nhắc đổi mật khẩu / Password reminders (R6.1b)",
     "password_expired": (
         "Mật khẩu hết hạn, đăng nhập bị từ chối đến khi đổi / Passwords expired, login refused until changed (R6.1b)"),
@@ -168,6 +170,16 @@ def lifecycle_items(actions: list[dict], directory: Directory) -> list[Item]:
     return items
 
 
+def backup_purge_items(purged: list[dict], directory: Directory) -> list[Item]:
+    """Items of a backup purge (``_backup.purge_deleted``'s ``purged_mailboxes``: address, organization,
+    display_name, deleted_at): the mail of removed or revoked mailboxes gone from every snapshot (R7.2)."""
+    return [Item("backup_purged", directory.agency_of(mailbox.get("organization")), mailbox["address"],
+                 mailbox.get("display_name") or "",
+                 f"Xóa hộp thư ngày / mailbox deleted on {mailbox['deleted_at'][:10]}; dữ liệu đã xóa khỏi các bản "
+                 "sao lưu / its data is gone from the backups")
+            for mailbox in purged]
+
+
 def _lines(items: list[Item], with_agency: Directory | None = None) -> list[str]:
     lines: list[str] = []
     for section, title in SECTIONS.items():
@@ -207,7 +219,8 @@ def render(items: list[Item], directory: Directory, now: str, what: str, domain:
     day = now[:10]
     sender = sender or f"postmaster@{domain}"
     webmail_url = webmail_url or f"https://mail.{domain}"
-    title = {"converge": "xử lý đề nghị / requests", "lifecycle": "quản lý tài khoản định kỳ / account lifecycle"}.get(what, what)
+    title = {"converge": "xử lý đề nghị / requests", "lifecycle": "quản lý tài khoản định kỳ / account lifecycle",
+             "backup": "sao lưu / backup"}.get(what, what)
     messages: list[EmailMessage] = []
     footer = ["", "--", "Thư tự động, không trả lời / automatic message, do not reply.", f"Webmail: {webmail_url}"]
 

@@ -1,17 +1,20 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backup and restore end to end (docs/backup.md, R10.2c, R7.2), in order, against one container.
+"""Backup and restore end to end (docs/backup.md, R10.2c, R7.2), in order.
 
-Mail is written over IMAP into several folders of several mailboxes with flags; a backup is taken; the mail
-storage and the user database are wiped; the site is converged again and the server restored. Every message
-must come back byte-identical (SHA-256 of BODY[] over IMAP) with its folder and flags, and every row of the
-user database must be identical. Then: one mailbox into a side folder, a wrong passphrase, a missing
+The server backs up over SFTP to a second container (prepare.yml). Mail is written over IMAP into several folders
+of several mailboxes with flags; a backup is taken; the server container is destroyed and a new one made in its
+place, converged from the inventory and restored. Every message must come back byte-identical (SHA-256 of
+BODY[] over IMAP) with its folder and flags, and every row of the user database must be identical. Also: a
+repository disk that fills up mid-backup, one mailbox into a side folder, a wrong passphrase, a missing
 repository, a failure mail, and a revoked mailbox purged from every snapshot (R7.2).
 """
 
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import hashlib
 import imaplib
 import json
@@ -23,6 +26,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import testinfra
 from sonla_molecule import sql, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,7 +38,12 @@ REVOKED = f"chienlv.skhcn@{DOMAIN}"  # suspended in the inventory: revoked by th
 COMMAND = "/usr/local/sbin/sonla-mail-backup"
 LIFECYCLE = "/usr/local/sbin/sonla-mail-lifecycle"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-REPOSITORY = "/var/backups/sonla-mail/repository"
+REPOSITORY_HOST = "sonla-backup-repo"  # molecule.yml's second platform, the SFTP server
+REPOSITORY_PATH = "/srv/restic/sonla-mail"
+IMAGE = "localhost/sonla-debian:trixie"
+# The server container's options in molecule.yml, for the new host that replaces it (with the old address).
+SERVER_OPTIONS = ["--hostname", "mail.sonla.gov.vn", "--tmpfs", "/srv/small:rw,size=40m", "--label", "owner=molecule"]
+SMALL = "/srv/small/repository"  # on a 40 MB tmpfs
 FOLDERS = ["INBOX", "Archive", "Công việc"]
 PER_FOLDER = 12
 KEYWORD = "DaXuLy"
@@ -123,9 +132,22 @@ def backup(host, *args: str, rc: int = 0) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def restic(host, *args: str):
-    return host.run(f"RESTIC_REPOSITORY={REPOSITORY} RESTIC_PASSWORD_FILE=/etc/sonla-mail/backup.pass restic "
+def restic(host, *args: str, repository: str | None = None):
+    """restic on the server, on the configured repository (over SFTP) unless told another."""
+    where = shlex.quote(repository) if repository else (
+        "\"$(python3 -c 'import json; print(json.load(open(\"/etc/sonla-mail/backup.json\"))[\"repository\"])')\"")
+    return host.run(f"RESTIC_REPOSITORY={where} RESTIC_PASSWORD_FILE=/etc/sonla-mail/backup.pass restic "
                     + " ".join(shlex.quote(arg) for arg in args))
+
+
+def config_copy(host, name: str, **changes) -> str:
+    """A copy of the job's configuration with ``changes``, at /root/<name>.json; returns its path."""
+    path = f"/root/{name}.json"
+    result = host.run("python3 -c %s %s %s", "import json,sys; c=json.load(open('/etc/sonla-mail/backup.json'));"
+                      "c.update(json.loads(sys.argv[1])); json.dump(c, open(sys.argv[2], 'w'))",
+                      json.dumps(changes), path)
+    assert result.rc == 0, result.stderr
+    return path
 
 
 def snapshot_ids(host) -> list[str]:
@@ -175,8 +197,10 @@ def before(host, server_ip):
     return {"mail": state, "database": database_state(host)}
 
 
-def test_the_converge_made_the_repository_and_the_daily_job(host):
-    assert host.file(f"{REPOSITORY}/config").exists
+def test_the_converge_made_the_repository_on_the_sftp_host_and_the_daily_job(host):
+    assert testinfra.get_host(f"podman://{REPOSITORY_HOST}").file(f"{REPOSITORY_PATH}/config").exists
+    assert not host.file("/var/backups/sonla-mail/repository").exists
+    assert host.file("/etc/sonla-mail/backup-ssh.key").mode == 0o600
     assert host.file("/etc/sonla-mail/backup.pass").mode == 0o600
     assert "sonla-mail-backup run" in host.file("/etc/cron.d/sonla-mail-backup").content_string
 
@@ -194,22 +218,20 @@ def test_a_backup_takes_mail_indexes_database_and_config(host, before):
 
 def test_wrong_passphrase_is_a_clear_error_and_deletes_nothing(host):
     ids = snapshot_ids(host)
-    host.run("python3 -c \"import json;c=json.load(open('/etc/sonla-mail/backup.json'));"
-             "c['password_file']='/root/wrong.pass';json.dump(c,open('/root/wrong.json','w'))\"")
+    wrong = config_copy(host, "wrong", password_file="/root/wrong.pass")
     host.run("printf 'not-the-passphrase-at-all' > /root/wrong.pass && chmod 600 /root/wrong.pass")
-    result = backup(host, "--config", "/root/wrong.json", "run", "--prune", rc=1)
+    result = backup(host, "--config", wrong, "run", "--prune", rc=1)
     assert "refuses the passphrase" in result["msg"] and "Nothing was written or deleted" in result["msg"]
     assert "not-the-passphrase" not in json.dumps(result)
     assert snapshot_ids(host) == ids
 
 
 def test_missing_repository_is_a_clear_error_and_is_not_made_by_the_job(host):
-    host.run("python3 -c \"import json;c=json.load(open('/etc/sonla-mail/backup.json'));"
-             "c['repository']='/mnt/unmounted/repository';json.dump(c,open('/root/missing.json','w'))\"")
-    result = backup(host, "--config", "/root/missing.json", "run", rc=1)
+    missing = config_copy(host, "missing", repository="/mnt/unmounted/repository")
+    result = backup(host, "--config", missing, "run", rc=1)
     assert "no restic repository at /mnt/unmounted/repository" in result["msg"]
     assert not host.file("/mnt/unmounted").exists
-    assert backup(host, "--config", "/root/missing.json", "status", rc=1)["failed"]
+    assert backup(host, "--config", missing, "status", rc=1)["failed"]
 
 
 def test_a_failed_backup_mails_the_operators(host, server_ip):
@@ -223,11 +245,41 @@ def test_a_failed_backup_mails_the_operators(host, server_ip):
     client.logout()
 
 
-def test_whole_server_restore_after_wipe_and_converge_is_identical(host, server_ip, before, ansible_inventory,
-                                                                   scenario):
-    host.run("rm -rf /var/vmail/* /var/lib/sonla-mail/users.sqlite /var/lib/sonla-mail/users.sqlite-wal"
-             " /var/lib/sonla-mail/users.sqlite-shm")
-    assert not host.file("/var/lib/sonla-mail/users.sqlite").exists
+def test_a_full_disk_mid_backup_leaves_the_repository_usable_and_the_next_run_completes(host):
+    """A local repository on a 40 MB tmpfs: 24 MB of new data with 8 MB free fails the run, changes no snapshot,
+    and leaves a repository that ``restic check`` passes; with the space freed the next run completes."""
+    small = config_copy(host, "small", repository=SMALL, config_paths=["/etc/sonla-mail", "/root/bulk"])
+    assert backup(host, "--config", small, "init")["repository"] == "created"
+    assert backup(host, "--config", small, "run")["snapshot"]
+    host.run("mkdir -p /root/bulk && head -c 24M /dev/urandom > /root/bulk/scan.pdf")
+    free = int(host.run("df --output=avail -B1 /srv/small | tail -1").stdout)
+    assert host.run(f"head -c {free - 8 * 2**20} /dev/zero > /srv/small/filler").rc == 0
+
+    failed = backup(host, "--config", small, "run", rc=1)
+    assert "no space left on device" in failed["msg"]
+    assert len(json.loads(restic(host, "snapshots", "--json", repository=SMALL).stdout)) == 1
+    assert not host.run(f"ls {SMALL}/locks").stdout.strip()  # the failed run left no lock behind
+
+    host.run("rm /srv/small/filler")
+    checked = restic(host, "check", repository=SMALL)
+    assert checked.rc == 0 and "no errors were found" in checked.stdout, checked.stdout + checked.stderr
+    assert backup(host, "--config", small, "run")["snapshot"]
+    assert "/root/bulk/scan.pdf" in restic(host, "ls", "latest", repository=SMALL).stdout
+    assert restic(host, "check", "--read-data", repository=SMALL).rc == 0
+    host.run(f"rm -rf /root/bulk {SMALL}")
+
+
+def test_whole_server_restore_onto_a_new_host_is_identical(host, container, server_ip, before, ansible_inventory):
+    """The server container is destroyed and a new one made from the image; converge, then restore over SFTP."""
+    def container_id() -> str:
+        return subprocess.run(["podman", "inspect", "--format", "{{.Id}}", container], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    old = container_id()
+    subprocess.run(["podman", "rm", "-f", "-t", "0", container], check=True, capture_output=True)
+    subprocess.run(["podman", "run", "-d", "--name", container, "--ip", server_ip, *SERVER_OPTIONS, IMAGE,
+                    "/bin/sleep", "infinity"], check=True, capture_output=True)
+    assert container_id() != old
+    assert not host.file("/var/vmail").exists and not host.file("/etc/sonla-mail").exists
     playbook(ansible_inventory, f"{ROOT}/playbooks/site.yml")
     assert database_state(host) != before["database"]  # the converge made new accounts
     output = playbook(ansible_inventory, f"{ROOT}/playbooks/restore-server.yml")
@@ -252,8 +304,9 @@ def test_one_mailbox_restored_into_a_side_folder(host, server_ip, before):
         client.logout()
 
 
-def test_a_revoked_mailbox_is_purged_from_every_snapshot(host):
-    """R7.2: after the lifecycle's revocation and the next run, no snapshot can restore the mailbox."""
+def test_a_revoked_mailbox_is_purged_from_every_snapshot(host, server_ip):
+    """R7.2: after the lifecycle's revocation and the next run, no snapshot can restore the mailbox; the agency's
+    result notice says so (R7.3); the lifecycle's daily line carries the age of the last good backup (R10.2c)."""
     backup(host, "run")  # a second snapshot that holds it too
     files = host.run(f"grep -rl {MARKER} /var/vmail/{DOMAIN}/chienlv.skhcn").stdout.split()
     assert files
@@ -269,11 +322,14 @@ def test_a_revoked_mailbox_is_purged_from_every_snapshot(host):
     for moment in (today, today + timedelta(days=8)):
         result = host.run(f"{LIFECYCLE} --no-notify --now %s", moment.strftime("%Y-%m-%d %H:%M:%S"))
         assert result.rc in (0, 3), result.stdout + result.stderr
+        logged = json.loads(result.stdout.strip().splitlines()[-1])["backup"]
+        assert logged["ok"] and logged["last_run_ok"] and logged["age_hours"] < 1, logged
     assert sql(host, "SELECT action FROM mailbox_event WHERE address = ? AND action = 'revoked'", REVOKED)
     assert not host.file(f"/var/vmail/{DOMAIN}/chienlv.skhcn").exists
 
     result = backup(host, "run")
     assert result["purged"] == [REVOKED]
+    assert f"skhcn@{DOMAIN}" in [notice["to"] for notice in result["notices"]] and not result["notice_errors"]
     assert sql(host, "SELECT count(*) AS n FROM mailbox_event WHERE address = ? AND action = 'backup_purged'",
                REVOKED) == [{"n": 1}]
     assert all(restic(host, "cat", "blob", blob).rc != 0 for blob in blobs)  # the data itself is gone
@@ -294,3 +350,18 @@ def test_a_revoked_mailbox_is_purged_from_every_snapshot(host):
         host.run(f"rm -rf {target}")
     assert restic(host, "check").rc == 0
     assert backup(host, "status")["ok"]
+
+    client = imap(server_ip, f"skhcn@{DOMAIN}")  # the agency of the revoked mailbox
+
+    def purge_notice():
+        client.select("INBOX", readonly=True)
+        _typ, found = client.search("UTF-8", "SUBJECT", b'"Result notice"')
+        for number in found[0].split():
+            _typ, data = client.fetch(number, "(BODY.PEEK[])")
+            text = email.message_from_bytes(data[0][1], policy=email.policy.default).get_content()
+            # The name comes from the revoked account's row in an older snapshot's database copy.
+            if f"{REVOKED} (Lò Văn Chiến)" in text and "Deleted from every backup" in text:
+                return text
+        return None
+    assert wait_for(purge_notice, "the agency's notice of the purge", timeout=60)
+    client.logout()

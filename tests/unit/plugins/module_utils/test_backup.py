@@ -3,7 +3,7 @@
 import json
 import sqlite3
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -176,9 +176,11 @@ def test_a_purge_rewrites_prunes_every_unused_blob_and_records_the_event(config)
     fake = FakeRestic({"version": (0, "restic 0.18.0 compiled with go1.24", ""), "snapshots": (0, snapshots, "")})
     result = _backup.purge_deleted(config, _backup.Restic(config, fake))
     assert result["purged"] == [ADDRESS]
-    assert fake.subcommands() == ["version", "snapshots", "rewrite", "prune"]
-    assert fake.calls[2][:2] == ["rewrite", "--forget"] and "s1" in fake.calls[2]
-    assert fake.calls[3] == ["prune", "--max-unused", "0"]
+    # restore: the database copy of s1, older than the revocation, tells whose mailbox it was (for the notice).
+    assert fake.subcommands() == ["version", "snapshots", "restore", "rewrite", "prune"]
+    assert fake.calls[2][:2] == ["restore", "s1"]
+    assert fake.calls[3][:2] == ["rewrite", "--forget"] and "s1" in fake.calls[3]
+    assert fake.calls[4] == ["prune", "--max-unused", "0"]
     recorded = connection.execute("SELECT address FROM mailbox_event WHERE action = 'backup_purged'").fetchall()
     assert [tuple(row) for row in recorded] == [(ADDRESS,)]
     # Done once: the next run has nothing to purge.
@@ -209,7 +211,104 @@ def test_a_failed_rewrite_records_no_purge(config):
     assert _backup.pending_deletions(_backup.read_deletion_events(config.user_database))
 
 
+ORGANIZATIONS = [
+    {"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None,
+     "address": "skhcn@sonla.gov.vn"},
+    {"id": "vp-skhcn", "name": "Văn phòng Sở", "kind": "subunit", "parent": "skhcn", "address": "vp.skhcn@sonla.gov.vn"},
+    {"id": "chiengmung", "name": "Xã Chiềng Mung", "kind": "commune", "parent": None,
+     "address": "chiengmung@sonla.gov.vn"},
+]
+
+
+def restore_a_database_copy(config, rows):
+    """A fake ``restic restore``: writes, under --target, a database copy holding these mailbox rows."""
+    def restore(argv):
+        target = argv[argv.index("--target") + 1]
+        path = f"{target}/{config.database_copy(config.user_database).lstrip('/')}"
+        _backup.os.makedirs(_backup.os.path.dirname(path))
+        connection = sqlite3.connect(path)
+        with connection:
+            connection.execute("CREATE TABLE mailbox (address TEXT, organization TEXT, display_name TEXT)")
+            connection.executemany("INSERT INTO mailbox VALUES (?, ?, ?)", rows)
+        connection.close()
+        return ""
+    return restore
+
+
+def test_a_purge_is_named_in_the_agencys_result_notice(config, tmp_path):
+    """R7.2 and R7.3: the agency of each purged mailbox hears that its data left every backup; the Department
+    gets the summary. The agency comes from the database copy of the last snapshot before the deletion."""
+    connection = _userdb.connect(config.user_database)
+    events(connection, ("2025-01-02 00:00:00", ADDRESS, "revoked"),
+           ("2025-01-02 00:00:00", "haclv.skhcn@sonla.gov.vn", "removed"),
+           ("2025-01-05 00:00:00", "lost@sonla.gov.vn", "removed"))
+    config.notices_file = str(tmp_path / "lifecycle.json")
+    (tmp_path / "lifecycle.json").write_text(json.dumps({
+        "organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn", "notify": True}))
+    # s3 is this run's snapshot: its copy was taken after the deletions were committed (clocks may disagree).
+    snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}, {"id": "s2", "time": "2025-01-03T00:00:00Z"},
+                            {"id": "s3", "time": "2025-01-04T00:00:00Z"}])
+    rows = [(ADDRESS, "chiengmung", "Nguyễn Văn An"), ("haclv.skhcn@sonla.gov.vn", "vp-skhcn", "Lò Văn Hặc")]
+    fake = FakeRestic({"version": (0, "restic 0.18.0", ""), "snapshots": (0, snapshots, ""),
+                       "restore": (0, restore_a_database_copy(config, rows), "")})
+    purge = _backup.purge_deleted(config, _backup.Restic(config, fake), keep_databases=frozenset({"s3"}))
+    sent = []
+    result = _backup.notify_purged(config, purge, "2025-01-05 03:15:00", send=lambda messages: sent.extend(messages) or [])
+
+    assert [call[1] for call in fake.calls if call[0] == "restore"] == ["s1", "s2"]  # the last before each deletion
+    assert [to["to"] for to in result["notices"]] == ["chiengmung@sonla.gov.vn", "skhcn@sonla.gov.vn",
+                                                      "skhcn@sonla.gov.vn"]
+    assert result["notice_errors"] == []
+    texts = {message["To"].addresses[0].addr_spec + str(index): message.get_content() for index, message in enumerate(sent)}
+    commune = texts["chiengmung@sonla.gov.vn0"]
+    assert "Kết quả sao lưu / backup ngày 2025-01-05" in commune
+    assert "Đã xóa khỏi mọi bản sao lưu, không thể khôi phục / Deleted from every backup, cannot be restored (R7.2)" \
+        in commune
+    assert f"{ADDRESS} (Nguyễn Văn An): Xóa hộp thư ngày / mailbox deleted on 2025-01-02" in commune
+    assert "haclv" not in commune  # another agency's mailbox
+    agency = texts["skhcn@sonla.gov.vn1"]
+    assert "haclv.skhcn@sonla.gov.vn (Lò Văn Hặc)" in agency and ADDRESS not in agency  # sub-unit to its agency
+    summary = texts["skhcn@sonla.gov.vn2"]
+    assert "3 mục" in summary and "lost@sonla.gov.vn [Không rõ đơn vị / unknown agency]" in summary
+
+
+def test_a_purge_sends_no_notice_without_the_notices_file_or_when_told_not_to(config, tmp_path):
+    purged = [{"address": ADDRESS, "organization": "skhcn", "display_name": "", "deleted_at": "2025-01-02 00:00:00"}]
+    config.notices_file = str(tmp_path / "missing.json")
+    assert _backup.purge_notices(config, purged, "2025-01-03 00:00:00") == []
+    config.notices_file = str(tmp_path / "lifecycle.json")
+    (tmp_path / "lifecycle.json").write_text(json.dumps({"organizations": ORGANIZATIONS, "notify": False}))
+    assert _backup.purge_notices(config, purged, "2025-01-03 00:00:00") == []
+    (tmp_path / "lifecycle.json").write_text(json.dumps({"organizations": ORGANIZATIONS, "notify": True}))
+    assert len(_backup.purge_notices(config, purged, "2025-01-03 00:00:00")) == 1
+
+
 # --- age of the last good backup ------------------------------------------------------------------
+
+
+def test_the_state_keeps_the_last_good_backup_through_failures_for_the_lifecycle_log(config):
+    """R10.2c: the lifecycle's daily log shows the age of the last good backup, read from the state file."""
+    now = datetime.now(UTC)
+    assert _backup.backup_age(config.state_file, now) == {
+        "ok": False, "msg": f"no backup recorded ({config.state_file} unreadable)"}
+    _backup.run_backup(config, _backup.Restic(config, FakeRestic({"backup": (0, summary("good1"), "")})))
+    age = _backup.backup_age(config.state_file, now + timedelta(hours=5))
+    assert age["ok"] and age["last_run_ok"] and 4.9 <= age["age_hours"] <= 5.1
+    assert age["msg"].startswith("last good backup 5.0 h ago")
+
+    with pytest.raises(_backup.BackupError):
+        _backup.run_backup(config, _backup.Restic(config, FakeRestic({"backup": (1, "", "Fatal: no space left")})))
+    _backup.record_failure(config, "restic backup failed (exit 1): Fatal: no space left")
+    state = json.loads(open(config.state_file).read())
+    assert state["ok"] is False and state["last_good_snapshot"] == "good1"
+    age = _backup.backup_age(config.state_file, now + timedelta(hours=30))
+    assert not age["ok"] and not age["last_run_ok"]
+    assert "older than 26 h" in age["msg"] and "the last run failed: restic backup failed" in age["msg"]
+
+
+def test_a_state_with_no_good_backup_says_so(config):
+    _backup.record_failure(config, "no restic repository at /x")
+    assert _backup.backup_age(config.state_file) == {"ok": False, "last_run_ok": False, "msg": "no good backup recorded"}
 
 
 def test_status_gives_the_age_of_the_newest_snapshot():

@@ -3,8 +3,9 @@
 """Sending limits of authenticated users (R12.6) and the automatic suspension of a hijacked account (R8.2b).
 
 Stdlib only: the ``sonla-mail-limits`` policy service on the mail server imports this file. Postfix
-spawns one service process per smtpd connection that asks (spawn(8), a unix socket in its queue
-directory) and asks it at the end of every message submitted on 587 or 465 by an authenticated user
+spawns one service process per policy connection (spawn(8), a unix socket in its queue directory; an
+smtpd process keeps its connection across SMTP sessions) and asks it at the end of every message
+submitted on 587 or 465 by an authenticated user
 (``smtpd_end_of_data_restrictions``: the recipient count is known there, with DATA and with BDAT alike).
 docs/limits.md tells the why of every choice below.
 

@@ -35,29 +35,13 @@ options:
     required: true
   dkim:
     description:
-      - The DKIM keys, as the C(sonla.mail.dkim_keys) filter plans them (the filter role's C(filter_dkim_keys)).
-      - Keys that are not retired need their public key file (PEM) on the server.
+      - The DKIM keys as the C(sonla.mail.dkim_keys) filter plans them (the filter role's C(filter_dkim_keys)), each
+        with C(domain), C(selector), C(state) (C(active) signs, C(published) is only published, C(retired) must
+        no longer be served) and C(public_path), the PEM public key file on the server (read unless retired).
+      - Other keys (the private key's C(path)) are ignored; the private key is never read.
     type: list
     elements: dict
     required: true
-    suboptions:
-      domain:
-        description: The domain the key signs for.
-        type: str
-        required: true
-      selector:
-        description: The selector.
-        type: str
-        required: true
-      state:
-        description: C(active) signs; C(published) is only published; C(retired) must no longer be served.
-        type: str
-        choices: [active, published, retired]
-        required: true
-      public_path:
-        description: The PEM public key file on the server.
-        type: path
-        required: true
   report_local_part:
     description: Local part of the address in each domain that receives DMARC and TLS-RPT reports.
     type: str
@@ -137,6 +121,10 @@ def served_records(module, dig, resolver, records):
 
 
 def read_public_key(module, key):
+    missing = [name for name in ("domain", "selector", "state", "public_path") if name not in key]
+    if missing or key["state"] not in _dns_records.SELECTOR_STATES:
+        module.fail_json(msg=f"dkim entry {key!r}: needs domain, selector, public_path and a state of "
+                             f"{', '.join(_dns_records.SELECTOR_STATES)}")
     if key["state"] == "retired":
         return ""
     try:
@@ -152,12 +140,7 @@ def main():
         argument_spec={
             "domains": {"type": "list", "elements": "str", "required": True},
             "mx_hosts": {"type": "list", "elements": "str", "required": True},
-            "dkim": {"type": "list", "elements": "dict", "required": True, "options": {
-                "domain": {"type": "str", "required": True},
-                "selector": {"type": "str", "required": True},
-                "state": {"type": "str", "required": True, "choices": list(_dns_records.SELECTOR_STATES)},
-                "public_path": {"type": "path", "required": True},
-            }},
+            "dkim": {"type": "list", "elements": "dict", "required": True},
             "report_local_part": {"type": "str", "default": "postmaster"},
             "dmarc_policy": {"type": "str", "default": "reject", "choices": list(_dns_records.DMARC_POLICIES)},
             "mta_sts_policy": {"type": "str", "required": True},
@@ -171,7 +154,7 @@ def main():
     records, snippets = {}, {}
     try:
         for domain in params["domains"]:
-            keys = [dict(key, public_key=read_public_key(module, key)) for key in params["dkim"] if key["domain"] == domain]
+            keys = [dict(key, public_key=read_public_key(module, key)) for key in params["dkim"] if key.get("domain") == domain]
             records[domain] = _dns_records.expected_records(
                 domain, params["mx_hosts"], keys, f"{params['report_local_part']}@{domain}", params["dmarc_policy"],
                 params["mta_sts_policy"], params["address"])

@@ -171,9 +171,9 @@ def zone_snippet(domain: str, records: list[Record], ttl: int, address: str = ""
         rdata = _txt_rdata(record.value) if record.rtype == "TXT" else record.value
         lines += [f"; {record.why}", f"{record.name} {ttl} IN {record.rtype} {rdata}"]
     hosts = ", ".join(f"{host.rstrip('.')}." for host in mx_hosts or [])
-    lines += ["", (f"; PTR (reverse DNS, in the zone of the address block, not this one): the address "
-                   f"{address or 'of the mail server'} must map back to {hosts or 'the MX host'};"),
-              "; ask the owner of the address block (the network provider) to set it."]
+    lines += ["", f"; PTR: {address or 'the mail server address'} must map back to {hosts or 'the MX host'}",
+              "; (reverse DNS lives in the zone of the address block, not this one: its owner, the network",
+              "; provider, sets it)"]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ import email.parser
 import email.policy
 import hashlib
 import imaplib
+import json
 import re
 import socket
 import ssl
@@ -124,7 +125,7 @@ def test_the_snippet_has_every_record_with_the_servers_dkim_key(host, snippet, s
     assert f"mta-sts.{DOMAIN}. 3600 IN A {server_ip}" in lines
     dkim_line = next(line for line in lines.splitlines() if line.startswith(f"{SELECTOR}._domainkey.{DOMAIN}."))
     assert "".join(re.findall(r'"([^"]*)"', dkim_line)) == f"v=DKIM1; k=rsa; p={public.stdout.strip()}"
-    assert f"must map back to mail.{DOMAIN}." in snippet  # the PTR reminder
+    assert f"; PTR: {server_ip} must map back to mail.{DOMAIN}.\n" in snippet  # the PTR reminder
 
 
 def test_the_private_key_is_rspamds_alone(host):
@@ -154,6 +155,45 @@ def test_the_dns_check_reports_a_removed_and_a_changed_record(host, snippet, ans
     assert "serves 2 record(s) differently" in result.stdout, result.stdout[-3000:]
     assert f"_dmarc.{DOMAIN}. TXT 'v=DMARC1; p=reject; rua=mailto:postmaster@{DOMAIN}' is not served" in result.stdout
     assert f"{DOMAIN}. TXT is 'v=spf1 mx ~all', expected 'v=spf1 mx -all'" in result.stdout
+
+
+# The filter role's DKIM tasks alone, to rotate without a whole converge.
+DKIM_TASKS = """
+- name: Converge the DKIM keys only
+  hosts: mail_servers
+  gather_facts: false
+  tasks:
+    - {name: Plan, ansible.builtin.include_role: {name: sonla.mail.filter, tasks_from: dkim_keys.yml}}
+    - {name: Keys, ansible.builtin.include_role: {name: sonla.mail.filter, tasks_from: dkim.yml}}
+"""
+
+
+def test_a_new_selector_is_made_and_published_before_it_signs_and_retiring_deletes_it(
+        host, snippet, ansible_inventory, records_dir, server_ip):
+    playbook = records_dir / "dkim.yml"
+    playbook.write_text(DKIM_TASKS, encoding="utf-8")
+    new_key = f"/var/lib/rspamd/dkim/{DOMAIN}.s2027.key"
+
+    def converge(state):
+        selectors = json.dumps({"filter_dkim_selectors": [{"name": SELECTOR, "state": "active"},
+                                                          {"name": "s2027", "state": state}]})
+        result = subprocess.run(["ansible-playbook", "-i", ansible_inventory, str(playbook), "-e", selectors],
+                                capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return selectors
+
+    selectors = converge("published")
+    key = host.file(new_key)
+    assert key.exists and (key.user, key.mode) == ("_rspamd", 0o600)
+    assert f'selector = "{SELECTOR}";' in host.file("/etc/rspamd/local.d/dkim_signing.conf").content_string
+    check = dns_records(ansible_inventory, records_dir, server_ip, "-e", "dns_records_resolver=127.0.0.1", "-e", selectors)
+    assert check.returncode != 0
+    assert f"s2027._domainkey.{DOMAIN}. TXT 'v=DKIM1; k=rsa; p=" in check.stdout and "is not served" in check.stdout
+
+    selectors = converge("retired")
+    assert not host.file(new_key).exists and not host.file(new_key[:-4] + ".pub").exists
+    check = dns_records(ansible_inventory, records_dir, server_ip, "-e", "dns_records_resolver=127.0.0.1", "-e", selectors)
+    assert check.returncode == 0, check.stdout[-3000:]
 
 
 # --- DKIM signing -------------------------------------------------------------------------------------------

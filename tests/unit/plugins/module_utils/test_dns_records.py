@@ -128,7 +128,7 @@ def test_snippet_lines_are_zone_records_with_long_txt_split_and_the_ptr_reminder
     strings = re.findall(r'"([^"]*)"', dkim_line)
     assert len(strings) == 2 and all(len(s) <= 255 for s in strings) and "".join(strings) == f"v=DKIM1; k=rsa; p={KEY}"
     assert "; REMOVE s2025._domainkey.sonla.gov.vn. TXT" in snippet
-    assert "192.0.2.25 must map back to mail.sonla.gov.vn." in snippet
+    assert "; PTR: 192.0.2.25 must map back to mail.sonla.gov.vn.\n" in snippet
 
 
 # --- what a resolver serves ---------------------------------------------------------------------------------

@@ -210,12 +210,28 @@ def test_mail_submitted_on_587_is_signed_and_verifies(host, snippet, server_ip, 
     assert verified.rc == 0 and "signature ok" in verified.stdout, verified.stdout + verified.stderr
 
 
-def test_a_system_notice_through_sendmail_is_signed_and_verifies(host, snippet, server_ip, unique):
-    message_id = f"<notice-{unique}@{DOMAIN}>"
-    notice = (f"From: Hệ thống thư điện tử <postmaster@{DOMAIN}>\nTo: <{OTHER}>\n"
-              f"Subject: Thông báo {unique}\nMessage-ID: {message_id}\nMIME-Version: 1.0\n"
-              "Content-Type: text/plain; charset=UTF-8\n\nThông báo của hệ thống.\n")
-    sent = host.run("printf %s %s | /usr/sbin/sendmail -t -f %s", "%s", notice, f"postmaster@{DOMAIN}")
+# The server's own mail as the sonla.mail.notices module sends it (SMTP on 127.0.0.1); sendmail is the other way.
+SMTP_SEND = """
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", 25, timeout=30) as smtp:
+    smtp.sendmail(sys.argv[1], [sys.argv[2]], sys.argv[3].encode(), mail_options=["BODY=8BITMIME"])
+"""
+
+
+def send_locally(host, way: str, sender: str, to: str, lines: list[str]):
+    """Send from inside the server: Postfix's sendmail (pickup, through non_smtpd_milters) or SMTP on 127.0.0.1."""
+    if way == "sendmail":
+        return host.run("printf %s %s | /usr/sbin/sendmail -t -f %s", "%s", "\n".join(lines), sender)
+    return host.run("python3 -c %s %s %s %s", SMTP_SEND, sender, to, "\r\n".join(lines))
+
+
+@pytest.mark.parametrize("way", ["sendmail", "smtp"])
+def test_a_system_notice_is_signed_and_verifies(host, snippet, server_ip, way, unique):
+    message_id = f"<notice-{way}-{unique}@{DOMAIN}>"
+    lines = [f"From: Hệ thống thư điện tử <postmaster@{DOMAIN}>", f"To: <{OTHER}>", f"Subject: Thông báo {unique}",
+             f"Message-ID: {message_id}", "MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8", "",
+             "Thông báo của hệ thống.", ""]
+    sent = send_locally(host, way, f"postmaster@{DOMAIN}", OTHER, lines)
     assert sent.rc == 0, sent.stderr
     raw = wait_for(lambda: raw_message(server_ip, OTHER, message_id), "the notice")
     [signature] = dkim_signatures(raw)

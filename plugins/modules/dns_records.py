@@ -17,7 +17,7 @@ description:
   - With O(resolver), asks that resolver with C(dig) (Debian's bind9-dnsutils) for every name and reports
     each difference - missing, different or extra (a second SPF record, a retired DKIM key still served).
   - Reads only; never changes anything. Runs on the mail server, which holds the DKIM public keys.
-version_added: 0.3.0
+version_added: 0.2.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
   - sonla.mail.attributes

@@ -8,6 +8,8 @@ Each scenario's verify.yml loads it with ``-p sonla_molecule`` and this folder o
 from __future__ import annotations
 
 import json
+import smtplib
+import ssl
 import subprocess
 import sys
 import time
@@ -51,6 +53,24 @@ def wait_for(predicate, what: str, timeout: float = 30, interval: float = 0.5):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def tls_context() -> ssl.SSLContext:
+    """A client context that accepts the scenarios' self-signed certificates (connected by IP)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def submission(ip: str, port: int, timeout: float = 30) -> smtplib.SMTP:
+    """A staff client's connection to a submission port, TLS up and not yet logged in: 587 with STARTTLS,
+    465 with TLS from the first byte (RFC 8314)."""
+    if port == 465:
+        return smtplib.SMTP_SSL(ip, port, context=tls_context(), timeout=timeout)
+    smtp = smtplib.SMTP(ip, port, timeout=timeout)
+    smtp.starttls(context=tls_context())
+    return smtp
 
 
 def write_test_inventory(folder, container: str, scenario: str, **server_vars) -> str:

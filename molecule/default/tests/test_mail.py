@@ -15,7 +15,6 @@ import imaplib
 import poplib
 import re
 import smtplib
-import ssl
 import time
 import uuid
 from email.header import decode_header, make_header
@@ -23,7 +22,7 @@ from email.message import EmailMessage
 
 import pytest
 from conftest import ACTIVE, DOMAIN, MUST_CHANGE, PASSWORD, SMALL_QUOTA, SUSPENDED
-from sonla_molecule import wait_for
+from sonla_molecule import submission, tls_context, wait_for
 
 WEBMAIL = "https://mail.sonla.gov.vn"
 MAIL_LOG = "/var/log/postfix/mail.log"
@@ -31,13 +30,6 @@ DATABASE = "/var/lib/sonla-mail/users.sqlite"
 LAST_LOGIN_HOOK = "/usr/local/lib/sonla-mail/dovecot-last-login"
 HOOK_FAILURES = "/var/lib/sonla-mail/last-login-failures"
 OUTSIDER = "someone@example.org"  # never contacted: the server must refuse to relay to it
-
-
-def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
-    return context
 
 
 def message(to: str, subject: str, body: str = "Nội dung thử nghiệm.", sender: str = OUTSIDER, size: int = 0):
@@ -209,12 +201,7 @@ def test_no_plaintext_auth_without_tls(server_ip):
 @pytest.mark.parametrize("port", [587, 465])
 def test_authenticated_submission(server_ip, port):
     msg = message(ACTIVE, f"Gửi qua cổng {port}", sender=ACTIVE)
-    if port == 465:
-        smtp = smtplib.SMTP_SSL(server_ip, port, context=tls_context(), timeout=30)
-    else:
-        smtp = smtplib.SMTP(server_ip, port, timeout=30)
-        smtp.starttls(context=tls_context())
-    with smtp:
+    with submission(server_ip, port) as smtp:
         smtp.login(ACTIVE, PASSWORD)
         refused = smtp.send_message(msg)
         assert refused == {}

@@ -11,11 +11,11 @@ import hashlib
 import imaplib
 import os
 import smtplib
-import ssl
 import uuid
 from email.message import EmailMessage
 
 import pytest
+from sonla_molecule import tls_context
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -56,13 +56,6 @@ def known_passwords(host):
     for address in (ACTIVE, OTHER, OPERATORS):
         result = host.run("python3 -c %s %s %s", SET_PASSWORD, ssha512(PASSWORD), address)
         assert result.rc == 0, result.stderr
-
-
-def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
-    return context
 
 
 def message(

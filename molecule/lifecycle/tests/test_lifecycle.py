@@ -27,7 +27,7 @@ from email.message import EmailMessage
 
 import pytest
 import sonla_molecule
-from sonla_molecule import sql
+from sonla_molecule import sql, submission, tls_context
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -47,15 +47,6 @@ DAY0 = TODAY - timedelta(days=91)
 
 def day(number: int, clock: str = "02:00:00") -> str:
     return f"{DAY0 + timedelta(days=number)} {clock}"
-
-
-def tls_context():
-    import ssl
-
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
-    return context
 
 
 def ssha512(password: str) -> str:
@@ -270,12 +261,7 @@ def submit(ip: str, port: int, recipients: list[str], subject: str) -> tuple[int
     message["To"] = ", ".join(recipients)
     message["Subject"] = subject
     message.set_content("Thử giới hạn gửi thư.")
-    if port == 465:
-        smtp = smtplib.SMTP_SSL(ip, port, context=tls_context(), timeout=30)
-    else:
-        smtp = smtplib.SMTP(ip, port, timeout=30)
-        smtp.starttls(context=tls_context())
-    with smtp:
+    with submission(ip, port) as smtp:
         smtp.login(SENDER, PASSWORD)
         smtp.mail(SENDER)
         for recipient in recipients:

@@ -263,8 +263,9 @@ def main() -> int:
         rows.append(("ratio full / vanilla (target >= 80%)", f"{100 * ratio:.0f}%"))
         for label, container in (("full stack", FULL), ("vanilla", VANILLA)):
             for name, use in sorted(memory(container).items()):
-                rows.append((f"memory, {name}, {label}", (f"RSS {use['rss_kb'] / 1024:.0f} MiB over {use['processes']} "
-                                                         f"process(es), {use['anonymous_kb'] / 1024:.0f} MiB anonymous")))
+                value = (f"RSS {use['rss_kb'] / 1024:.0f} MiB over {use['processes']} process(es), "
+                         f"{use['anonymous_kb'] / 1024:.0f} MiB anonymous")
+                rows.append((f"memory, {name}, {label}", value))
         rows.append(("IMAP login, BLF-CRYPT cost 10 (chosen password)", f"{1000 * login_latency('BLF-CRYPT'):.0f} ms"))
         rows.append(("IMAP login, SSHA512 (initial password)", f"{1000 * login_latency('SSHA512'):.0f} ms"))
     except (RuntimeError, OSError, ValueError) as error:

@@ -195,7 +195,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             fields = dict(re.findall(r"^(\\w+):\\s+(\\S+)", stream.read(), re.M))
     except OSError:
         continue
-    if fields.get("Name") not in ("clamd", "rspamd"):
+    if fields.get("Name") not in ("clamd", "rspamd") or "VmRSS" not in fields:  # not a zombie
         continue
     row = use.setdefault(fields["Name"], {"processes": 0, "rss_kb": 0, "anonymous_kb": 0})
     row["processes"] += 1

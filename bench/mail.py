@@ -195,7 +195,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             fields = dict(re.findall(r"^(\\w+):\\s+(\\S+)", stream.read(), re.M))
     except OSError:
         continue
-    if fields.get("Name") not in ("clamd", "rspamd"):
+    if fields.get("Name") not in ("clamd", "rspamd") or "VmRSS" not in fields:  # not a zombie
         continue
     row = use.setdefault(fields["Name"], {"processes": 0, "rss_kb": 0, "anonymous_kb": 0})
     row["processes"] += 1
@@ -263,8 +263,9 @@ def main() -> int:
         rows.append(("ratio full / vanilla (target >= 80%)", f"{100 * ratio:.0f}%"))
         for label, container in (("full stack", FULL), ("vanilla", VANILLA)):
             for name, use in sorted(memory(container).items()):
-                rows.append((f"memory, {name}, {label}", (f"RSS {use['rss_kb'] / 1024:.0f} MiB over {use['processes']} "
-                                                         f"process(es), {use['anonymous_kb'] / 1024:.0f} MiB anonymous")))
+                value = (f"RSS {use['rss_kb'] / 1024:.0f} MiB over {use['processes']} process(es), "
+                         f"{use['anonymous_kb'] / 1024:.0f} MiB anonymous")
+                rows.append((f"memory, {name}, {label}", value))
         rows.append(("IMAP login, BLF-CRYPT cost 10 (chosen password)", f"{1000 * login_latency('BLF-CRYPT'):.0f} ms"))
         rows.append(("IMAP login, SSHA512 (initial password)", f"{1000 * login_latency('SSHA512'):.0f} ms"))
     except (RuntimeError, OSError, ValueError) as error:

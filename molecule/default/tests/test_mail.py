@@ -211,6 +211,19 @@ def test_authenticated_submission(server_ip, port):
     assert wait_for(lambda: fetch_by_message_id(server_ip, ACTIVE, msg["Message-ID"]), "delivery")
 
 
+def test_a_message_to_more_recipients_than_the_policy_allows_is_deferred(server_ip):
+    """R12.6 on both Postfix versions: the policy service answers at the end of data (the default limit,
+    500 recipients per message); the message is refused with 4xx, not accepted, and nothing is delivered."""
+    msg = message(ACTIVE, "Quá nhiều người nhận", sender=ACTIVE)
+    with submission(server_ip, 587) as smtp:
+        smtp.login(ACTIVE, PASSWORD)
+        smtp.mail(ACTIVE)
+        for _ in range(501):  # Postfix counts every accepted RCPT, the same address included
+            assert smtp.rcpt(ACTIVE)[0] == 250
+        code, reply = smtp.data(msg.as_bytes())
+    assert code == 452 and b"Too many recipients: 501, at most 500 per message" in reply, reply
+
+
 # --- suspension (R8.1) and must-change (R6.1a) --------------------------------------------------
 
 

@@ -45,7 +45,7 @@ IMAGE = "localhost/sonla-debian:trixie"
 SERVER_OPTIONS = ["--hostname", "mail.sonla.gov.vn", "--tmpfs", "/srv/small:rw,size=40m", "--label", "owner=molecule"]
 SMALL = "/srv/small/repository"  # on a 40 MB tmpfs
 FOLDERS = ["INBOX", "Archive", "Công việc"]
-PER_FOLDER = 12
+PER_FOLDER = 34  # 3 mailboxes x 3 folders x 34 = 306 messages: "a few hundred" (issue 14)
 KEYWORD = "DaXuLy"
 MARKER = f"R72-MARKER-{os.urandom(6).hex()}"  # only in the revoked mailbox's mail
 

@@ -29,6 +29,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from sonla_molecule import rspamd_learned, wait_for
 
 
 def patient(driver, timeout: float) -> WebDriverWait:
@@ -349,3 +350,70 @@ def test_voluntary_change_in_settings(browser, artifacts, host, server_ip, serve
     before = row(host, USER)["password_changed_at"]
     assert imap_login(server_ip, server_cert, USER, NEW_PASSWORD)[0] == "OK"
     assert row(host, USER)["password_changed_at"] == before
+
+
+def mailbox_holds(server_ip, server_cert, mailbox, message_id) -> bool:
+    """Whether USER's ``mailbox`` holds the message, over IMAP with the password the user chose."""
+    client = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(server_cert), timeout=30)
+    try:
+        client.authenticate("PLAIN", lambda _: b"\0" + USER.encode() + b"\0" + NEW_PASSWORD.encode())
+        client.select(mailbox, readonly=True)
+        _, found = client.search(None, "HEADER", "Message-ID", message_id)
+        return bool(found[0].split())
+    finally:
+        client.logout()
+
+
+def click_in_toolbar(browser, button):
+    """Roundcube's toolbar button (markasjunk's ``junk`` or ``notjunk``) once the selection has enabled it."""
+    patient(browser, 30).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"#mailtoolbar a.{button}:not(.disabled)"))
+    ).click()
+
+
+def select_in_list(browser, subject):
+    patient(browser, 30).until(
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if subject in e.text), None)
+    ).click()
+
+
+def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_ip, server_cert):
+    """R12.5: the webmail's "report spam" button moves a message into Junk and rspamd learns it as spam;
+    "not spam" in Junk moves it back to the inbox and rspamd learns it as ham (Dovecot IMAPSieve)."""
+    unique = uuid.uuid4().hex[:10]
+    subject = f"Khuyến mãi đặc biệt {unique}"
+    message = EmailMessage()
+    message["From"] = "quangcao@example.org"
+    message["To"] = USER
+    message["Subject"] = subject
+    message["Message-ID"] = f"<report-{unique}@example.org>"
+    # Long enough for rspamd's Bayes classifier, which skips messages of few words.
+    message.set_content(" ".join(["Ưu đãi lớn nhất trong năm, giảm giá mọi sản phẩm, đăng ký ngay hôm nay."] * 8)
+                        + f" Mã {unique}.\n", charset="utf-8")
+    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
+        smtp.send_message(message)
+    message_id = message["Message-ID"]
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message in the inbox")
+    assert not rspamd_learned(host, message_id, "spam")
+
+    # "Report spam": select the message in the inbox and click markasjunk's button.
+    browser.delete_all_cookies()
+    login(browser, USER, NEW_PASSWORD)
+    wait(browser, "#messagelist")
+    select_in_list(browser, subject)
+    shot(browser, artifacts, "12-message-to-report")
+    click_in_toolbar(browser, "junk")
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "Junk", message_id), "the reported message in Junk")
+    assert not mailbox_holds(server_ip, server_cert, "INBOX", message_id)
+    shot(browser, artifacts, "13-reported-as-spam")
+    wait_for(lambda: rspamd_learned(host, message_id, "spam"), "rspamd to learn the reported spam", timeout=60)
+
+    # "Not spam" in Junk: back to the inbox, learned as ham.
+    browser.get(URL + "?_task=mail&_mbox=Junk")
+    wait(browser, "#messagelist")
+    select_in_list(browser, subject)
+    click_in_toolbar(browser, "notjunk")
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message back in the inbox")
+    assert not mailbox_holds(server_ip, server_cert, "Junk", message_id)
+    shot(browser, artifacts, "14-reported-as-not-spam")
+    wait_for(lambda: rspamd_learned(host, message_id, "ham"), "rspamd to learn the message as ham", timeout=60)

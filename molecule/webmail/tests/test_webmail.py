@@ -48,9 +48,10 @@ NEW_PASSWORD = "Sơn-La#2025đổi"  # meets R6.2 (Unicode upper and lower case 
 DB = "/var/lib/sonla-mail/users.sqlite"
 
 
-def outside_message(sender, subject, body) -> EmailMessage:
-    """A message as another mail server delivers it to port 25, with the Date and Message-ID every mail program
-    sets: the filter (rspamd) scores their absence, and the two together would file the message in Junk."""
+def send_from_outside(server_ip, sender, subject, body) -> EmailMessage:
+    """Deliver a message to USER as another mail server would (port 25, from the host), as a mail program writes
+    it: the filter (rspamd) scores a missing Date or Message-ID and a HELO name that resolves to loopback (the
+    host's own name, smtplib's default), which together would file the message in Junk."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = USER
@@ -58,6 +59,8 @@ def outside_message(sender, subject, body) -> EmailMessage:
     message["Date"] = email.utils.formatdate(localtime=True)
     message["Message-ID"] = email.utils.make_msgid(domain=sender.split("@")[1])
     message.set_content(body, charset="utf-8")
+    with smtplib.SMTP(server_ip, 25, local_hostname="client.test.invalid", timeout=30) as smtp:
+        smtp.send_message(message)
     return message
 
 
@@ -143,11 +146,9 @@ def test_one_time_password_does_not_open_imap(server_ip, server_cert, initial_pa
 def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_ip, server_cert, initial_passwords):
     """R6.1a, R6.2, R12.2: the whole story of a new civil servant, in the browser."""
     # A message waits in the new mailbox, sent earlier by a colleague (Vietnamese subject, R3.4).
-    message = outside_message(
-        "vanphong@example.org", SUBJECT, "Kính gửi chị Dung,\n\nMời chị dự họp giao ban lúc 8 giờ sáng thứ Hai.\n"
+    send_from_outside(
+        server_ip, "vanphong@example.org", SUBJECT, "Kính gửi chị Dung,\n\nMời chị dự họp giao ban lúc 8 giờ sáng thứ Hai.\n"
     )
-    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
-        smtp.send_message(message)
 
     # 1. Log in with the one-time password: the change form, and nothing else.
     login(browser, USER, initial_passwords[USER])
@@ -396,10 +397,7 @@ def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_
     subject = f"Khuyến mãi đặc biệt {unique}"
     # Long enough for rspamd's Bayes classifier, which skips messages of few words.
     body = " ".join(["Ưu đãi lớn nhất trong năm, giảm giá mọi sản phẩm, đăng ký ngay hôm nay."] * 8) + f" Mã {unique}.\n"
-    message = outside_message("quangcao@example.org", subject, body)
-    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
-        smtp.send_message(message)
-    message_id = message["Message-ID"]
+    message_id = send_from_outside(server_ip, "quangcao@example.org", subject, body)["Message-ID"]
     wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message in the inbox")
     assert not rspamd_learned(host, message_id, "spam")
 

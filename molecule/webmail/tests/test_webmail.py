@@ -378,12 +378,13 @@ def mailbox_holds(server_ip, server_cert, mailbox, message_id) -> bool:
 
 
 def click_in_toolbar(browser, command):
-    """Roundcube's toolbar button of ``command`` (markasjunk's), the one shown, once the selection enabled it."""
+    """Roundcube's toolbar button of ``command`` (markasjunk's), once the selection enabled it. The elastic skin
+    moves the buttons of the toolbar container (#mailtoolbar) into the header's #toolbar-menu."""
     patient(browser, 30).until(
         lambda d: next(
             (
                 e
-                for e in d.find_elements(By.CSS_SELECTOR, f"#mailtoolbar a[onclick*=\"'{command}'\"]")
+                for e in d.find_elements(By.CSS_SELECTOR, f"#toolbar-menu a[onclick*=\"'{command}'\"]")
                 if e.is_displayed() and "disabled" not in e.get_attribute("class").split()
             ),
             None,
@@ -391,10 +392,16 @@ def click_in_toolbar(browser, command):
     ).click()
 
 
-def select_in_list(browser, subject):
+def open_in_preview(browser, subject, text):
+    """Select the message in the list and wait until the preview shows ``text``: while the preview loads Roundcube
+    is busy and ignores toolbar commands (a click then does nothing)."""
     patient(browser, 30).until(
         lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if subject in e.text), None)
     ).click()
+    patient(browser, 30).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
+    patient(browser, 30).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+    browser.switch_to.default_content()
+    patient(browser, 30).until(lambda d: not d.execute_script("return rcmail.busy"))
 
 
 def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_ip, server_cert):
@@ -412,7 +419,7 @@ def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_
     browser.delete_all_cookies()
     login(browser, USER, NEW_PASSWORD)
     wait(browser, "#messagelist")
-    select_in_list(browser, subject)
+    open_in_preview(browser, subject, f"Mã {unique}")
     shot(browser, artifacts, "12-message-to-report")
     click_in_toolbar(browser, "plugin.markasjunk.junk")
     wait_for(lambda: mailbox_holds(server_ip, server_cert, "Junk", message_id), "the reported message in Junk")
@@ -423,7 +430,7 @@ def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_
     # "Not spam" in Junk: back to the inbox, learned as ham.
     browser.get(URL + "?_task=mail&_mbox=Junk")
     wait(browser, "#messagelist")
-    select_in_list(browser, subject)
+    open_in_preview(browser, subject, f"Mã {unique}")
     click_in_toolbar(browser, "plugin.markasjunk.not_junk")
     wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message back in the inbox")
     assert not mailbox_holds(server_ip, server_cert, "Junk", message_id)

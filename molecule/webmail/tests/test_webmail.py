@@ -1,6 +1,6 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3a, R8.3c, R9.1, R10.2b, R12.2).
+"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3a, R8.3c, R9.1, R10.2b, R12.2, R12.5).
 
 A civil servant with a one-time password opens https://mail.sonla.gov.vn, is made to change the
 password before anything else, sees a weak password refused with the rule in Vietnamese, sets a

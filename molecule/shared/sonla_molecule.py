@@ -109,3 +109,10 @@ def sql(host, query: str, *params) -> list[dict]:
     result = host.run("python3 -c %s %s %s", _SQL, query, json.dumps(params))
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def rspamd_learned(host, message_id: str, kind: str) -> bool:
+    """Whether rspamd's controller learned the message as ``kind`` (spam or ham, R12.5): it logs each one it
+    learns, while ``rspamc stat``'s counters are refreshed lazily."""
+    line = f"learned message as {kind}: {message_id.strip('<>')}"
+    return host.run("grep -qF %s /var/log/rspamd/rspamd.log", line).rc == 0

@@ -28,7 +28,7 @@ from conftest import (
     message,
     smtp_send,
 )
-from sonla_molecule import wait_for
+from sonla_molecule import rspamd_learned, wait_for
 
 
 def delivered(server_ip, address, msg, folder="INBOX", timeout=30):
@@ -167,12 +167,6 @@ LONG_BODY = (
 )
 
 
-def learned(host, message_id: str, kind: str) -> bool:
-    """rspamd's controller logs each message it learns (rspamc stat's counters are refreshed lazily)."""
-    line = f"learned message as {kind}: {message_id.strip('<>')}"
-    return host.run("grep -qF %s /var/log/rspamd/rspamd.log", line).rc == 0
-
-
 def move(server_ip, address, message_id, source, target):
     imap = imap_login(server_ip, address)
     try:
@@ -192,12 +186,12 @@ def test_moving_mail_into_and_out_of_junk_trains_rspamd(host, server_ip, unique)
     assert code == 250, (code, reply)
     delivered(server_ip, OTHER, msg)
 
-    assert not learned(host, msg["Message-ID"], "spam")
+    assert not rspamd_learned(host, msg["Message-ID"], "spam")
     move(server_ip, OTHER, msg["Message-ID"], "INBOX", "Junk")
-    wait_for(lambda: learned(host, msg["Message-ID"], "spam"), "rspamd to learn the reported spam", timeout=60)
+    wait_for(lambda: rspamd_learned(host, msg["Message-ID"], "spam"), "rspamd to learn the reported spam", timeout=60)
 
     move(server_ip, OTHER, msg["Message-ID"], "Junk", "INBOX")
-    wait_for(lambda: learned(host, msg["Message-ID"], "ham"), "rspamd to learn the message as ham", timeout=60)
+    wait_for(lambda: rspamd_learned(host, msg["Message-ID"], "ham"), "rspamd to learn the message as ham", timeout=60)
 
 
 SIGN = """

@@ -1,6 +1,6 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3a, R8.3c, R9.1, R10.2b, R12.2).
+"""The webmail in a real browser (R3.1, R6.1a, R6.1b, R6.2, R8.1, R8.3a, R8.3c, R9.1, R10.2b, R12.2, R12.5).
 
 A civil servant with a one-time password opens https://mail.sonla.gov.vn, is made to change the
 password before anything else, sees a weak password refused with the rule in Vietnamese, sets a
@@ -10,6 +10,7 @@ Each step leaves a screenshot in molecule/webmail/artifacts/.
 
 from __future__ import annotations
 
+import email.utils
 import imaplib
 import json
 import os
@@ -29,6 +30,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from sonla_molecule import rspamd_learned, wait_for
 
 
 def patient(driver, timeout: float) -> WebDriverWait:
@@ -44,6 +46,22 @@ SUBJECT = "Thông báo lịch họp giao ban tháng Sáu – Sở KH&CN"  # R3.4
 WEAK = "sonla2025"  # no upper-case letter, no special character (R6.2)
 NEW_PASSWORD = "Sơn-La#2025đổi"  # meets R6.2 (Unicode upper and lower case count)
 DB = "/var/lib/sonla-mail/users.sqlite"
+
+
+def send_from_outside(server_ip, sender, subject, body) -> EmailMessage:
+    """Deliver a message to USER as another mail server would (port 25, from the host), as a mail program writes
+    it: the filter (rspamd) scores a missing Date or Message-ID and a HELO name that resolves to loopback (the
+    host's own name, smtplib's default), which together would file the message in Junk."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = USER
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = email.utils.make_msgid(domain=sender.split("@")[1])
+    message.set_content(body, charset="utf-8")
+    with smtplib.SMTP(server_ip, 25, local_hostname="client.test.invalid", timeout=30) as smtp:
+        smtp.send_message(message)
+    return message
 
 
 def shot(driver, artifacts, name):
@@ -128,13 +146,9 @@ def test_one_time_password_does_not_open_imap(server_ip, server_cert, initial_pa
 def test_first_login_forced_change_then_inbox(browser, artifacts, host, server_ip, server_cert, initial_passwords):
     """R6.1a, R6.2, R12.2: the whole story of a new civil servant, in the browser."""
     # A message waits in the new mailbox, sent earlier by a colleague (Vietnamese subject, R3.4).
-    message = EmailMessage()
-    message["From"] = "vanphong@example.org"
-    message["To"] = USER
-    message["Subject"] = SUBJECT
-    message.set_content("Kính gửi chị Dung,\n\nMời chị dự họp giao ban lúc 8 giờ sáng thứ Hai.\n", charset="utf-8")
-    with smtplib.SMTP(server_ip, 25, timeout=30) as smtp:
-        smtp.send_message(message)
+    send_from_outside(
+        server_ip, "vanphong@example.org", SUBJECT, "Kính gửi chị Dung,\n\nMời chị dự họp giao ban lúc 8 giờ sáng thứ Hai.\n"
+    )
 
     # 1. Log in with the one-time password: the change form, and nothing else.
     login(browser, USER, initial_passwords[USER])
@@ -349,3 +363,76 @@ def test_voluntary_change_in_settings(browser, artifacts, host, server_ip, serve
     before = row(host, USER)["password_changed_at"]
     assert imap_login(server_ip, server_cert, USER, NEW_PASSWORD)[0] == "OK"
     assert row(host, USER)["password_changed_at"] == before
+
+
+def mailbox_holds(server_ip, server_cert, mailbox, message_id) -> bool:
+    """Whether USER's ``mailbox`` holds the message, over IMAP with the password the user chose."""
+    client = imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(server_cert), timeout=30)
+    try:
+        client.authenticate("PLAIN", lambda _: b"\0" + USER.encode() + b"\0" + NEW_PASSWORD.encode())
+        client.select(mailbox, readonly=True)
+        _, found = client.search(None, "HEADER", "Message-ID", message_id)
+        return bool(found[0].split())
+    finally:
+        client.logout()
+
+
+def click_in_toolbar(browser, command):
+    """Roundcube's toolbar button of ``command`` (markasjunk's), once the selection enabled it. The elastic skin
+    moves the buttons of the toolbar container (#mailtoolbar) into the header's #toolbar-menu."""
+    patient(browser, 30).until(
+        lambda d: next(
+            (
+                e
+                for e in d.find_elements(By.CSS_SELECTOR, f"#toolbar-menu a[onclick*=\"'{command}'\"]")
+                if e.is_displayed() and "disabled" not in e.get_attribute("class").split()
+            ),
+            None,
+        )
+    ).click()
+
+
+def open_in_preview(browser, subject, text):
+    """Select the message in the list and wait until the preview shows ``text``: while the preview loads Roundcube
+    is busy and ignores toolbar commands (a click then does nothing)."""
+    patient(browser, 30).until(
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#messagelist span.subject") if subject in e.text), None)
+    ).click()
+    patient(browser, 30).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
+    patient(browser, 30).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+    browser.switch_to.default_content()
+    patient(browser, 30).until(lambda d: not d.execute_script("return rcmail.busy"))
+
+
+def test_report_spam_and_not_spam_train_rspamd(browser, artifacts, host, server_ip, server_cert):
+    """R12.5: the webmail's "report spam" button moves a message into Junk and rspamd learns it as spam;
+    "not spam" in Junk moves it back to the inbox and rspamd learns it as ham (Dovecot IMAPSieve)."""
+    unique = uuid.uuid4().hex[:10]
+    subject = f"Khuyến mãi đặc biệt {unique}"
+    # Long enough for rspamd's Bayes classifier, which skips messages of few words.
+    body = " ".join(["Ưu đãi lớn nhất trong năm, giảm giá mọi sản phẩm, đăng ký ngay hôm nay."] * 8) + f" Mã {unique}.\n"
+    message_id = send_from_outside(server_ip, "quangcao@example.org", subject, body)["Message-ID"]
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message in the inbox")
+    assert not rspamd_learned(host, message_id, "spam")
+
+    # "Report spam": select the message in the inbox and click markasjunk's button.
+    browser.delete_all_cookies()
+    login(browser, USER, NEW_PASSWORD)
+    wait(browser, "#messagelist")
+    open_in_preview(browser, subject, f"Mã {unique}")
+    shot(browser, artifacts, "12-message-to-report")
+    click_in_toolbar(browser, "plugin.markasjunk.junk")
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "Junk", message_id), "the reported message in Junk")
+    assert not mailbox_holds(server_ip, server_cert, "INBOX", message_id)
+    shot(browser, artifacts, "13-reported-as-spam")
+    wait_for(lambda: rspamd_learned(host, message_id, "spam"), "rspamd to learn the reported spam", timeout=60)
+
+    # "Not spam" in Junk: back to the inbox, learned as ham.
+    browser.get(URL + "?_task=mail&_mbox=Junk")
+    wait(browser, "#messagelist")
+    open_in_preview(browser, subject, f"Mã {unique}")
+    click_in_toolbar(browser, "plugin.markasjunk.not_junk")
+    wait_for(lambda: mailbox_holds(server_ip, server_cert, "INBOX", message_id), "the message back in the inbox")
+    assert not mailbox_holds(server_ip, server_cert, "Junk", message_id)
+    shot(browser, artifacts, "14-reported-as-not-spam")
+    wait_for(lambda: rspamd_learned(host, message_id, "ham"), "rspamd to learn the message as ham", timeout=60)

@@ -41,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import generate
+import podman
+from podman import sh
 
 generate._import_collection()
 from ansible_collections.sonla.mail.plugins.module_utils import _backup
@@ -100,15 +102,8 @@ _TIMED = ('start=$(date +%s.%N); {command} > /tmp/bench.out 2>/tmp/bench.err; rc
           'echo "$start $end $rc"; cat /tmp/bench.out')
 
 
-def sh(*command: str, check: bool = True, input_: str | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, input=input_, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:6])}: {done.stderr.strip()[-1500:] or done.stdout[-1500:]}")
-    return done.stdout
-
-
 def inside(script: str, check: bool = True) -> str:
-    return sh("podman", "exec", "-i", CONTAINER, "sh", "-c", script, check=check)
+    return podman.inside(CONTAINER, script, check=check)
 
 
 def drop_caches() -> None:
@@ -160,9 +155,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    sh("podman", "rm", "-f", CONTAINER, check=False)
-    sh("podman", "run", "-d", "--name", CONTAINER, "--hostname", "mail.sonla.gov.vn", args.image,
-       "/bin/sleep", "infinity")
+    podman.start(CONTAINER, args.image)
     try:
         inside("export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && "
                "apt-get install -y -q --no-install-recommends restic zstd >/dev/null")

@@ -41,6 +41,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import generate
+from podman import inside, sh, start
 
 generate._import_collection()
 from ansible_collections.sonla.mail.plugins.module_utils import _password
@@ -52,22 +53,6 @@ SIGNATURES = os.path.join(ROOT, "molecule", "hygiene", "files", "sonla-test.ndb"
 STAND_INS = "mkdir -p /var/lib/clamav/main.inc /var/lib/clamav/daily.inc"
 RECIPIENTS = 10
 PASSWORD = "Bench-chi#2025"  # benchmark-only password, set in the throwaway container only
-
-
-def sh(*command: str, check: bool = True, input_: str | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, input=input_, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:6])}: {done.stderr.strip()[-1500:] or done.stdout[-1500:]}")
-    return done.stdout
-
-
-def inside(container: str, script: str, check: bool = True) -> str:
-    return sh("podman", "exec", "-i", container, "sh", "-c", script, check=check)
-
-
-def start(container: str, image: str) -> None:
-    sh("podman", "rm", "-f", container, check=False)
-    sh("podman", "run", "-d", "--name", container, "--hostname", "mail.sonla.gov.vn", image, "/bin/sleep", "infinity")
 
 
 def converge_full(work: str, python: str) -> None:

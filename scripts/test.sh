@@ -2,7 +2,8 @@
 # THE test command (CI runs it through .ci/run, as root, on a clean clone):
 #   setup -> ruff -> yamllint -> ansible-lint (production) -> ansible-test sanity -> changelog lint
 #   -> unit and integration tests -> every molecule scenario.
-# Exits non-zero on the first failure. MOLECULE_SCENARIOS="a b" limits the scenarios run.
+# Exits non-zero on the first failure (the molecule scenarios all run, then any failure fails the command).
+# MOLECULE_SCENARIOS="a b" limits the scenarios run; MOLECULE_JOBS=1 runs them one at a time.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,12 +43,22 @@ step "local test images"
 ./scripts/build-image.sh trixie
 ./scripts/build-image.sh bookworm
 
-scenarios="${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)}"
-for scenario in $scenarios; do
-  step "molecule test -s ${scenario}"
-  scenario_started=$SECONDS
-  molecule test -s "$scenario"
-  echo "molecule scenario ${scenario} passed in $((SECONDS - scenario_started)) s"
-done
+# Two scenarios at a time (MOLECULE_JOBS): each spends much of its time waiting on apt, daemons and timeouts,
+# so two share the 2 cores well. The longest go first, so that the lanes end together. Each scenario's output
+# is printed whole when it ends, followed by its result and time.
+all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)"
+longest_first="lifecycle backup webmail"
+ordered="$(for s in $longest_first; do grep -qx "$s" <<<"$all_scenarios" && echo "$s"; done
+           grep -vxF "$(printf '%s\n' $longest_first)" <<<"$all_scenarios" || true)"
+scenarios="${MOLECULE_SCENARIOS:-$ordered}"
+logs="$(mktemp -d /tmp/sonla-molecule-logs.XXXXXX)"
+step "molecule test, ${MOLECULE_JOBS:-2} scenarios at a time: $(echo $scenarios)"
+export logs
+printf '%s\n' $scenarios | xargs -P "${MOLECULE_JOBS:-2}" -I{} bash -c '
+  scenario={}; started=$SECONDS
+  if molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1; then result=passed; else result=FAILED; fi
+  { printf "\n==> molecule test -s %s\n" "$scenario"; cat "$logs/$scenario.log"
+    echo "molecule scenario $scenario $result in $((SECONDS - started)) s"; } | flock "$logs/.print" cat
+  [ "$result" = passed ]' || { echo "a molecule scenario failed (see its output above)" >&2; exit 1; }
 
 step "all tests passed in $((SECONDS - started)) s"

@@ -24,8 +24,13 @@ extends_documentation_fragment:
   - sonla.mail.attributes.DIFF
 options:
   database:
-    description: Path of the SQLite user database on the mail server. Created when missing.
-    type: path
+    description:
+      - Path of the SQLite user database on the mail server, created when missing.
+      - Or, for several hosts, a PostgreSQL URI such as C(postgresql:///sonla_mail) (issue 15). The database
+        must exist; the module creates or upgrades the schema and grants each tier's group role
+        (C(sonla_mail_mx), C(sonla_mail_proxy), C(sonla_mail_mailstore), C(sonla_mail_webmail)) its rights.
+        A password, if one is needed, comes from a libpq pgpass file, never from the URI.
+    type: str
     required: true
   mailboxes:
     description:
@@ -291,7 +296,6 @@ handoffs_used:
 
 import json
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -313,6 +317,18 @@ def share_with_group(database: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(database + suffix):
             os.chmod(database + suffix, 0o660)
+
+
+def open_database(module, database: str, postgres: bool):
+    """The user database, its schema brought up to date unless in check mode, which changes nothing."""
+    if postgres:
+        connection = _userdb.connect(database, upgrade=not module.check_mode)
+        return connection if _userdb.table_columns(connection, "mailbox") else None  # check mode, no schema yet
+    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+    connection = _userdb.connect(database, upgrade=not module.check_mode)
+    if not module.check_mode:  # check mode changes nothing, not even a mode
+        share_with_group(database)
+    return connection
 
 
 def read_json_file(path: str | None, default, remove: bool = False):
@@ -383,7 +399,7 @@ def purge_set_aside(module) -> None:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "database": {"type": "path", "required": True},
+            "database": {"type": "str", "required": True},
             # Entries are checked by validate_desired (the suboptions above): Ansible's per-element
             # validation costs seconds at 50,000 mailboxes.
             "mailboxes": {"type": "list", "elements": "dict"},
@@ -415,13 +431,17 @@ def main():
         module.fail_json(msg=str(error))
 
     database = params["database"]
+    postgres = _userdb.is_postgres(database)
+    if not postgres:
+        database = os.path.expanduser(database)
     connection = None
     current, revoked, restores_done = {}, {}, set()
-    if not (module.check_mode and not os.path.exists(database)):
-        os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
-        connection = _userdb.connect(database, upgrade=not module.check_mode)
-        if not module.check_mode:  # check mode changes nothing, not even a mode
-            share_with_group(database)
+    if postgres or not (module.check_mode and not os.path.exists(database)):
+        try:
+            connection = open_database(module, database, postgres)
+        except _userdb.DatabaseError as error:
+            module.fail_json(msg=f"cannot open the user database: {error}")
+    if connection is not None:
         current = _userdb.read_mailboxes(connection)
         revoked = read_revoked(connection)  # R7.2: never created again
         restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
@@ -463,7 +483,7 @@ def main():
 
     try:
         remove_rows_and_mail(module, connection, plan, hashes, params["now"] or _userdb.utc_now(), params["_handoff_id"], reissue)
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, *_userdb.DatabaseError) as error:
         module.fail_json(msg=f"nothing was changed: {error}")
     module.exit_json(**result)
 

@@ -278,6 +278,11 @@ class MigrationError(Exception):
     """A SQLite database cannot be copied into this PostgreSQL database without losing or mixing rows."""
 
 
+def sqlite_tables(connection: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
 def copy_to_postgres(source: sqlite3.Connection, target: PostgresConnection) -> dict[str, int]:
     """Copy every row of a SQLite user database into an empty PostgreSQL one, in one transaction (issue 15).
 
@@ -286,10 +291,8 @@ def copy_to_postgres(source: sqlite3.Connection, target: PostgresConnection) -> 
     must be at the current schema (open it with ``connect`` first) and the target must hold no mailbox,
     event or history row. Returns the rows copied per table; refuses (MigrationError) before writing.
     """
-    tables = [row[0] for row in source.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     plan = []
-    for table in tables:
+    for table in sqlite_tables(source):
         columns = [row["name"] for row in source.execute(f"PRAGMA table_info({table})")]
         missing = sorted(set(columns) - table_columns(target, table))
         if missing:

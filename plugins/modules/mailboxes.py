@@ -30,7 +30,7 @@ options:
         must exist; the module creates or upgrades the schema and grants each tier's group role
         (C(sonla_mail_mx), C(sonla_mail_proxy), C(sonla_mail_mailstore), C(sonla_mail_webmail)) its rights.
         A password, if one is needed, comes from a libpq pgpass file, never from the URI.
-    type: str
+    type: path
     required: true
   mailboxes:
     description:
@@ -399,7 +399,8 @@ def purge_set_aside(module) -> None:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "database": {"type": "str", "required": True},
+            # A path, or a PostgreSQL URI: "path" only expands a leading ~ and $VARIABLES, which a URI has neither of.
+            "database": {"type": "path", "required": True},
             # Entries are checked by validate_desired (the suboptions above): Ansible's per-element
             # validation costs seconds at 50,000 mailboxes.
             "mailboxes": {"type": "list", "elements": "dict"},
@@ -432,8 +433,6 @@ def main():
 
     database = params["database"]
     postgres = _userdb.is_postgres(database)
-    if not postgres:
-        database = os.path.expanduser(database)
     connection = None
     current, revoked, restores_done = {}, {}, set()
     if postgres or not (module.check_mode and not os.path.exists(database)):

@@ -10,7 +10,7 @@ from module_runner import run
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
-from ansible_collections.sonla.mail.plugins.modules import mailboxes
+from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
 
 NOW = "2027-01-05 08:00:00"
 
@@ -118,3 +118,23 @@ def test_the_mx_role_reads_addresses_and_never_hashes(postgres_server, postgres_
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 mx.execute(forbidden)
             mx.rollback()
+
+
+def test_the_migrate_module_previews_copies_once_and_refuses_to_mix(tmp_path, postgres_uri):
+    source = str(tmp_path / "users.sqlite")
+    converge(_userdb.connect(source), desired("an", "binh"))
+    arguments = {"source": source, "target": postgres_uri}
+
+    ok, preview = run(userdb_migrate, {**arguments, "_ansible_check_mode": True})
+    assert ok and preview["changed"] and preview["copied"]["mailbox"] == 2
+    with psycopg.connect(postgres_uri) as connection:
+        assert connection.execute("SELECT to_regclass('mailbox')").fetchone()[0] is None
+    ok, copied = run(userdb_migrate, arguments)
+    assert ok and copied["changed"] and copied["copied"]["mailbox"] == 2 and copied["copied"]["mailbox_event"] == 2
+    ok, again = run(userdb_migrate, arguments)
+    assert ok and not again["changed"]
+
+    converge(_userdb.connect(source), desired("an", "binh", "chi"))  # the source moved on: a second copy would mix
+    ok, refused = run(userdb_migrate, arguments)
+    assert not ok and "table mailbox of the PostgreSQL database is not empty" in refused["msg"]
+    assert len(_userdb.read_mailboxes(_userdb.connect(postgres_uri))) == 2

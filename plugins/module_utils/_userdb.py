@@ -441,11 +441,12 @@ def remove_mail(mail_root: str, address: str) -> bool:
 _INSERT = """
 INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,
                      state, password, must_change, created_at, password_changed_at,
-                     suspended_at, suspended_reason, suspended_by, request_ref, updated_at)
+                     suspended_at, suspended_reason, suspended_by, request_ref, updated_at, host)
 VALUES (:address, :local_part, :domain, :kind, :owner_id, :display_name, :organization, :quota_mb,
-        :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now)
+        :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now, :host)
 """
-_UPDATABLE = (frozenset(INVENTORY_COLUMNS) - frozenset(IDENTITY_COLUMNS)) | {"suspended_reason"}
+# host: a mailbox made before there were several mailstores is pinned to one (issue 15, _mailbox_plan.place_mailboxes).
+_UPDATABLE = (frozenset(INVENTORY_COLUMNS) - frozenset(IDENTITY_COLUMNS)) | {"suspended_reason", "host"}
 
 
 def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
@@ -470,6 +471,7 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
             "password": password_hashes[address], "now": now, "suspended_at": now if suspended else None,
             "suspended_reason": mailbox.get("reason") if suspended else None,
             "suspended_by": "inventory" if suspended else None, "request_ref": mailbox.get("request"),
+            "host": plan.placement.get(address),
         })
         events.append((now, address, "added", mailbox.get("request"), handoff))
     with transaction(connection):

@@ -79,6 +79,11 @@ options:
       leave_until:
         description: End of a notified absence (R8.2a); kept for the lifecycle.
         type: str
+      store:
+        description:
+          - The mailstore that holds a new mailbox, one of O(stores). Without it the least-filled store is chosen.
+          - A mailbox stays on its store; asking for another one is refused (RV(refused)), since a converge does not move mail.
+        type: str
       restore:
         description:
           - The agency's written request to lift a suspension made by the lifecycle or an operator (R8.3a).
@@ -109,6 +114,14 @@ options:
       - A JSON file on the mail server holding the list O(mailboxes) describes. Set by the action plugin,
         which writes it in its temporary folder and removes it after the run.
     type: path
+  stores:
+    description:
+      - The mailstores of a layout of several hosts (issue 15), such as the inventory group C(mailstore). Empty on a single host.
+      - Each new mailbox is given one, balanced by quota, and keeps it (the C(host) column the Dovecot proxy routes by).
+        A mailbox made before there were several stores is pinned to the first one.
+    type: list
+    elements: str
+    default: []
   exclusive:
     description: Also remove mailboxes that are in the database but not in O(mailboxes).
     type: bool
@@ -405,6 +418,7 @@ def main():
             # validation costs seconds at 50,000 mailboxes.
             "mailboxes": {"type": "list", "elements": "dict"},
             "mailboxes_file": {"type": "path"},
+            "stores": {"type": "list", "elements": "str", "default": []},
             "exclusive": {"type": "bool", "default": False},
             "max_removals": {"type": "int", "default": 10},
             "mail_root": {"type": "path"},
@@ -447,7 +461,7 @@ def main():
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
-                          restores_done=restores_done)
+                          restores_done=restores_done, stores=params["stores"])
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)

@@ -138,3 +138,13 @@ def test_the_migrate_module_previews_copies_once_and_refuses_to_mix(tmp_path, po
     ok, refused = run(userdb_migrate, arguments)
     assert not ok and "table mailbox of the PostgreSQL database is not empty" in refused["msg"]
     assert len(_userdb.read_mailboxes(_userdb.connect(postgres_uri))) == 2
+
+
+def test_the_servers_sqlite_functions_give_the_same_answers(tmp_path, postgres_uri):
+    postgres = _userdb.connect(postgres_uri)
+    sqlite = _userdb.connect(str(tmp_path / "users.sqlite"))
+    for query in ("SELECT datetime('2027-03-31 08:00:00', '-90 days')", "SELECT datetime('2027-03-01 00:30:00', '-1 hour')",
+                  "SELECT datetime('now') > '2026-01-01 00:00:00'", "SELECT length(hex(randomblob(32)))"):
+        answers = [connection.execute(query).fetchone()[0] for connection in (sqlite, postgres)]
+        assert answers[0] == answers[1] or (answers[0] == 1 and answers[1] is True), (query, answers)
+    assert postgres.execute("SELECT hex(randomblob(32)) <> hex(randomblob(32))").fetchone()[0] is True

@@ -17,6 +17,7 @@ in PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -205,23 +206,21 @@ def postgres_sql(sql: str, named: bool) -> str:
 class Row(tuple):
     """A result row read by position or by column name, as ``sqlite3.Row`` is."""
 
-    def __new__(cls, names, values):
+    def __new__(cls, index: dict[str, int], values):
         row = super().__new__(cls, values)
-        row._names = names
+        row._index = index
         return row
 
     def __getitem__(self, key):
-        if isinstance(key, str):
-            return super().__getitem__(self._names.index(key))
-        return super().__getitem__(key)
+        return super().__getitem__(self._index[key] if isinstance(key, str) else key)
 
     def keys(self):
-        return list(self._names)
+        return list(self._index)
 
 
 def _row_factory(cursor):
-    names = [column.name for column in cursor.description or ()]
-    return lambda values: Row(names, values)
+    index = {column.name: number for number, column in enumerate(cursor.description or ())}
+    return lambda values: Row(index, values)
 
 
 class PostgresConnection:
@@ -338,6 +337,11 @@ DatabaseError = (sqlite3.Error, DatabaseUnavailable) + ((psycopg.Error,) if psyc
 
 def read_mailboxes(connection) -> dict[str, dict]:
     """Every mailbox row, keyed by address."""
+    if is_postgres_connection(connection):
+        # One JSON value for the whole table: psycopg's pure-Python row loading (Debian's python3-psycopg) costs
+        # about 8 s for 50,000 rows of 21 columns, the JSON text 0.3 s. JSON keeps the same ints, texts and NULLs.
+        text = connection.execute("SELECT coalesce(json_agg(mailbox), '[]')::text FROM mailbox").fetchone()[0]
+        return {row["address"]: row for row in json.loads(text)}
     rows = connection.execute("SELECT * FROM mailbox")
     return {row["address"]: dict(row) for row in rows}
 

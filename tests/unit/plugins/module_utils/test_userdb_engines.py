@@ -41,7 +41,7 @@ def test_sqlite_placeholders_become_psycopg_ones(sql, named, expected):
 
 
 def test_a_row_reads_by_position_and_by_name_like_sqlite3():
-    row = _userdb.Row(["address", "quota_mb"], ("an@sonla.gov.vn", 2048))
+    row = _userdb.Row({"address": 0, "quota_mb": 1}, ("an@sonla.gov.vn", 2048))
     assert row[0] == row["address"] == "an@sonla.gov.vn" and row[1] == row["quota_mb"] == 2048
     assert dict(row) == {"address": "an@sonla.gov.vn", "quota_mb": 2048}
     with sqlite3.connect(":memory:") as connection:

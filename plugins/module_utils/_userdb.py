@@ -146,9 +146,14 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
 TIER_GRANTS = {
     "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox",),
-    "proxy": ("GRANT SELECT (address, password, state, host) ON mailbox",),
+    # The proxy and the mailstores check passwords and refuse blocked accounts with the reason (R6.1, R8.1).
+    "proxy": (
+        ("GRANT SELECT (address, password, state, must_change, password_changed_at, suspended_reason, host)"
+         " ON mailbox"),
+    ),
     "mailstore": (
-        "GRANT SELECT (address, local_part, domain, quota_mb, state, password, must_change, host, last_login_at) ON mailbox",
+        ("GRANT SELECT (address, local_part, domain, quota_mb, over_quota, state, password, must_change,"
+         " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
     ),
     "webmail": (

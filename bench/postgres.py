@@ -3,7 +3,7 @@
 """A throwaway PostgreSQL cluster in a temporary folder, reached only through its Unix socket (issue 15).
 
 For the benchmark of the PostgreSQL user database (``bench/run.py --engine postgresql``) and the tests
-against a real server (tests/integration/conftest.py). Needs Debian's ``postgresql`` package and psycopg 3.
+against a real server (tests/integration/test_userdb_postgres.py). Needs Debian's ``postgresql`` package and psycopg 3.
 """
 
 from __future__ import annotations

@@ -1,18 +1,52 @@
 """The PostgreSQL user database against a real server (issue 15): the same plan/apply path as SQLite,
 the copy of a SQLite database with nothing lost, and each tier's role limited to its rights."""
 
+import importlib.util
 import json
+import os
 
 import psycopg
 import pytest
-from module_runner import run
 
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(name: str, *path: str):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The unit tests' in-process module runner serves these tests too; the throwaway cluster is the benchmark's.
+run = _load("module_runner", "tests", "unit", "plugins", "modules", "module_runner.py").run
+ThrowawayPostgres = _load("bench_postgres", "bench", "postgres.py").ThrowawayPostgres
+
 NOW = "2027-01-05 08:00:00"
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """One real PostgreSQL cluster for this file (Debian's postgresql package; scripts/setup.sh installs it)."""
+    try:
+        server = ThrowawayPostgres().start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server):
+    """A fresh, empty database of its own for one test."""
+    return postgres_server.uri(postgres_server.new_database())
 
 
 def desired(*local_parts, **fields):

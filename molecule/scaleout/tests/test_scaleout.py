@@ -87,7 +87,7 @@ def stored_on(store, address: str, message_id: str) -> bool:
 
 
 def imap_fetch(ip: str, address: str, message_id: str) -> bytes | None:
-    with imaplib.IMAP4(ip, 143, timeout=30) as imap:
+    with imaplib.IMAP4(ip, 143, timeout=60) as imap:  # a loaded 2-core CI machine: a search once took 30 s
         imap.starttls(ssl_context=tls_context())
         imap.login(address, PASSWORD)
         imap.select("INBOX")

@@ -6,12 +6,14 @@
     python bench/run.py                          # 1,000, 10,000 and 50,000 people, 3 runs each
     python bench/run.py --sizes 1000 --runs 3    # one size
     python bench/run.py --mail                   # and the mail figures (bench/mail.sh, needs podman)
+    python bench/run.py --engine postgresql      # the user database in PostgreSQL (issue 15), not SQLite
 
 Every figure is the median of ``--runs`` runs and is printed in one table at the end (also written
 to ``WORK/results.json``). Method, machine and the latest figures: docs/benchmarks.md.
 
-Per run and size, on a copy of the generated inventory and a new SQLite database under ``--work``
-(the target is this machine, ``connection: local``):
+Per run and size, on a copy of the generated inventory and a new SQLite database under ``--work``, or with
+``--engine postgresql`` a new database in a throwaway PostgreSQL cluster (bench/postgres.py), reached through
+its Unix socket (the target is this machine, ``connection: local``):
 
 * lint: ``scripts/lint-inventory`` on the inventory, a whole process;
 * the playbook ``bench/playbooks/converge.yml`` (mail_inventory, then roles/mailboxes) four times:
@@ -51,6 +53,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import generate
+from postgres import ThrowawayPostgres
 
 generate._import_collection()
 from ansible_collections.sonla.mail.plugins.module_utils import _password
@@ -142,9 +145,10 @@ def run_timed(command: list[str], env: dict | None = None, log: str | None = Non
 # --- the scenario ---------------------------------------------------------------------------------
 
 class Workspace:
-    def __init__(self, work: str, python: str):
+    def __init__(self, work: str, python: str, postgres=None):
         self.work = work
         self.python = python
+        self.postgres = postgres  # a started bench/postgres.py cluster, or None for SQLite
         os.makedirs(work, exist_ok=True)
         self.target_python = os.path.join(work, "target", "python3")
         os.makedirs(os.path.dirname(self.target_python), exist_ok=True)
@@ -182,6 +186,12 @@ class Workspace:
                 target_kb = max((int(line) for line in stream if line.strip().isdigit()), default=0)
         return {"wall": wall, "tasks": tasks, "controller_mb": controller_kb / 1024, "target_mb": target_kb / 1024,
                 "load": float(_read("/proc/loadavg").split()[0])}
+
+    def database(self, folder: str) -> str:
+        """A new, empty user database: a SQLite file in ``folder`` (created by whoever opens it), or a PostgreSQL URI."""
+        if self.postgres is None:
+            return os.path.join(folder, "users.sqlite")
+        return self.postgres.uri(self.postgres.new_database())
 
     def module_call(self, args: dict, path: str) -> dict:
         with open(path, "w", encoding="utf-8") as stream:
@@ -243,7 +253,7 @@ def one_run(ws: Workspace, size: int, seed: int, run: int, pristine: str) -> dic
     stages["add"], stages["quota"] = staff_add, staff_quota
 
     extra = {
-        "bench_inventory": mail, "bench_database": os.path.join(base, "db", "users.sqlite"),
+        "bench_inventory": mail, "bench_database": ws.database(os.path.join(base, "db")),
         "bench_mail_root": os.path.join(base, "vmail"), "bench_handoff_dir": os.path.join(base, "handoff"),
         "bench_target_python": ws.target_python,
     }
@@ -256,8 +266,8 @@ def one_run(ws: Workspace, size: int, seed: int, run: int, pristine: str) -> dic
         figures[step]["mailboxes"] = len(desired[step])
 
     # The module alone, on its own database: same four steps.
-    database = os.path.join(base, "db-module", "users.sqlite")
-    os.makedirs(os.path.dirname(database))
+    os.makedirs(os.path.join(base, "db-module"))
+    database = ws.database(os.path.join(base, "db-module"))
     known: set[str] = set()
     for step in STEPS:
         args = {"database": database, "mailboxes": desired[step], "mail_root": os.path.join(base, "vmail")}
@@ -403,10 +413,20 @@ def main() -> int:
     parser.add_argument("--no-loop", action="store_true", help="skip the per-item baseline")
     parser.add_argument("--work", default="/tmp/sonla-bench", help="scratch folder (inventories, databases)")
     parser.add_argument("--python", default=sys.executable, help="Python of the venv with ansible-core")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite", help="the user database's engine")
     args = parser.parse_args()
+    postgres = ThrowawayPostgres().start() if args.engine == "postgresql" else None
+    try:
+        return bench(args, postgres)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def bench(args, postgres) -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
-    ws = Workspace(os.path.abspath(args.work), args.python)
-    print(f"bench: {machine()}", flush=True)
+    ws = Workspace(os.path.abspath(args.work), args.python, postgres)
+    print(f"bench: {machine()}, user database: {args.engine}", flush=True)
 
     results: dict[int, dict] = {}
     raw: dict = {}

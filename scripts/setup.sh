@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine (Debian 12, as root) for the tests and the demo. Idempotent and quick on re-run:
 #   - the Debian packages the tests use (podman with runc, debootstrap, sqlite3, swaks, openssl, php-cli
-#     for the webmail template tests, chromium for the browser tests),
+#     for the webmail template tests, chromium for the browser tests, postgresql for the PostgreSQL user database tests),
 #   - /etc/containers/containers.conf (runc: crun fails here; no default ulimits),
 #   - the Python venv .venv from requirements.txt,
 #   - .collections/ansible_collections/sonla/mail -> this checkout (ansible.cfg's collections_path).
@@ -15,7 +15,7 @@ log() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -----------------------------------------------------------------------------
 packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs sqlite3 swaks openssl ca-certificates
-  python3-venv debian-archive-keyring util-linux chromium chromium-driver php-cli)
+  python3-venv debian-archive-keyring util-linux chromium chromium-driver php-cli postgresql)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then

@@ -40,6 +40,7 @@ MAILBOX_FIELDS = {
     "request": (str, False, None),
     "leave_until": (str, False, None),
     "restore": (dict, False, None),
+    "store": (str, False, None),  # issue 15: the mailstore asked for; the planner picks one when it is absent
 }
 RESTORE_FIELDS = ("request", "date")
 
@@ -99,6 +100,7 @@ class Plan:
     held: list[dict] = field(default_factory=list)  # suspensions a converge may not lift
     unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
     refused: list[dict] = field(default_factory=list)  # {address, reason}: requests not carried out (R7.3)
+    placement: dict[str, str] = field(default_factory=dict)  # issue 15: new address -> the mailstore that holds it
 
     @property
     def changed(self) -> bool:
@@ -163,11 +165,13 @@ def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
 
 
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
-               revoked: dict[str, str] | None = None, restores_done: set | None = None) -> Plan:
+               revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = ()) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
     ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
     ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
+    ``stores`` names the mailstores of a several-host layout (issue 15; empty on a single host): see
+    ``place_mailboxes``.
     """
     owner_problems = _owner_problems(desired, current)
     if owner_problems:
@@ -214,12 +218,64 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
     else:
         plan.unmanaged = sorted(unknown)
 
+    if stores:
+        place_mailboxes(plan, desired, current, stores)
     if len(plan.removed) > max_removals:
         raise PlanError(
             f"{len(plan.removed)} mailboxes would be removed, more than max_removals={max_removals}; "
             f"nothing was changed (first: {', '.join(plan.removed[:5])})"
         )
     return plan
+
+
+def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], stores) -> None:
+    """Issue 15: give each new mailbox a mailstore, and keep every existing one where it is.
+
+    A new mailbox goes to the store its entry names, else to the store holding the least quota (the sum of
+    its mailboxes' quota_mb, counting this run's), first in ``stores`` order on a tie. The choice is stored
+    in the mailbox's ``host`` and pinned like an address: no converge moves it. A mailbox made before there
+    were several stores (no host) is pinned to the first store, the old single host, where its mail is.
+    Moving a mailbox needs its mail copied first, which a converge does not do: asking for it is refused.
+    """
+    stores = list(stores)
+    removed = set(plan.removed)
+    load = dict.fromkeys(stores, 0)  # MiB of quota per store
+    for address, row in current.items():
+        host = row.get("host")
+        if host is not None and host not in load and address not in removed:
+            raise PlanError(f"mailbox {address} is on mailstore {host!r}, which is not among the mailstores "
+                            f"({', '.join(stores)}); nothing was changed. Move its mail before removing a store.")
+        if host in load and address not in removed:
+            load[host] += row["quota_mb"]
+    for mailbox in desired:
+        if mailbox.get("store") is not None and mailbox["store"] not in load:
+            raise PlanError(f"mailbox {mailbox['address']}: store {mailbox['store']!r} is not among the mailstores "
+                            f"({', '.join(stores)})")
+    for mailbox in plan.added:
+        store = mailbox.get("store") or min(stores, key=lambda name: (load[name], stores.index(name)))
+        load[store] += mailbox["quota_mb"]
+        plan.placement[mailbox["address"]] = store
+
+    updates = {update["address"]: update for update in plan.updated}
+    pinned = set()
+    for mailbox in desired:
+        row = current.get(mailbox["address"])
+        if row is None or mailbox["state"] == "absent":
+            continue
+        address, store = mailbox["address"], mailbox.get("store")
+        if row.get("host") is None:
+            change = {"host": [None, store or stores[0]]}
+            if address in updates:
+                updates[address]["changes"].update(change)
+            else:
+                plan.updated.append({"address": address, "changes": change, "request": None})
+                pinned.add(address)
+        elif store is not None and store != row["host"]:
+            plan.refused.append({"address": address, "reason": (
+                f"chuyển hộp thư từ {row['host']} sang {store} chưa được hỗ trợ / moving a mailbox from {row['host']} "
+                f"to {store} is not supported yet: it stays on {row['host']} (issue 15)")})
+    if pinned:
+        plan.unchanged = [address for address in plan.unchanged if address not in pinned]
 
 
 def _plan_existing(plan: Plan, mailbox: dict, row: dict, restores_done: set) -> None:
@@ -267,8 +323,9 @@ def diff_text(plan: Plan) -> dict:
     before: list[str] = []
     after: list[str] = []
     for mailbox in plan.added:
+        store = f", on {plan.placement[mailbox['address']]}" if mailbox["address"] in plan.placement else ""
         after.append(f"{mailbox['address']}: {mailbox['display_name']} ({mailbox['organization']}, "
-                     f"{mailbox['quota_mb']} MB, {mailbox['state']})")
+                     f"{mailbox['quota_mb']} MB, {mailbox['state']}{store})")
     for update in plan.updated:
         for column, (old, new) in update["changes"].items():
             before.append(f"{update['address']}: {column}={old}")

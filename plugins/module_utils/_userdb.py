@@ -1,24 +1,36 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The mail user database: one SQLite file that Postfix, Dovecot and webmail read directly.
+"""The mail user database: one SQLite file on a single host, or one PostgreSQL database for several (issue 15).
 
-This module is the only place that knows the schema. Postfix (``sqlite:`` maps), Dovecot
-(``driver = sqlite``) and the webmail password change query the ``mailbox`` table; the
+This module is the only place that knows the schema. Postfix (``sqlite:``/``pgsql:`` maps), Dovecot
+(``driver = sqlite``/``pgsql``) and the webmail password change query the ``mailbox`` table; the
 ``mailboxes`` module is the only writer of inventory-owned columns.
 
+Both engines get the same schema (PostgreSQL's DDL is derived from ``SCHEMA``) and the same SQL: every
+query here is written in SQLite's dialect, and ``PostgresConnection`` translates its placeholders, so
+there is one plan/apply path, not two.
+
 Timestamps are UTC text in SQLite's own ``YYYY-MM-DD HH:MM:SS`` form, so SQL can compare them
-with ``datetime('now', '-90 days')`` directly (R6.1b, R8.1, R8.2a).
+with ``datetime('now', '-90 days')`` directly (R6.1b, R8.1, R8.2a); text of that form orders the same
+in PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-SCHEMA_VERSION = 3
+try:
+    import psycopg
+except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-psycopg)
+    psycopg = None
+
+SCHEMA_VERSION = 4  # 4: issue 15 (scale-out), mailbox.host
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -45,7 +57,8 @@ CREATE TABLE IF NOT EXISTS mailbox (
     suspended_reason    TEXT,
     suspended_by        TEXT CHECK (suspended_by IN ('inventory', 'lifecycle', 'operator')),
     request_ref         TEXT,                       -- R7.1c
-    updated_at          TEXT NOT NULL
+    updated_at          TEXT NOT NULL,
+    host                TEXT                        -- issue 15: the mailstore holding it; NULL on a single host
 );
 CREATE TABLE IF NOT EXISTS mailbox_event (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,13 +96,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def connect(path: str, upgrade: bool = True) -> sqlite3.Connection:
-    """Open (creating if needed) the database with the schema in place.
+def connect(database: str, upgrade: bool = True):
+    """Open the database with the schema in place: a SQLite file (created if needed) or a PostgreSQL URI.
 
-    WAL lets Dovecot and Postfix keep reading while a converge writes. ``upgrade=False`` (check mode)
-    reads the database as it is and changes nothing, not even an older schema.
+    SQLite: WAL lets Dovecot and Postfix keep reading while a converge writes. PostgreSQL: see
+    ``connect_postgres``. ``upgrade=False`` (check mode) reads the database as it is and changes nothing,
+    not even an older schema.
     """
-    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    if is_postgres(database):
+        return connect_postgres(database, upgrade)
+    connection = sqlite3.connect(database, isolation_level=None, timeout=30)
     connection.row_factory = sqlite3.Row
     if upgrade:
         connection.execute("PRAGMA journal_mode = WAL")
@@ -99,35 +115,252 @@ def connect(path: str, upgrade: bool = True) -> sqlite3.Connection:
     return connection
 
 
-def _migrate(connection: sqlite3.Connection) -> None:
+def _migrate(connection) -> None:
     """Bring a database made by an older version of this module to SCHEMA_VERSION, keeping every row."""
-    columns = {row["name"] for row in connection.execute("PRAGMA table_info(mailbox)")}
+    columns = table_columns(connection, "mailbox")
     if "over_quota" not in columns:  # version 1 -> 2
         connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
     # 2 -> 3: SCHEMA's CREATE ... IF NOT EXISTS has added the empty password_history table and its trigger.
+    # Issue 15 (scale-out), 3 -> 4: the mailstore that holds each mailbox; NULL on a single host.
+    if "host" not in columns:
+        connection.execute("ALTER TABLE mailbox ADD COLUMN host TEXT")
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        " WHERE value <> excluded.value",
+        " WHERE meta.value <> excluded.value",
         (str(SCHEMA_VERSION),),
     )
 
 
-def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
+def table_columns(connection, table: str) -> set[str]:
+    if is_postgres_connection(connection):
+        rows = connection.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                                  " AND table_name = ?", (table,))
+        return {row[0] for row in rows}
+    return {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+
+
+# --- PostgreSQL (issue 15) -------------------------------------------------------------------------------
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# What each tier's database role may read and write; nothing else is granted. The MX never sees a password
+# hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
+TIER_GRANTS = {
+    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox",),
+    # The proxy and the mailstores check passwords and refuse blocked accounts with the reason (R6.1, R8.1).
+    "proxy": (
+        ("GRANT SELECT (address, password, state, must_change, password_changed_at, suspended_reason, host)"
+         " ON mailbox"),
+    ),
+    "mailstore": (
+        ("GRANT SELECT (address, local_part, domain, quota_mb, over_quota, state, password, must_change,"
+         " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
+        "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
+    ),
+    "webmail": (
+        "GRANT SELECT ON mailbox, password_history",
+        "GRANT UPDATE (password, must_change, password_changed_at, updated_at) ON mailbox",
+        "GRANT INSERT, DELETE ON password_history",
+    ),
+}
+TIER_ROLE_PREFIX = "sonla_mail_"  # the group role of a tier: sonla_mail_mx, ...; login roles are its members
+
+
+def is_postgres(database: str) -> bool:
+    return database.startswith(POSTGRES_SCHEMES)
+
+
+def is_postgres_connection(connection) -> bool:
+    return isinstance(connection, PostgresConnection)
+
+
+# The SQLite functions the servers' queries use (Dovecot's password age and blocked-password, the last-login
+# hook), so those queries run unchanged on both engines: datetime('now', '-90 days') gives the same text.
+POSTGRES_SQLITE_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION datetime(moment text, modifier text DEFAULT '0 days') RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT to_char((CASE WHEN moment = 'now' THEN now() AT TIME ZONE 'UTC' ELSE moment::timestamp END)
+                   + modifier::interval, 'YYYY-MM-DD HH24:MI:SS') $$;
+CREATE OR REPLACE FUNCTION randomblob(size integer) RETURNS bytea LANGUAGE sql VOLATILE AS $$
+    SELECT substring(decode(replace(gen_random_uuid()::text || gen_random_uuid()::text
+                                    || gen_random_uuid()::text, '-', ''), 'hex') FROM 1 FOR size) $$;
+CREATE OR REPLACE FUNCTION hex(bytes bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper(encode(bytes, 'hex')) $$;
+"""
+
+
+def postgres_schema(schema: str = SCHEMA) -> str:
+    """``SCHEMA`` in PostgreSQL's DDL: an identity column for AUTOINCREMENT, a trigger function for a trigger, and
+    the SQLite functions the servers' queries call."""
+    ddl = POSTGRES_SQLITE_FUNCTIONS + schema.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+    return re.sub(
+        r"CREATE TRIGGER IF NOT EXISTS (\w+) AFTER DELETE ON (\w+) BEGIN\s*(.*?;)\s*END;",
+        r"CREATE OR REPLACE FUNCTION \1() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \3 RETURN NULL; END $$;"
+        r" CREATE OR REPLACE TRIGGER \1 AFTER DELETE ON \2 FOR EACH ROW EXECUTE FUNCTION \1();",
+        ddl, flags=re.DOTALL,
+    )
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def postgres_sql(sql: str, named: bool) -> str:
+    """A query of this module (SQLite's ``?`` or ``:name`` placeholders) in psycopg's ``%s``/``%(name)s``."""
+    sql = sql.replace("%", "%%")
+    return _NAMED.sub(r"%(\1)s", sql) if named else sql.replace("?", "%s")
+
+
+class Row(tuple):
+    """A result row read by position or by column name, as ``sqlite3.Row`` is."""
+
+    def __new__(cls, index: dict[str, int], values):
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._index[key] if isinstance(key, str) else key)
+
+    def keys(self):
+        return list(self._index)
+
+
+def _row_factory(cursor):
+    index = {column.name: number for number, column in enumerate(cursor.description or ())}
+    return lambda values: Row(index, values)
+
+
+class PostgresConnection:
+    """A psycopg connection with sqlite3's calls (execute, executemany, executescript) and placeholders.
+
+    It runs in autocommit, as the SQLite connections do (isolation_level=None); ``transaction`` opens
+    the write transactions.
+    """
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def execute(self, sql: str, parameters=None):
+        cursor = self.raw.cursor()
+        if parameters is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(postgres_sql(sql, isinstance(parameters, dict)), parameters)
+        return cursor
+
+    def executemany(self, sql: str, rows):
+        rows = list(rows)
+        cursor = self.raw.cursor()
+        if rows:
+            cursor.executemany(postgres_sql(sql, isinstance(rows[0], dict)), rows)
+        return cursor
+
+    def executescript(self, script: str) -> None:
+        self.raw.execute(script)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect_postgres(uri: str, upgrade: bool = True) -> PostgresConnection:
+    """Open a PostgreSQL database from a libpq URI; the password, if any, comes from a pgpass file, never the URI.
+
+    With ``upgrade`` the schema is created or brought up to date, and each tier's group role that exists
+    gets exactly its ``TIER_GRANTS``.
+    """
+    if psycopg is None:
+        raise DatabaseUnavailable("the PostgreSQL user database needs psycopg 3 (Debian: python3-psycopg)")
+    connection = PostgresConnection(psycopg.connect(uri, autocommit=True, row_factory=_row_factory))
+    if upgrade:
+        with transaction(connection):
+            connection.execute("SELECT pg_advisory_xact_lock(15)")  # two first converges do not race
+            connection.executescript(postgres_schema())
+            _migrate(connection)
+            grant_tiers(connection)
+    return connection
+
+
+def grant_tiers(connection: PostgresConnection) -> list[str]:
+    """Give each existing tier group role its rights, after taking every right away; returns the tiers granted."""
+    existing = {row[0] for row in connection.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'sonla\\_mail\\_%'")}
+    granted = []
+    for tier, grants in TIER_GRANTS.items():
+        role = TIER_ROLE_PREFIX + tier
+        if role not in existing:
+            continue
+        connection.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        for grant in grants:
+            connection.execute(f"{grant} TO {role}")
+        granted.append(tier)
+    return granted
+
+
+class MigrationError(Exception):
+    """A SQLite database cannot be copied into this PostgreSQL database without losing or mixing rows."""
+
+
+def sqlite_tables(connection: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
+def copy_to_postgres(source: sqlite3.Connection, target: PostgresConnection) -> dict[str, int]:
+    """Copy every row of a SQLite user database into an empty PostgreSQL one, in one transaction (issue 15).
+
+    Every table and column goes over as it is: hashes, flags, timestamps, the events with their ids
+    (so the revoked list, R7.2, and the handoff records stay), the password history (R6.1b). The source
+    must be at the current schema (open it with ``connect`` first) and the target must hold no mailbox,
+    event or history row. Returns the rows copied per table; refuses (MigrationError) before writing.
+    """
+    plan = []
+    for table in sqlite_tables(source):
+        columns = [row["name"] for row in source.execute(f"PRAGMA table_info({table})")]
+        missing = sorted(set(columns) - table_columns(target, table))
+        if missing:
+            raise MigrationError(f"table {table}: the PostgreSQL database has no column {', '.join(missing)}")
+        if table != "meta" and target.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+            raise MigrationError(f"table {table} of the PostgreSQL database is not empty; nothing was copied")
+        plan.append((table, columns))
+    copied = {}
+    with transaction(target):
+        for table, columns in plan:
+            rows = [tuple(row) for row in source.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid")]
+            target.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                + (" ON CONFLICT (key) DO NOTHING" if table == "meta" else ""), rows)
+            copied[table] = len(rows)
+        # Events keep their ids; new ones continue after the highest.
+        target.execute("SELECT setval(pg_get_serial_sequence('mailbox_event', 'id'),"
+                       " coalesce((SELECT max(id) FROM mailbox_event), 0) + 1, false)")
+    return copied
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened with what this host has."""
+
+
+DatabaseError = (sqlite3.Error, DatabaseUnavailable) + ((psycopg.Error,) if psycopg else ())
+
+
+def read_mailboxes(connection) -> dict[str, dict]:
     """Every mailbox row, keyed by address."""
+    if is_postgres_connection(connection):
+        # One JSON value for the whole table: psycopg's pure-Python row loading (Debian's python3-psycopg) costs
+        # about 8 s for 50,000 rows of 21 columns, the JSON text 0.3 s. JSON keeps the same ints, texts and NULLs.
+        text = connection.execute("SELECT coalesce(json_agg(mailbox), '[]')::text FROM mailbox").fetchone()[0]
+        return {row["address"]: row for row in json.loads(text)}
     rows = connection.execute("SELECT * FROM mailbox")
     return {row["address"]: dict(row) for row in rows}
 
 
-def read_mailbox(connection: sqlite3.Connection, address: str) -> dict | None:
+def read_mailbox(connection, address: str) -> dict | None:
     """One mailbox row, or None."""
     row = connection.execute("SELECT * FROM mailbox WHERE address = ?", (address,)).fetchone()
     return dict(row) if row else None
 
 
 @contextmanager
-def transaction(connection: sqlite3.Connection):
-    """One write transaction, all of it or nothing; BEGIN IMMEDIATE takes the write lock up front."""
-    connection.execute("BEGIN IMMEDIATE")
+def transaction(connection):
+    """One write transaction, all of it or nothing; SQLite's BEGIN IMMEDIATE takes the write lock up front."""
+    connection.execute("BEGIN" if is_postgres_connection(connection) else "BEGIN IMMEDIATE")
     try:
         yield connection
     except BaseException:
@@ -136,7 +369,7 @@ def transaction(connection: sqlite3.Connection):
     connection.execute("COMMIT")
 
 
-def record_events(connection: sqlite3.Connection, events: list[tuple]) -> None:
+def record_events(connection, events: list[tuple]) -> None:
     """Audit rows (at, address, action, request_ref, detail): what was done and on which request (R7.3, R11.2)."""
     connection.executemany("INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events)
 
@@ -144,7 +377,7 @@ def record_events(connection: sqlite3.Connection, events: list[tuple]) -> None:
 HANDOFF_DETAIL = "handoff="  # 'added' and 'reissued' events name the handoff file that holds the password
 
 
-def handoffs_committed(connection: sqlite3.Connection, handoff_ids: list[str]) -> list[str]:
+def handoffs_committed(connection, handoff_ids: list[str]) -> list[str]:
     """Which of these handoff files' passwords were committed: their accounts exist with those passwords."""
     details = [HANDOFF_DETAIL + handoff_id for handoff_id in handoff_ids]
     found = set()
@@ -156,7 +389,7 @@ def handoffs_committed(connection: sqlite3.Connection, handoff_ids: list[str]) -
     return sorted(found)
 
 
-def never_used(connection: sqlite3.Connection, addresses=None) -> set[str]:
+def never_used(connection, addresses=None) -> set[str]:
     """Accounts still on a password the tools issued: never logged in, never chose one (R6.1a).
 
     Issued one-time passwords are the only {SSHA512} hashes; a password a user chose is {BLF-CRYPT}.
@@ -166,7 +399,7 @@ def never_used(connection: sqlite3.Connection, addresses=None) -> set[str]:
             if addresses is None or row["address"] in addresses}
 
 
-def restores_done(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+def restores_done(connection) -> set[tuple[str, str]]:
     """The (address, request) pairs of restore requests already carried out (R8.3a: each applies once)."""
     rows = connection.execute(
         "SELECT address, request_ref FROM mailbox_event WHERE action = 'restored' AND request_ref IS NOT NULL")
@@ -232,14 +465,15 @@ def remove_mail(mail_root: str, address: str) -> bool:
 _INSERT = """
 INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,
                      state, password, must_change, created_at, password_changed_at,
-                     suspended_at, suspended_reason, suspended_by, request_ref, updated_at)
+                     suspended_at, suspended_reason, suspended_by, request_ref, updated_at, host)
 VALUES (:address, :local_part, :domain, :kind, :owner_id, :display_name, :organization, :quota_mb,
-        :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now)
+        :state, :password, 1, :now, :now, :suspended_at, :suspended_reason, :suspended_by, :request_ref, :now, :host)
 """
-_UPDATABLE = (frozenset(INVENTORY_COLUMNS) - frozenset(IDENTITY_COLUMNS)) | {"suspended_reason"}
+# host: a mailbox made before there were several mailstores is pinned to one (issue 15, _mailbox_plan.place_mailboxes).
+_UPDATABLE = (frozenset(INVENTORY_COLUMNS) - frozenset(IDENTITY_COLUMNS)) | {"suspended_reason", "host"}
 
 
-def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, str], now: str,
+def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
                handoff_id: str | None = None, reissue: tuple = ()) -> None:
     """Write a plan from ``_mailbox_plan.build_plan`` in one transaction: all of it or nothing.
 
@@ -261,6 +495,7 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             "password": password_hashes[address], "now": now, "suspended_at": now if suspended else None,
             "suspended_reason": mailbox.get("reason") if suspended else None,
             "suspended_by": "inventory" if suspended else None, "request_ref": mailbox.get("request"),
+            "host": plan.placement.get(address),
         })
         events.append((now, address, "added", mailbox.get("request"), handoff))
     with transaction(connection):

@@ -24,7 +24,12 @@ extends_documentation_fragment:
   - sonla.mail.attributes.DIFF
 options:
   database:
-    description: Path of the SQLite user database on the mail server. Created when missing.
+    description:
+      - Path of the SQLite user database on the mail server, created when missing.
+      - Or, for several hosts, a PostgreSQL URI such as C(postgresql:///sonla_mail) (issue 15). The database
+        must exist; the module creates or upgrades the schema and grants each tier's group role
+        (C(sonla_mail_mx), C(sonla_mail_proxy), C(sonla_mail_mailstore), C(sonla_mail_webmail)) its rights.
+        A password, if one is needed, comes from a libpq pgpass file, never from the URI.
     type: path
     required: true
   mailboxes:
@@ -74,6 +79,11 @@ options:
       leave_until:
         description: End of a notified absence (R8.2a); kept for the lifecycle.
         type: str
+      store:
+        description:
+          - The mailstore that holds a new mailbox, one of O(stores). Without it the least-filled store is chosen.
+          - A mailbox stays on its store; asking for another one is refused (RV(refused)), since a converge does not move mail.
+        type: str
       restore:
         description:
           - The agency's written request to lift a suspension made by the lifecycle or an operator (R8.3a).
@@ -104,6 +114,14 @@ options:
       - A JSON file on the mail server holding the list O(mailboxes) describes. Set by the action plugin,
         which writes it in its temporary folder and removes it after the run.
     type: path
+  stores:
+    description:
+      - The mailstores of a layout of several hosts (issue 15), such as the inventory group C(mailstore). Empty on a single host.
+      - Each new mailbox is given one, balanced by quota, and keeps it (the C(host) column the Dovecot proxy routes by).
+        A mailbox made before there were several stores is pinned to the first one.
+    type: list
+    elements: str
+    default: []
   exclusive:
     description: Also remove mailboxes that are in the database but not in O(mailboxes).
     type: bool
@@ -291,7 +309,6 @@ handoffs_used:
 
 import json
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -313,6 +330,18 @@ def share_with_group(database: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(database + suffix):
             os.chmod(database + suffix, 0o660)
+
+
+def open_database(module, database: str, postgres: bool):
+    """The user database, its schema brought up to date unless in check mode, which changes nothing."""
+    if postgres:
+        connection = _userdb.connect(database, upgrade=not module.check_mode)
+        return connection if _userdb.table_columns(connection, "mailbox") else None  # check mode, no schema yet
+    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+    connection = _userdb.connect(database, upgrade=not module.check_mode)
+    if not module.check_mode:  # check mode changes nothing, not even a mode
+        share_with_group(database)
+    return connection
 
 
 def read_json_file(path: str | None, default, remove: bool = False):
@@ -383,11 +412,13 @@ def purge_set_aside(module) -> None:
 def main():
     module = AnsibleModule(
         argument_spec={
+            # A path, or a PostgreSQL URI: "path" only expands a leading ~ and $VARIABLES, which a URI has neither of.
             "database": {"type": "path", "required": True},
             # Entries are checked by validate_desired (the suboptions above): Ansible's per-element
             # validation costs seconds at 50,000 mailboxes.
             "mailboxes": {"type": "list", "elements": "dict"},
             "mailboxes_file": {"type": "path"},
+            "stores": {"type": "list", "elements": "str", "default": []},
             "exclusive": {"type": "bool", "default": False},
             "max_removals": {"type": "int", "default": 10},
             "mail_root": {"type": "path"},
@@ -415,20 +446,22 @@ def main():
         module.fail_json(msg=str(error))
 
     database = params["database"]
+    postgres = _userdb.is_postgres(database)
     connection = None
     current, revoked, restores_done = {}, {}, set()
-    if not (module.check_mode and not os.path.exists(database)):
-        os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
-        connection = _userdb.connect(database, upgrade=not module.check_mode)
-        if not module.check_mode:  # check mode changes nothing, not even a mode
-            share_with_group(database)
+    if postgres or not (module.check_mode and not os.path.exists(database)):
+        try:
+            connection = open_database(module, database, postgres)
+        except _userdb.DatabaseError as error:
+            module.fail_json(msg=f"cannot open the user database: {error}")
+    if connection is not None:
         current = _userdb.read_mailboxes(connection)
         revoked = read_revoked(connection)  # R7.2: never created again
         restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
-                          restores_done=restores_done)
+                          restores_done=restores_done, stores=params["stores"])
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)
@@ -463,7 +496,7 @@ def main():
 
     try:
         remove_rows_and_mail(module, connection, plan, hashes, params["now"] or _userdb.utc_now(), params["_handoff_id"], reissue)
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, *_userdb.DatabaseError) as error:
         module.fail_json(msg=f"nothing was changed: {error}")
     module.exit_json(**result)
 

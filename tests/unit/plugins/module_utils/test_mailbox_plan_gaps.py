@@ -41,7 +41,7 @@ def refused(entries, message):
 
 def test_validate_fills_the_optional_fields():
     assert validate_desired([entry()]) == [{
-        **entry(), "state": "active", "reason": None, "request": None, "leave_until": None, "restore": None,
+        **entry(), "state": "active", "reason": None, "request": None, "leave_until": None, "restore": None, "store": None,
     }]
 
 

@@ -1,0 +1,143 @@
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Several hosts (issue 15): mail reaches the store the planner pinned, IMAP goes through the proxy, a stopped
+store holds up only its own users, and the MX's database role cannot read a password hash.
+
+Clients run on the host against the front container (MX and proxy); testinfra looks inside the stores.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import imaplib
+import os
+import smtplib
+import subprocess
+import uuid
+from email.message import EmailMessage
+
+import pytest
+import testinfra
+from sonla_molecule import tls_context, wait_for
+
+DOMAIN = "sonla.gov.vn"
+PASSWORD = "Kiem-tra#2025"  # test-only, set below in the test database only
+STORES = ("sonla-scale-store1", "sonla-scale-store2")
+
+
+def psql(front, query: str, user: str = "postgres", password: str | None = None) -> subprocess.CompletedProcess:
+    """A query on the user database on the front host: as the superuser, or over TCP as a tier's login role."""
+    if password is None:
+        command = ["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-d", "sonla_mail", "-c", query]
+    else:
+        command = ["env", f"PGPASSWORD={password}", "psql", "-X", "-At", "-h", "sonla-scale-front", "-U", user,
+                   "-d", "sonla_mail", "-c", query]
+    return front.run(" ".join(_quote(part) for part in command))
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def ssha512(password: str) -> str:
+    salt = os.urandom(8)
+    return "{SSHA512}" + base64.b64encode(hashlib.sha512(password.encode() + salt).digest() + salt).decode()
+
+
+@pytest.fixture(scope="session")
+def front(host):
+    return host
+
+
+@pytest.fixture(scope="session")
+def stores():
+    return {name: testinfra.get_host(f"podman://{name}") for name in STORES}
+
+
+@pytest.fixture(scope="session")
+def placement(front):
+    """Each address and the store the planner pinned it to, with a known password and no forced change."""
+    query = (f"UPDATE mailbox SET password = '{ssha512(PASSWORD)}', must_change = 0, password_changed_at = datetime('now');"
+             " SELECT address, coalesce(host, '') FROM mailbox ORDER BY address")
+    result = psql(front, query)
+    assert result.rc == 0, result.stderr
+    return dict(line.split("|") for line in result.stdout.splitlines() if "|" in line)  # not the "UPDATE 3" tag
+
+
+def on(placement, store):
+    return next(address for address, host in placement.items() if host == store)
+
+
+def send(ip: str, recipient: str) -> str:
+    message = EmailMessage()
+    message_id = f"<{uuid.uuid4()}@scaleout.test>"
+    message["From"], message["To"], message["Subject"], message["Message-ID"] = (
+        "tester@example.org", recipient, "Thư kiểm thử nhiều máy chủ", message_id)
+    message.set_content("Nội dung kiểm thử / scale-out test body\n")
+    with smtplib.SMTP(ip, 25, timeout=30) as smtp:
+        smtp.starttls(context=tls_context())
+        smtp.send_message(message)
+    return message_id
+
+
+def stored_on(store, address: str, message_id: str) -> bool:
+    result = store.run(f"doveadm search -u {address} mailbox INBOX header Message-ID {_quote(message_id)}")
+    return result.rc == 0 and bool(result.stdout.strip())
+
+
+def imap_fetch(ip: str, address: str, message_id: str) -> bytes | None:
+    with imaplib.IMAP4(ip, 143, timeout=60) as imap:  # a loaded 2-core CI machine: a search once took 30 s
+        imap.starttls(ssl_context=tls_context())
+        imap.login(address, PASSWORD)
+        imap.select("INBOX")
+        _, found = imap.search(None, "HEADER", "Message-ID", message_id)
+        if not found[0]:
+            return None
+        _, data = imap.fetch(found[0].split()[0], "(RFC822)")
+        return data[0][1]
+
+
+def test_the_planner_spread_the_mailboxes_over_both_stores(placement):
+    assert set(placement.values()) == set(STORES), placement
+
+
+def test_mail_for_a_store2_user_lands_on_store2_and_is_read_through_the_proxy(server_ip, placement, stores):
+    address = on(placement, "sonla-scale-store2")
+    message_id = send(server_ip, address)
+    wait_for(lambda: stored_on(stores["sonla-scale-store2"], address, message_id), "delivery on store2")
+    # Nothing of this mailbox on store1 (asked by path: doveadm there would make an empty mailbox).
+    assert stores["sonla-scale-store1"].run(f"test -e /var/vmail/{DOMAIN}/{address.split('@')[0]}").rc != 0
+    body = imap_fetch(server_ip, address, message_id)  # port 143 of the front: the proxy
+    assert body is not None and message_id.encode() in body
+
+
+def test_a_stopped_store_holds_up_only_its_own_users(front, server_ip, placement, stores):
+    down, up = stores["sonla-scale-store1"], stores["sonla-scale-store2"]
+    away, present = on(placement, "sonla-scale-store1"), on(placement, "sonla-scale-store2")
+    # The containers' PID 1 reaps no child, so Dovecot's init script would wait on a zombie: stop and start directly.
+    assert down.run("doveadm stop && rm -f /run/dovecot/master.pid").rc == 0
+    try:
+        held = send(server_ip, away)  # accepted by the MX, then queued: the proxy answers 4xx for store1
+        wait_for(lambda: front.run(f"postqueue -j | grep -F {_quote(away)}").rc == 0, "store1's mail in the queue")
+        delivered = send(server_ip, present)
+        wait_for(lambda: stored_on(up, present, delivered), "delivery on store2 while store1 is down")
+        assert imap_fetch(server_ip, present, delivered) is not None
+        with imaplib.IMAP4(server_ip, 143, timeout=30) as imap:  # a clean temporary error, not a wrong password
+            imap.starttls(ssl_context=tls_context())
+            with pytest.raises(imaplib.IMAP4.error, match=r"UNAVAILABLE|[Tt]emporar|try again"):
+                imap.login(away, PASSWORD)
+    finally:
+        assert down.run("rm -f /run/dovecot/master.pid && dovecot").rc == 0
+    front.run("postqueue -f")
+    wait_for(lambda: stored_on(down, away, held), "store1's queued mail after it returned", timeout=90)
+
+
+def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
+    config = front.file("/etc/postfix/pgsql-mailboxes.cf").content_string
+    password = next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("password"))
+    readable = psql(front, "SELECT count(*) FROM mailbox WHERE over_quota = 0", user="sonla_mx", password=password)
+    assert readable.rc == 0 and readable.stdout.strip() == str(len(placement)), readable.stderr
+    for query in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history"):
+        refused = psql(front, query, user="sonla_mx", password=password)
+        assert refused.rc != 0 and "permission denied" in refused.stderr, (query, refused.stdout)

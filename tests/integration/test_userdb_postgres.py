@@ -1,0 +1,184 @@
+"""The PostgreSQL user database against a real server (issue 15): the same plan/apply path as SQLite,
+the copy of a SQLite database with nothing lost, and each tier's role limited to its rights."""
+
+import importlib.util
+import json
+import os
+
+import psycopg
+import pytest
+
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
+from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
+from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(name: str, *path: str):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The unit tests' in-process module runner serves these tests too; the throwaway cluster is the benchmark's.
+run = _load("module_runner", "tests", "unit", "plugins", "modules", "module_runner.py").run
+ThrowawayPostgres = _load("bench_postgres", "bench", "postgres.py").ThrowawayPostgres
+
+NOW = "2027-01-05 08:00:00"
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """One real PostgreSQL cluster for this file (Debian's postgresql package; scripts/setup.sh installs it)."""
+    try:
+        server = ThrowawayPostgres().start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server):
+    """A fresh, empty database of its own for one test."""
+    return postgres_server.uri(postgres_server.new_database())
+
+
+def desired(*local_parts, **fields):
+    return [{"address": f"{part}@sonla.gov.vn", "kind": "person", "owner_id": part, "display_name": "Lò Văn Hặc",
+             "organization": "skhcn", "quota_mb": 2048, "request": "1/QĐ-SKHCN", **fields} for part in local_parts]
+
+
+def converge(connection, entries, now=NOW, **options):
+    plan = build_plan(validate_desired(entries), _userdb.read_mailboxes(connection), revoked=read_revoked(connection),
+                      restores_done=_userdb.restores_done(connection), **options)
+    hashes = {mailbox["address"]: "{SSHA512}hash-of-" + mailbox["address"] for mailbox in plan.added}
+    _userdb.apply_plan(connection, plan, hashes, now, handoff_id="h1")
+    return plan
+
+
+def events(connection):
+    rows = connection.execute("SELECT id, at, address, action, request_ref, detail FROM mailbox_event ORDER BY id")
+    return [tuple(row) for row in rows]
+
+
+def test_one_plan_apply_path_gives_both_engines_the_same_rows(tmp_path, postgres_uri):
+    sqlite = _userdb.connect(str(tmp_path / "users.sqlite"))
+    postgres = _userdb.connect(postgres_uri)
+    steps = [
+        desired("an", "binh", "chi"),
+        desired("an", "binh", quota_mb=4096) + desired("chi", state="suspended", reason="Nghỉ việc"),
+        desired("an", "binh", quota_mb=4096) + desired("chi", state="absent"),
+    ]
+    for number, entries in enumerate(steps):
+        now = f"2027-01-0{number + 1} 08:00:00"
+        planned = [converge(connection, entries, now).summary() for connection in (sqlite, postgres)]
+        assert planned[0] == planned[1]
+    assert _userdb.read_mailboxes(postgres) == _userdb.read_mailboxes(sqlite)
+    assert _userdb.read_mailboxes(postgres)["binh@sonla.gov.vn"]["display_name"] == "Lò Văn Hặc"  # UTF-8 (R3.4)
+    assert events(postgres) == events(sqlite) and len(events(postgres)) == 7
+    assert _userdb.handoffs_committed(postgres, ["h1", "h2"]) == ["h1"]
+    assert _userdb.never_used(postgres) == _userdb.never_used(sqlite) == {"an@sonla.gov.vn", "binh@sonla.gov.vn"}
+    assert not converge(postgres, steps[-1]).changed  # a second converge changes nothing
+
+
+def test_the_module_converges_postgres_check_mode_first(tmp_path, postgres_uri):
+    arguments = {"database": postgres_uri, "mailboxes": desired("an", "binh")}
+    ok, preview = run(mailboxes, {**arguments, "_ansible_check_mode": True})
+    assert ok and preview["changed"] and preview["added"] == ["an@sonla.gov.vn", "binh@sonla.gov.vn"]
+    with psycopg.connect(postgres_uri) as connection:  # check mode did not even create the schema
+        assert connection.execute("SELECT to_regclass('mailbox')").fetchone()[0] is None
+
+    hashes = tmp_path / "hashes.json"
+    hashes.write_text(json.dumps({entry["address"]: "{SSHA512}abc" for entry in arguments["mailboxes"]}))
+    ok, applied = run(mailboxes, {**arguments, "initial_password_file": str(hashes), "_handoff_id": "h1"})
+    assert ok and applied["changed"] and applied["summary"]["added"] == 2
+    ok, again = run(mailboxes, arguments)
+    assert ok and not again["changed"] and again["unchanged"] == ["an@sonla.gov.vn", "binh@sonla.gov.vn"]
+
+
+def test_an_unreachable_postgres_fails_cleanly():
+    ok, result = run(mailboxes, {"database": "postgresql:///nothing?host=/nonexistent&connect_timeout=2",
+                                 "mailboxes": desired("an")})
+    assert not ok and result["msg"].startswith("cannot open the user database")
+
+
+def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(tmp_path, postgres_uri):
+    sqlite = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(sqlite, desired("an", "binh", "chi"))
+    sqlite.execute("UPDATE mailbox SET password = '{BLF-CRYPT}$2y$05$chosen', must_change = 0, over_quota = 1,"
+                   " last_login_at = '2027-01-04 07:00:00' WHERE address = 'an@sonla.gov.vn'")
+    sqlite.execute("INSERT INTO password_history (address, password, replaced_at)"
+                   " VALUES ('an@sonla.gov.vn', '{SSHA512}old', '2027-01-04 07:00:00')")
+    sqlite.execute("DELETE FROM mailbox WHERE address = 'chi@sonla.gov.vn'")
+    _userdb.record_events(sqlite, [("2027-01-04 09:00:00", "chi@sonla.gov.vn", "revoked", "lifecycle", "R7.2")])
+
+    postgres = _userdb.connect(postgres_uri)
+    copied = _userdb.copy_to_postgres(sqlite, postgres)
+    assert copied["mailbox"] == 2 and copied["mailbox_event"] == 4 and copied["password_history"] == 1
+
+    assert _userdb.read_mailboxes(postgres) == _userdb.read_mailboxes(sqlite)  # hashes, flags, times
+    assert events(postgres) == events(sqlite)
+    assert read_revoked(postgres) == {"chi@sonla.gov.vn": "2027-01-04 09:00:00"}  # never created again (R7.2)
+    history = "SELECT address, password, replaced_at FROM password_history"
+    assert [tuple(row) for row in postgres.execute(history)] == [tuple(row) for row in sqlite.execute(history)]
+    plan = converge(postgres, desired("an", "binh", "chi", "dung"))  # the next converge carries on from there
+    assert [mailbox["address"] for mailbox in plan.added] == ["dung@sonla.gov.vn"]
+    assert [refusal["address"] for refusal in plan.refused] == ["chi@sonla.gov.vn"]
+    assert events(postgres)[-1][0] == 5  # event ids continue after the copied ones
+
+    with pytest.raises(_userdb.MigrationError, match="table mailbox of the PostgreSQL database is not empty"):
+        _userdb.copy_to_postgres(sqlite, postgres)
+
+
+def test_the_mx_role_reads_addresses_and_never_hashes(postgres_server, postgres_uri):
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    for tier in _userdb.TIER_GRANTS:
+        postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
+                              " THEN NULL; END $$")
+    postgres_server.admin("DROP ROLE IF EXISTS mx1; CREATE ROLE mx1 LOGIN IN ROLE sonla_mail_mx")
+    owner = _userdb.connect(postgres_uri)  # the schema upgrade grants each tier its rights
+    converge(owner, desired("an"))
+
+    with psycopg.connect(postgres_server.uri(database, user="mx1")) as mx:
+        assert mx.execute("SELECT address, over_quota FROM mailbox").fetchall() == [("an@sonla.gov.vn", 0)]
+        for forbidden in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history",
+                          "SELECT * FROM mailbox_event", "UPDATE mailbox SET over_quota = 1"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                mx.execute(forbidden)
+            mx.rollback()
+
+
+def test_the_migrate_module_previews_copies_once_and_refuses_to_mix(tmp_path, postgres_uri):
+    source = str(tmp_path / "users.sqlite")
+    converge(_userdb.connect(source), desired("an", "binh"))
+    arguments = {"source": source, "target": postgres_uri}
+
+    ok, preview = run(userdb_migrate, {**arguments, "_ansible_check_mode": True})
+    assert ok and preview["changed"] and preview["copied"]["mailbox"] == 2
+    with psycopg.connect(postgres_uri) as connection:
+        assert connection.execute("SELECT to_regclass('mailbox')").fetchone()[0] is None
+    ok, copied = run(userdb_migrate, arguments)
+    assert ok and copied["changed"] and copied["copied"]["mailbox"] == 2 and copied["copied"]["mailbox_event"] == 2
+    ok, again = run(userdb_migrate, arguments)
+    assert ok and not again["changed"]
+
+    converge(_userdb.connect(source), desired("an", "binh", "chi"))  # the source moved on: a second copy would mix
+    ok, refused = run(userdb_migrate, arguments)
+    assert not ok and "table mailbox of the PostgreSQL database is not empty" in refused["msg"]
+    assert len(_userdb.read_mailboxes(_userdb.connect(postgres_uri))) == 2
+
+
+def test_the_servers_sqlite_functions_give_the_same_answers(tmp_path, postgres_uri):
+    postgres = _userdb.connect(postgres_uri)
+    sqlite = _userdb.connect(str(tmp_path / "users.sqlite"))
+    for query in ("SELECT datetime('2027-03-31 08:00:00', '-90 days')", "SELECT datetime('2027-03-01 00:30:00', '-1 hour')",
+                  "SELECT datetime('now') > '2026-01-01 00:00:00'", "SELECT length(hex(randomblob(32)))"):
+        answers = [connection.execute(query).fetchone()[0] for connection in (sqlite, postgres)]
+        assert answers[0] == answers[1] or (answers[0] == 1 and answers[1] is True), (query, answers)
+    assert postgres.execute("SELECT hex(randomblob(32)) <> hex(randomblob(32))").fetchone()[0] is True

@@ -1,0 +1,93 @@
+"""Issue 15: the planner gives each new mailbox a mailstore, balanced by quota, and never moves one."""
+
+import pytest
+
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import PlanError, build_plan, validate_desired
+
+STORES = ("store1", "store2")
+
+
+def desired(*entries):
+    return validate_desired([
+        {"address": f"{name}@sonla.gov.vn", "kind": "person", "owner_id": name, "display_name": "Lò Văn Hặc",
+         "organization": "skhcn", "quota_mb": quota, **fields} for name, quota, fields in entries])
+
+
+def rows(**hosts):
+    return {f"{name}@sonla.gov.vn": {"address": f"{name}@sonla.gov.vn", "host": host, "quota_mb": quota}
+            for name, (host, quota) in hosts.items()}
+
+
+def converge(connection, entries, stores=STORES):
+    plan = build_plan(desired(*entries), _userdb.read_mailboxes(connection), stores=stores)
+    _userdb.apply_plan(connection, plan, {m["address"]: "{SSHA512}x" for m in plan.added}, "2027-01-05 08:00:00")
+    return plan
+
+
+def test_new_mailboxes_go_to_the_store_with_the_least_quota():
+    plan = build_plan(desired(("a", 4096, {}), ("b", 1024, {}), ("c", 1024, {}), ("d", 1024, {})), {}, stores=STORES)
+    # a -> store1 (tie, first); b, c, d -> store2 until it holds as much as store1 (3072 < 4096), then d on store2 too.
+    assert plan.placement == {"a@sonla.gov.vn": "store1", "b@sonla.gov.vn": "store2", "c@sonla.gov.vn": "store2",
+                              "d@sonla.gov.vn": "store2"}
+
+
+def test_existing_quota_counts_and_a_named_store_is_honoured():
+    current = rows(x=("store1", 10_000))
+    current["x@sonla.gov.vn"].update(kind="person", owner_id="x")
+    plan = build_plan(desired(("a", 2048, {}), ("b", 2048, {"store": "store1"}), ("c", 2048, {})), current, stores=STORES)
+    assert plan.placement == {"a@sonla.gov.vn": "store2", "b@sonla.gov.vn": "store1", "c@sonla.gov.vn": "store2"}
+    plan = build_plan(desired(("a", 2048, {}), ("b", 2048, {})), {}, stores=("store2", "store1"))
+    assert plan.placement == {"a@sonla.gov.vn": "store2", "b@sonla.gov.vn": "store1"}
+
+
+def test_no_store_on_a_single_host():
+    plan = build_plan(desired(("a", 2048, {})), {})
+    assert plan.placement == {}
+
+
+def test_the_placement_is_stored_and_pinned(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 4096, {}), ("b", 1024, {})])
+    hosts = {address: row["host"] for address, row in _userdb.read_mailboxes(connection).items()}
+    assert hosts == {"a@sonla.gov.vn": "store1", "b@sonla.gov.vn": "store2"}
+    # A third store, quota changes, new people: nobody already placed moves.
+    plan = converge(connection, [("a", 512, {}), ("b", 8192, {}), ("c", 1024, {})], stores=("store1", "store2", "store3"))
+    assert plan.placement == {"c@sonla.gov.vn": "store3"}
+    assert [update["changes"] for update in plan.updated] == [{"quota_mb": [4096, 512]}, {"quota_mb": [1024, 8192]}]
+    hosts = {address: row["host"] for address, row in _userdb.read_mailboxes(connection).items()}
+    assert hosts == {"a@sonla.gov.vn": "store1", "b@sonla.gov.vn": "store2", "c@sonla.gov.vn": "store3"}
+    assert not converge(connection, [("a", 512, {}), ("b", 8192, {}), ("c", 1024, {})],
+                        stores=("store1", "store2", "store3")).changed
+
+
+def test_a_move_is_refused_and_changes_nothing(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {})])
+    plan = converge(connection, [("a", 1024, {"store": "store2"})])
+    assert not plan.changed and "moving a mailbox from store1 to store2 is not supported" in plan.refused[0]["reason"]
+    assert _userdb.read_mailbox(connection, "a@sonla.gov.vn")["host"] == "store1"
+
+
+def test_mailboxes_of_the_single_host_are_pinned_to_the_first_store(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {}), ("b", 1024, {"state": "suspended", "reason": "Nghỉ việc"})], stores=())
+    plan = converge(connection, [("a", 1024, {}), ("b", 1024, {"state": "suspended", "reason": "Nghỉ việc"})],
+                    stores=("old", "store2"))
+    assert sorted(update["address"] for update in plan.updated) == ["a@sonla.gov.vn", "b@sonla.gov.vn"]
+    assert plan.unchanged == []
+    assert {row["host"] for row in _userdb.read_mailboxes(connection).values()} == {"old"}
+    events = connection.execute("SELECT detail FROM mailbox_event WHERE action = 'updated'").fetchall()
+    assert [row[0] for row in events] == ["host: None -> old"] * 2
+
+
+@pytest.mark.parametrize(("current", "entries", "message"), [
+    (rows(a=("store9", 1024)), [("a", 1024, {})], "mailbox a@sonla.gov.vn is on mailstore 'store9', which is not among"),
+    ({}, [("a", 1024, {"store": "store9"})], "mailbox a@sonla.gov.vn: store 'store9' is not among the mailstores"),
+])
+def test_an_unknown_store_fails_before_anything_is_written(current, entries, message):
+    for row in current.values():
+        row.update(kind="person", owner_id="a", display_name="Lò Văn Hặc", organization="skhcn", request_ref=None,
+                   state="active", suspended_by=None, suspended_reason=None, suspended_at=None)
+    with pytest.raises(PlanError, match=message):
+        build_plan(desired(*entries), current, stores=STORES)

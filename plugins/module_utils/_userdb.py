@@ -18,7 +18,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +69,22 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_history AFTER DELETE ON mail
 END;
 """
 
+# Version 3 -> 4, agency mailboxes by delegation (issue 17): who may open an organization's mailbox with their
+# own login. Dovecot gives a delegate the ACL group of each such mailbox (userdb acl_groups) and Postfix lets
+# them send as its address (smtpd_sender_login_maps), both by querying this table with the mailboxes' states:
+# withdrawing a pair, or suspending or revoking the delegate, takes effect at the next lookup.
+DELEGATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delegation (
+    mailbox  TEXT NOT NULL,                          -- the organization's mailbox
+    delegate TEXT NOT NULL,                          -- a person's mailbox
+    PRIMARY KEY (mailbox, delegate)
+);
+CREATE INDEX IF NOT EXISTS delegation_delegate ON delegation (delegate);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_delegation AFTER DELETE ON mailbox BEGIN
+    DELETE FROM delegation WHERE mailbox = old.address OR delegate = old.address;
+END;
+"""
+
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
 # Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
@@ -95,6 +111,7 @@ def connect(path: str, upgrade: bool = True) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.executescript(SCHEMA)
+        connection.executescript(DELEGATION_SCHEMA)
         _migrate(connection)
     return connection
 
@@ -105,6 +122,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
     if "over_quota" not in columns:  # version 1 -> 2
         connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
     # 2 -> 3: SCHEMA's CREATE ... IF NOT EXISTS has added the empty password_history table and its trigger.
+    # 3 -> 4: DELEGATION_SCHEMA has added the empty delegation table and its trigger the same way.
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE value <> excluded.value",
@@ -116,6 +134,14 @@ def read_mailboxes(connection: sqlite3.Connection) -> dict[str, dict]:
     """Every mailbox row, keyed by address."""
     rows = connection.execute("SELECT * FROM mailbox")
     return {row["address"]: dict(row) for row in rows}
+
+
+def read_delegations(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+    """Every (organization mailbox, delegate) pair; none when the table is not there yet (check mode)."""
+    try:
+        return {(row["mailbox"], row["delegate"]) for row in connection.execute("SELECT mailbox, delegate FROM delegation")}
+    except sqlite3.OperationalError:
+        return set()
 
 
 def read_mailbox(connection: sqlite3.Connection, address: str) -> dict | None:
@@ -300,4 +326,9 @@ def apply_plan(connection: sqlite3.Connection, plan, password_hashes: dict[str, 
             [(password_hashes[address], now, now, address) for address in reissue],
         )
         events.extend((now, address, "reissued", None, handoff) for address in reissue)
+        # Issue 17: after the inserts and deletions above, so every pair joins two rows that exist.
+        connection.executemany("DELETE FROM delegation WHERE mailbox = ? AND delegate = ?", plan.undelegated)
+        connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
+        events.extend((now, mailbox, "delegated", None, f"delegate={delegate}") for mailbox, delegate in plan.delegated)
+        events.extend((now, mailbox, "undelegated", None, f"delegate={delegate}") for mailbox, delegate in plan.undelegated)
         record_events(connection, events)

@@ -38,7 +38,7 @@ DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
 
 
 ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
-ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request"))
+ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request", "delegates"))
 PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore"))
 RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
@@ -77,6 +77,9 @@ class Organization:
     line: int
     local_part: str = ""
     agency_part: str = ""  # what people of this organization put after the dot (R5.2)
+    # Agency mailboxes by delegation (issue 17): ids of the people who open this mailbox with their own login.
+    delegates: tuple[str, ...] = ()
+    delegates_line: int = 0
 
 
 @dataclass
@@ -337,9 +340,39 @@ def _check_organization(problems: list[Problem], path: str, entry, line: int = 0
     quota = check.integer("quota_mb", 1, 1_048_576, "R9.2a")
     state = check.choice("state", ORGANIZATION_STATES, "active")
     request = check.text("request", required=False)
+    delegates = _check_delegates(check)
     if not (check.ok and org_id and name):
         return None
-    return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line)
+    return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line,
+                        delegates=delegates,
+                        delegates_line=getattr(check.entry, "key_lines", {}).get("delegates", check.line))
+
+
+def _check_delegates(check: _Checker) -> tuple[str, ...]:
+    """``delegates: [person ids]``: who may use the organization's mailbox with their own login (issue 17)."""
+    value = check.entry.get("delegates")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) and _ID.match(item) for item in value):
+        check.fail("schema", f"'delegates' must be a list of person ids matching {_ID.pattern}, got {value!r}",
+                   "delegates")
+        return ()
+    if len(set(value)) != len(value):
+        check.fail("schema", "'delegates' names a person twice", "delegates")
+        return ()
+    return tuple(value)
+
+
+def _check_delegates_known(inventory: Inventory) -> None:
+    """Each delegate is a person of the inventory who has a mailbox: a typo must not silently grant nothing."""
+    people = {person.id: person for person in inventory.people}
+    for org in inventory.organizations.values():
+        for person_id in org.delegates:
+            person = people.get(person_id)
+            if person is None or person.state == "absent":
+                why = "is not in the inventory" if person is None else "is removed (state: absent)"
+                inventory.problems.append(Problem(org.file, org.delegates_line, "unknown-delegate",
+                                                  f"organization '{org.id}': delegate '{person_id}' {why}"))
 
 
 def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
@@ -520,6 +553,7 @@ def load_inventory(path: str) -> Inventory:
                 continue
             seen[person.id] = person
             inventory.people.append(person)
+    _check_delegates_known(inventory)
     if os.path.lexists(inventory.lock_path):
         inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
         if not inventory.pinned and not inventory.problems:
@@ -586,10 +620,14 @@ def resolve(inventory: Inventory) -> Resolution:
         address = addresses.get(f"org:{org.id}")
         if address is None:
             continue
+        delegates = sorted(addresses[f"person:{person_id}"] for person_id in org.delegates
+                           if f"person:{person_id}" in addresses)
         mailboxes.append({
             "address": address, "kind": "organization", "owner_id": org.id, "display_name": org.name,
             "organization": org.id, "quota_mb": org.quota_mb or default_quota, "state": org.state,
             "reason": None, "request": org.request, "leave_until": None,
+            # Only when present, as "restore" below: older mailboxes modules do not know the key.
+            **({"delegates": delegates} if delegates else {}),
         })
     for person in inventory.people:
         address = addresses.get(f"person:{person.id}")

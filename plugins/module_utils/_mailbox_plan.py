@@ -41,6 +41,7 @@ MAILBOX_FIELDS = {
     "leave_until": (str, False, None),
     "restore": (dict, False, None),
     "store": (str, False, None),  # issue 15: the mailstore asked for; the planner picks one when it is absent
+    "delegates": (list, False, None),  # organizations only: who opens the mailbox with their own login (issue 17)
 }
 RESTORE_FIELDS = ("request", "date")
 
@@ -84,6 +85,10 @@ def validate_desired(entries) -> list[dict]:
         restore = mailbox["restore"]
         if restore is not None and (set(restore) != set(RESTORE_FIELDS) or not all(isinstance(v, str) for v in restore.values())):
             raise PlanError(f"{where}: 'restore' needs exactly a 'request' and a 'date' (R8.3a), got {restore!r}")
+        delegates = mailbox["delegates"]
+        if delegates is not None and (mailbox["kind"] != "organization"
+                                      or not all(isinstance(item, str) and "@" in item for item in delegates)):
+            raise PlanError(f"{where}: 'delegates' is a list of addresses, and only an organization's mailbox has one")
         desired.append(mailbox)
     return desired
 
@@ -101,10 +106,14 @@ class Plan:
     unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
     refused: list[dict] = field(default_factory=list)  # {address, reason}: requests not carried out (R7.3)
     placement: dict[str, str] = field(default_factory=dict)  # issue 15: new address -> the mailstore that holds it
+    # Agency mailboxes by delegation (issue 17): [organization mailbox, delegate] pairs to grant and to withdraw.
+    delegated: list[list[str]] = field(default_factory=list)
+    undelegated: list[list[str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.suspended or self.restored or self.removed)
+        return bool(self.added or self.updated or self.suspended or self.restored or self.removed
+                    or self.delegated or self.undelegated)
 
     def summary(self) -> dict:
         return {
@@ -117,6 +126,8 @@ class Plan:
             "held": len(self.held),
             "unmanaged": len(self.unmanaged),
             "refused": len(self.refused),
+            "delegated": len(self.delegated),
+            "undelegated": len(self.undelegated),
         }
 
 
@@ -165,13 +176,15 @@ def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
 
 
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
-               revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = ()) -> Plan:
+               revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = (),
+               delegations: set[tuple[str, str]] | None = None) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
     ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
     ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
     ``stores`` names the mailstores of a several-host layout (issue 15; empty on a single host): see
-    ``place_mailboxes``.
+    ``place_mailboxes``. ``delegations``: the (organization mailbox, delegate) pairs in the database
+    (``_userdb.read_delegations``).
     """
     owner_problems = _owner_problems(desired, current)
     if owner_problems:
@@ -225,6 +238,7 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
             f"{len(plan.removed)} mailboxes would be removed, more than max_removals={max_removals}; "
             f"nothing was changed (first: {', '.join(plan.removed[:5])})"
         )
+    _plan_delegations(plan, desired, current, delegations or set())
     return plan
 
 
@@ -276,6 +290,21 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
                 f"to {store} is not supported yet: it stays on {row['host']} (issue 15)")})
     if pinned:
         plan.unchanged = [address for address in plan.unchanged if address not in pinned]
+
+
+def _plan_delegations(plan: Plan, desired: list[dict], current: dict[str, dict], have: set[tuple[str, str]]) -> None:
+    """The whole delegation set converged at once, like the mailboxes: pairs of the inventory between mailboxes
+    that exist after this plan are granted, every other pair in the database is withdrawn. A delegate the
+    lifecycle revoked is not in the database and gets nothing; the rows of a removed mailbox go with it."""
+    removed = set(plan.removed)
+    present = ({address for address in current if address not in removed}
+               | {mailbox["address"] for mailbox in plan.added})
+    wanted = {(mailbox["address"], delegate)
+              for mailbox in desired if mailbox["state"] != "absent" and mailbox["address"] in present
+              for delegate in mailbox.get("delegates") or () if delegate in present}
+    plan.delegated = [list(pair) for pair in sorted(wanted - have)]
+    plan.undelegated = [list(pair) for pair in sorted(have - wanted)
+                        if pair[0] not in removed and pair[1] not in removed]
 
 
 def _plan_existing(plan: Plan, mailbox: dict, row: dict, restores_done: set) -> None:
@@ -339,4 +368,8 @@ def diff_text(plan: Plan) -> dict:
     for address in plan.removed:
         before.append(f"{address}: present")
         after.append(f"{address}: removed with its mail")
+    for mailbox, delegate in plan.delegated:
+        after.append(f"{mailbox}: delegate {delegate}")
+    for mailbox, delegate in plan.undelegated:
+        before.append(f"{mailbox}: delegate {delegate}")
     return {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + ("\n" if after else "")}

@@ -30,7 +30,7 @@ try:
 except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-psycopg)
     psycopg = None
 
-SCHEMA_VERSION = 4  # 4: issue 15 (scale-out), mailbox.host
+SCHEMA_VERSION = 5  # 4: issue 15 (scale-out), mailbox.host; 5: issue 17, the delegation table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -80,7 +80,21 @@ CREATE INDEX IF NOT EXISTS password_history_address ON password_history (address
 CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_history AFTER DELETE ON mailbox BEGIN
     DELETE FROM password_history WHERE address = old.address;
 END;
+-- Issue 17, agency mailboxes by delegation: who may open an organization's mailbox with their own login.
+-- Dovecot gives a delegate the ACL group of each such mailbox (userdb acl_groups) and Postfix lets them send
+-- as its address (smtpd_sender_login_maps), both by querying this table with the mailboxes' states:
+-- withdrawing a pair, or suspending or revoking the delegate, takes effect at the next lookup.
+CREATE TABLE IF NOT EXISTS delegation (
+    mailbox  TEXT NOT NULL,                          -- the organization's mailbox
+    delegate TEXT NOT NULL,                          -- a person's mailbox
+    PRIMARY KEY (mailbox, delegate)
+);
+CREATE INDEX IF NOT EXISTS delegation_delegate ON delegation (delegate);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_delegation AFTER DELETE ON mailbox BEGIN
+    DELETE FROM delegation WHERE mailbox = old.address OR delegate = old.address;
+END;
 """
+
 
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
@@ -124,6 +138,7 @@ def _migrate(connection) -> None:
     # Issue 15 (scale-out), 3 -> 4: the mailstore that holds each mailbox; NULL on a single host.
     if "host" not in columns:
         connection.execute("ALTER TABLE mailbox ADD COLUMN host TEXT")
+    # Issue 17, 4 -> 5: SCHEMA's CREATE ... IF NOT EXISTS has added the empty delegation table and its trigger.
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
@@ -145,19 +160,22 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # What each tier's database role may read and write; nothing else is granted. The MX never sees a password
 # hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
 TIER_GRANTS = {
-    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox",),
+    # Every tier that authenticates or checks a sender reads the delegations (issue 17).
+    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox", "GRANT SELECT ON delegation"),
     # The proxy and the mailstores check passwords and refuse blocked accounts with the reason (R6.1, R8.1).
     "proxy": (
         ("GRANT SELECT (address, password, state, must_change, password_changed_at, suspended_reason, host)"
          " ON mailbox"),
+        "GRANT SELECT ON delegation",
     ),
     "mailstore": (
         ("GRANT SELECT (address, local_part, domain, quota_mb, over_quota, state, password, must_change,"
          " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
+        "GRANT SELECT ON delegation",
     ),
     "webmail": (
-        "GRANT SELECT ON mailbox, password_history",
+        "GRANT SELECT ON mailbox, password_history, delegation",
         "GRANT UPDATE (password, must_change, password_changed_at, updated_at) ON mailbox",
         "GRANT INSERT, DELETE ON password_history",
     ),
@@ -351,6 +369,13 @@ def read_mailboxes(connection) -> dict[str, dict]:
     return {row["address"]: dict(row) for row in rows}
 
 
+def read_delegations(connection) -> set[tuple[str, str]]:
+    """Every (organization mailbox, delegate) pair; none when the table is not there yet (check mode)."""
+    if not table_columns(connection, "delegation"):
+        return set()
+    return {(row["mailbox"], row["delegate"]) for row in connection.execute("SELECT mailbox, delegate FROM delegation")}
+
+
 def read_mailbox(connection, address: str) -> dict | None:
     """One mailbox row, or None."""
     row = connection.execute("SELECT * FROM mailbox WHERE address = ?", (address,)).fetchone()
@@ -535,4 +560,9 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
             [(password_hashes[address], now, now, address) for address in reissue],
         )
         events.extend((now, address, "reissued", None, handoff) for address in reissue)
+        # Issue 17: after the inserts and deletions above, so every pair joins two rows that exist.
+        connection.executemany("DELETE FROM delegation WHERE mailbox = ? AND delegate = ?", plan.undelegated)
+        connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
+        events.extend((now, mailbox, "delegated", None, f"delegate={delegate}") for mailbox, delegate in plan.delegated)
+        events.extend((now, mailbox, "undelegated", None, f"delegate={delegate}") for mailbox, delegate in plan.undelegated)
         record_events(connection, events)

@@ -98,6 +98,12 @@ options:
             description: Date of the request, C(YYYY-MM-DD).
             type: str
             required: true
+      delegates:
+        description:
+          - Organizations only. The people's addresses that open this mailbox with their own login and may send as it
+            (agency mailboxes by delegation, docs/delegation.md). The whole set is converged; pairs not listed are withdrawn.
+        type: list
+        elements: str
   inventory:
     description:
       - The inventory's C(mail/) folder on the controller. The action plugin reads and resolves it there, as
@@ -285,6 +291,18 @@ handoff_pending:
   returned: when the second module call failed
   type: str
   sample: /root/.local/share/sonla-mail/handoff/mail1-20261128T170000123456Z-9f3a1c2b.csv.pending
+delegated:
+  description: The pairs of organization mailbox and delegate granted (docs/delegation.md).
+  returned: always
+  type: list
+  elements: list
+  sample: [[skhcn@sonla.gov.vn, annv.skhcn@sonla.gov.vn]]
+undelegated:
+  description: The pairs of organization mailbox and delegate withdrawn.
+  returned: always
+  type: list
+  elements: list
+  sample: []
 reissued:
   description: Addresses that got a new one-time password.
   returned: always
@@ -448,7 +466,7 @@ def main():
     database = params["database"]
     postgres = _userdb.is_postgres(database)
     connection = None
-    current, revoked, restores_done = {}, {}, set()
+    current, revoked, restores_done, delegations = {}, {}, set(), set()
     if postgres or not (module.check_mode and not os.path.exists(database)):
         try:
             connection = open_database(module, database, postgres)
@@ -458,10 +476,11 @@ def main():
         current = _userdb.read_mailboxes(connection)
         revoked = read_revoked(connection)  # R7.2: never created again
         restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
+        delegations = _userdb.read_delegations(connection)  # issue 17: agency mailboxes by delegation
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
-                          restores_done=restores_done, stores=params["stores"])
+                          restores_done=restores_done, stores=params["stores"], delegations=delegations)
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)
@@ -478,6 +497,8 @@ def main():
         "unmanaged": plan.unmanaged,
         "refused": plan.refused + reissue_refused,
         "reissued": reissue,
+        "delegated": plan.delegated,
+        "undelegated": plan.undelegated,
         "summary": {**plan.summary(), "reissued": len(reissue)},
         **handoff_status(connection, params["_handoffs_pending"], params["_handoffs_delivered"]),
     }

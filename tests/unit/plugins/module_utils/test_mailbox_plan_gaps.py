@@ -41,7 +41,8 @@ def refused(entries, message):
 
 def test_validate_fills_the_optional_fields():
     assert validate_desired([entry()]) == [{
-        **entry(), "state": "active", "reason": None, "request": None, "leave_until": None, "restore": None, "store": None,
+        **entry(), "state": "active", "reason": None, "request": None, "leave_until": None, "restore": None,
+        "store": None, "delegates": None,
     }]
 
 
@@ -158,9 +159,11 @@ def test_r7_3_the_default_removal_cap_is_ten(current):
 
 def test_the_summary_counts_every_list_by_name():
     plan = Plan(added=[{}], updated=[{}, {}], suspended=[{}] * 3, restored=[{}] * 4, removed=["a"] * 5,
-                unchanged=["b"] * 6, held=[{}] * 7, unmanaged=["c"] * 8, refused=[{}] * 9)
+                unchanged=["b"] * 6, held=[{}] * 7, unmanaged=["c"] * 8, refused=[{}] * 9,
+                delegated=[["o", "p"]] * 10, undelegated=[["o", "q"]] * 11)
     assert plan.summary() == {"added": 1, "updated": 2, "suspended": 3, "restored": 4, "removed": 5,
-                              "unchanged": 6, "held": 7, "unmanaged": 8, "refused": 9}
+                              "unchanged": 6, "held": 7, "unmanaged": 8, "refused": 9,
+                              "delegated": 10, "undelegated": 11}
 
 
 # --- existing mailboxes: suspensions, holds and the diff -----------------------------------------

@@ -33,6 +33,8 @@ VALUES = {
     "webmail_smtp_uri": "ssl://127.0.0.1:465\\",
     "webmail_mail_tls_name": "mail.sonla.gov.vn\n?><?php system('id'); ?>",
     "webmail_db_path": "/var/lib/x'y\\/roundcube",
+    "webmail_managesieve_host": "tls://127.0.0.1'.system('id').'",
+    "webmail_directory_path": "/var/lib/x'y\\/directory.sqlite",
     "__webmail_passwd_command": "/usr/local/sbin/sonla-mail-passwd'",
     "__webmail_policy": {"min_length": 8, "special_characters": "!@#%$*&'\\", "max_age_days": 90},
 }
@@ -52,6 +54,8 @@ def render(tmp_path, **overrides) -> str:
         "webmail_host": "mail.sonla.gov.vn",
         "webmail_session_lifetime_minutes": 30,
         "webmail_max_attachment_mb": 25,
+        "webmail_managesieve_port": 4190,
+        "webmail_vacation_interval_days": 7,
         "__webmail_mail_ca_file": "/etc/ssl/it's.crt",
         "__webmail_des_key_file": str(key_file),
         **VALUES,
@@ -89,6 +93,10 @@ def test_hostile_values_arrive_intact_and_run_nothing(tmp_path):
     assert config["db_dsnw"] == "sqlite:///" + VALUES["webmail_db_path"] + "?mode=0640"
     assert config["sonla_password_command"][-1] == VALUES["__webmail_passwd_command"]
     assert config["sonla_password_special_characters"] == "!@#%$*&'\\"
+    assert config["managesieve_host"] == VALUES["webmail_managesieve_host"]  # issue 17
+    assert config["sonla_directory_path"] == VALUES["webmail_directory_path"]
+    assert {"managesieve", "sonla_directory"} <= set(config["plugins"])
+    assert config["autocomplete_addressbooks"] == ["sql", "sonla_directory"]
     assert config["des_key"] == "k"  # the include of a path with a quote and a backslash worked
     # Nothing but $config came out: no system('id') ran.
     assert set(config) >= {"product_name", "language", "plugins"}

@@ -161,7 +161,7 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
 TIER_GRANTS = {
     # Every tier that authenticates or checks a sender reads the delegations (issue 17).
-    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox", "GRANT SELECT ON delegation"),
+    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox", "GRANT SELECT (mailbox, delegate) ON delegation"),
     # The proxy and the mailstores check passwords and refuse blocked accounts with the reason (R6.1, R8.1).
     "proxy": (
         ("GRANT SELECT (address, password, state, must_change, password_changed_at, suspended_reason, host)"

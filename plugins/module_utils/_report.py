@@ -221,8 +221,9 @@ def snapshot(mailboxes: list[dict], usage_bytes: dict[str, int], at: str, policy
     for row in sorted(mailboxes, key=lambda r: r["address"]):
         if row["created_at"] > at:
             continue
-        used_mb = round(usage_bytes.get(row["address"], 0) / 1_048_576, 1)
-        percent = round(100 * used_mb / row["quota_mb"], 1)
+        used = usage_bytes.get(row["address"], 0)
+        used_mb = round(used / 1_048_576, 1)
+        percent = round(100 * used / (row["quota_mb"] * 1_048_576), 1)
         quota.append({"address": row["address"], "organization": row["organization"], "used_mb": used_mb,
                       "quota_mb": row["quota_mb"], "percent": percent, "near_full": percent >= warn})
         if row["state"] == "active":
@@ -239,8 +240,8 @@ def snapshot(mailboxes: list[dict], usage_bytes: dict[str, int], at: str, policy
             near_revocation.append({"address": row["address"], "organization": row["organization"],
                                     "suspended_at": row["suspended_at"][:10], "reason": row["suspended_reason"] or "",
                                     "revoke_on": revoke_on})
-    return {"at": at, "inactive": inactive, "near_revocation": sorted(near_revocation, key=lambda r: (r["revoke_on"], r["address"])),
-            "quota": quota, "quota_warning_percent": warn}
+    near_revocation.sort(key=lambda r: (r["revoke_on"], r["address"]))
+    return {"at": at, "inactive": inactive, "near_revocation": near_revocation, "quota": quota, "quota_warning_percent": warn}
 
 
 def quota_distribution(quota: list[dict]) -> dict[str, int]:
@@ -393,10 +394,10 @@ def render_html(report: dict, charts: dict[str, str], organization_title: str = 
         "<!DOCTYPE html>", "<html lang=\"vi\"><head><meta charset=\"utf-8\">",
         f"<title>Báo cáo hệ thống thư điện tử tỉnh Sơn La - {html.escape(report['title'])}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>Báo cáo hệ thống thư điện tử tỉnh Sơn La<br>{html.escape(report['title'])} "
-        f"({report['start']} – {report['end']})</h1>",
-        f"<p>Kính gửi: {html.escape(organization_title)}. Báo cáo định kỳ theo R11.3; tình trạng tài khoản và "
-        f"dung lượng tính đến {html.escape(report['state_at'])} UTC.</p>",
+        (f"<h1>Báo cáo hệ thống thư điện tử tỉnh Sơn La<br>{html.escape(report['title'])} "
+         f"({report['start']} – {report['end']})</h1>"),
+        (f"<p>Kính gửi: {html.escape(organization_title)}. Báo cáo định kỳ theo R11.3; tình trạng tài khoản và "
+         f"dung lượng tính đến {html.escape(report['state_at'])} UTC.</p>"),
         "<h2>Tổng hợp toàn tỉnh</h2>",
         _table([("what", "Nội dung"), ("count", "Số lượng")], [{"what": what, "count": count} for what, count in summary]),
         f"<div class=\"charts\">{chart_html}</div>",

@@ -21,7 +21,9 @@ def _figure_svg(plt, figure, name: str) -> str:
         figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     plt.close(figure)
     text = out.getvalue()
-    return text[text.index("<svg"):]  # inline: no XML declaration or doctype inside the HTML page
+    text = text[text.index("<svg"):]  # inline: no XML declaration or doctype inside the HTML page
+    # matplotlib names the parts of every figure alike (figure_1, axes_1): prefix them, one page holds several.
+    return text.replace('id="', f'id="{name}-').replace('href="#', f'href="#{name}-').replace("url(#", f"url(#{name}-")
 
 
 def svg_charts(report: dict) -> dict[str, str]:
@@ -30,6 +32,7 @@ def svg_charts(report: dict) -> dict[str, str]:
 
     matplotlib.use("svg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     matplotlib.rcParams.update({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9})
     names = [agency["name"] for agency in report["agencies"]] or ["-"]
@@ -45,7 +48,8 @@ def svg_charts(report: dict) -> dict[str, str]:
     axes.set_yticks(positions, names)
     axes.invert_yaxis()
     axes.set_title(f"Thay đổi tài khoản theo đơn vị - {report['title']}")
-    axes.legend(fontsize=7, loc="lower right")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     charts["1-accounts"] = _figure_svg(plt, figure, "accounts")
 
@@ -57,7 +61,8 @@ def svg_charts(report: dict) -> dict[str, str]:
     axes.set_yticks(positions, names)
     axes.invert_yaxis()
     axes.set_title(f"Thư gửi và nhận theo đơn vị - {report['title']}")
-    axes.legend(fontsize=7, loc="lower right")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     charts["2-mail"] = _figure_svg(plt, figure, "mail")
 
@@ -66,6 +71,7 @@ def svg_charts(report: dict) -> dict[str, str]:
     axes.bar(list(buckets), list(buckets.values()), color="#4a7ab5")
     axes.set_title("Phân bố mức sử dụng dung lượng hộp thư")
     axes.set_ylabel("Số hộp thư")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     charts["3-quota"] = _figure_svg(plt, figure, "quota")
     return charts

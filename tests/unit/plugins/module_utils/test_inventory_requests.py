@@ -15,7 +15,7 @@ def test_a_removal_under_the_creation_request_is_refused_with_its_line(inventory
     problems = changed(inventory_folder, '    organization: chiengmung\n    request: "7/QĐ-UBND"\n',
                        '    organization: chiengmung\n    request: "7/QĐ-UBND"\n    state: absent\n')
     assert problems == [(f"{inventory_folder}/people/skhcn.yml:12: R11.2: person 'cm-0001': state changed under the same "
-                        "request '7/QĐ-UBND'; a change or removal carries the reference of its own request")]
+                         "request '7/QĐ-UBND'; a change or removal carries the reference of its own request")]
 
 
 def test_a_removal_with_its_own_request_passes(inventory_folder):
@@ -36,4 +36,4 @@ def test_a_new_person_and_an_unchanged_one_need_nothing_more(inventory_folder):
 def test_an_organization_change_needs_a_request(inventory_folder):
     problems = changed(inventory_folder, "    name: Xã Chiềng Mung\n", "    name: Phường Chiềng Mung\n", "organizations.yml")
     assert problems == [(f"{inventory_folder}/organizations.yml:12: R11.2: organization 'chiengmung': name changed without "
-                        "a 'request'; a change or removal carries the reference of its own request (R7.1b)")]
+                         "a 'request'; a change or removal carries the reference of its own request (R7.1b)")]

@@ -63,26 +63,26 @@ LMTP = "relay=mail.sonla.gov.vn[private/dovecot-lmtp], delay=0.1, status=sent (2
 REJECT = "milter-reject: END-OF-MESSAGE from unknown[203.0.113.9]: 5.7.1"
 LOG = "\n".join([
     ("Nov  2 08:00:01 mail postfix/submission/smtpd[101]: 4AB1: client=unknown[10.0.0.5], sasl_method=PLAIN,"
-    " sasl_username=annv.skhcn@sonla.gov.vn"),
+     " sasl_username=annv.skhcn@sonla.gov.vn"),
     "Nov  2 08:00:02 mail postfix/qmgr[99]: 4AB1: from=<annv.skhcn@sonla.gov.vn>, size=900, nrcpt=2 (queue active)",
     f"Nov  2 08:00:03 mail postfix/lmtp[102]: 4AB1: to=<suma.chiengmung@sonla.gov.vn>, {LMTP}",
     f"Nov  2 08:00:03 mail postfix/lmtp[102]: 4AB1: to=<haclv.skhcn@sonla.gov.vn>, {LMTP}",
     "Nov  2 08:00:04 mail postfix/smtp[103]: 4AB1: to=<x@example.org>, relay=example.org[1.2.3.4]:25, status=sent (250 ok)",
     ("2026-11-03T09:00:00.123456+07:00 mail postfix/lmtp[102]: 5CD2: to=<suma.chiengmung@sonla.gov.vn>, relay=x,"
-    " status=deferred (timeout)"),
+     " status=deferred (timeout)"),
     f"2026-11-03T09:00:00.123456+07:00 mail postfix/lmtp[102]: 5CD3: to=<suma.chiengmung@sonla.gov.vn>, {LMTP}",
     (f"Nov  4 10:00:00 mail postfix/cleanup[104]: 6EF3: {REJECT} Thu bi tu choi vi la thu rac / Message refused as spam;"
-    " from=<s@spam.example> to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
+     " from=<s@spam.example> to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
     (f"Nov  4 10:00:01 mail postfix/cleanup[104]: 6EF4: {REJECT} Thu co ma doc / Message refused, malware found:"
-    " Sonla.Test.EICAR; from=<s@spam.example> to=<suma.chiengmung@sonla.gov.vn> proto=ESMTP helo=<x>"),
+     " Sonla.Test.EICAR; from=<s@spam.example> to=<suma.chiengmung@sonla.gov.vn> proto=ESMTP helo=<x>"),
     (f"Nov  4 10:00:02 mail postfix/cleanup[104]: 6EF5: {REJECT} DMARC policy; from=<s@x.example>"
-    " to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
+     " to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
     f"Oct 31 23:59:59 mail postfix/lmtp[102]: 0001: to=<annv.skhcn@sonla.gov.vn>, {LMTP}",
     f"Dec  1 00:00:00 mail postfix/lmtp[102]: 0002: to=<annv.skhcn@sonla.gov.vn>, {LMTP}",
     ("Nov  5 10:00:00 mail postfix/submission/smtpd[105]: 7AA1: client=unknown[10.0.0.6], sasl_method=LOGIN,"
-    " sasl_username=ANNV.skhcn@sonla.gov.vn"),
+     " sasl_username=ANNV.skhcn@sonla.gov.vn"),
     ("Nov  5 10:00:00 mail postfix/submission/smtpd[105]: 7AA1: client=unknown[10.0.0.6], sasl_method=LOGIN,"
-    " sasl_username=annv.skhcn@sonla.gov.vn"),
+     " sasl_username=annv.skhcn@sonla.gov.vn"),
     "garbage line",
 ])
 
@@ -163,9 +163,8 @@ def test_the_report_per_agency_with_references_causes_and_restore_times():
         event(11, "2026-12-01 00:00:00", "annv", "updated", ref="9/QĐ"),  # after the period
     ]
     mail = _report.count_mail(LOG.splitlines(), NOVEMBER)
-    state = _report.snapshot([row("annv"), row("haclv", "vp-skhcn"), row("suma", "chiengmung", state="suspended",
-                                                                          suspended_by="inventory", suspended_at="x")],
-                             {}, "2026-12-01 00:00:00")
+    held = row("suma", "chiengmung", state="suspended", suspended_by="inventory", suspended_at="x")
+    state = _report.snapshot([row("annv"), row("haclv", "vp-skhcn"), held], {}, "2026-12-01 00:00:00")
     known = {"annv.skhcn@sonla.gov.vn": "skhcn", "haclv.skhcn@sonla.gov.vn": "vp-skhcn",
              "suma.chiengmung@sonla.gov.vn": "chiengmung"}
     report = _report.build(NOVEMBER, events, state, mail, {"checked": 0}, ORGANIZATIONS, known)

@@ -189,6 +189,9 @@ NOTICE_ACTIONS = ("added", "updated", "suspended", "restored", "removed")
 def pending_notices(connection: sqlite3.Connection) -> list[dict]:
     """The converge events no result notice has named yet (R7.3), oldest first, with the mailbox's current name
     and quota where it still exists."""
+    columns = {row["name"] for row in connection.execute("PRAGMA table_info(mailbox_event)")}
+    if "notified_at" not in columns:  # check mode on a database the converge has not upgraded yet: none owed
+        return []
     marks = ", ".join("?" * len(NOTICE_ACTIONS))
     rows = connection.execute(
         "SELECT e.id, e.at, e.address, e.action, e.request_ref, e.detail, e.organization, m.display_name, m.quota_mb"

@@ -225,3 +225,11 @@ def test_an_older_database_gains_the_event_columns_with_its_history_notified(tmp
     assert tuple(connection.execute("SELECT notified_at, organization, requested_at FROM mailbox_event").fetchone()) == (
         "2026-01-01 00:00:00", None, None)
     assert _userdb.pending_notices(connection) == []  # R7.3: no old notice is sent again
+
+
+def test_check_mode_on_an_older_database_owes_no_notice(tmp_path):
+    """The notices module reads without upgrading in check mode (``connect(upgrade=False)``)."""
+    path = str(tmp_path / "users.sqlite")
+    connection = _userdb.connect(path)
+    connection.executescript("ALTER TABLE mailbox_event DROP COLUMN notified_at")
+    assert _userdb.pending_notices(_userdb.connect(path, upgrade=False)) == []

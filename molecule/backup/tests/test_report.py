@@ -18,6 +18,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -83,7 +84,7 @@ def test_a_converge_that_fails_later_sends_its_notice_at_the_next_run(host, serv
 
     playbook(ansible_inventory, site, "-e", inventory)
     assert sql(host, "SELECT notified_at FROM mailbox_event WHERE address = ? AND action = 'added'", address)[0]["notified_at"]
-    sent = wait_for(lambda: len(notices_naming(server_ip, address)) == 2 and notices_naming(server_ip, address),
+    sent = wait_for(lambda: (lambda found: len(found) == 2 and found)(notices_naming(server_ip, address)),
                     "the owed notice and the Department's summary", timeout=60)
     assert all(f"(văn bản / request {NEW_PERSON['request']})" in body for body in sent)  # R11.2
     assert sql(host, "SELECT count(*) AS n FROM mailbox_event WHERE notified_at IS NULL AND action IN"
@@ -208,7 +209,7 @@ def test_the_report_of_a_month_has_the_numbers_counted_another_way(host, ansible
     """R11.3 with R11.2's references and R8.3b's restore times; counted here from what was injected and by SQL."""
     report = f"{ROOT}/playbooks/report.yml"
     output = playbook(ansible_inventory, report, "-e", f"sonla_mail_report_period={PERIOD}")
-    assert f"{REPORTS}/{PERIOD}" in output and "mailed to skhcn@sonla.gov.vn" in output, output[-2000:]
+    assert f"{REPORTS}/{PERIOD}" in output and re.search(r"mailed\s+to\s+skhcn@sonla\.gov\.vn", output), output[-2000:]
 
     # Account changes: the injected list, and SQL's own count of the month's rows.
     changes = Counter(action for at, _, action, *_ in EVENTS if at.startswith(PERIOD) and action != "password_reminder")
@@ -257,7 +258,7 @@ def test_the_report_of_a_month_has_the_numbers_counted_another_way(host, ansible
     # The same period gives the same files, and is not mailed again.
     digests = host.run(f"sha256sum {REPORTS}/{PERIOD}/*").stdout
     again = playbook(ansible_inventory, report, "-e", f"sonla_mail_report_period={PERIOD}")
-    assert "mailed to nobody" in again and host.run(f"sha256sum {REPORTS}/{PERIOD}/*").stdout == digests
+    assert re.search(r"mailed\s+to\s+nobody", again) and host.run(f"sha256sum {REPORTS}/{PERIOD}/*").stdout == digests
 
     def mailed() -> int:
         client = imap(server_ip, f"skhcn@{DOMAIN}")

@@ -179,8 +179,9 @@ def count_mail(lines, period: Period, malware_marker: str = "malware", spam_mark
         if match["program"] == "lmtp" and "status=sent" in rest:
             counts.received[address] = counts.received.get(address, 0) + 1
         elif rest.startswith("milter-reject: END-OF-MESSAGE"):
-            kind = counts.malware if malware_marker.lower() in rest.lower() else (
-                counts.spam if spam_marker.lower() in rest.lower() else None)
+            reply = rest.split("; from=<", 1)[0].lower()  # the filter's words, not a sender named "spam..."
+            kind = counts.malware if malware_marker.lower() in reply else (
+                counts.spam if spam_marker.lower() in reply else None)
             if kind is not None:
                 kind[address] = kind.get(address, 0) + 1
     for user in submitted.values():

@@ -75,7 +75,7 @@ LOG = "\n".join([
      " from=<s@spam.example> to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
     (f"Nov  4 10:00:01 mail postfix/cleanup[104]: 6EF4: {REJECT} Thu co ma doc / Message refused, malware found:"
      " Sonla.Test.EICAR; from=<s@spam.example> to=<suma.chiengmung@sonla.gov.vn> proto=ESMTP helo=<x>"),
-    (f"Nov  4 10:00:02 mail postfix/cleanup[104]: 6EF5: {REJECT} DMARC policy; from=<s@x.example>"
+    (f"Nov  4 10:00:02 mail postfix/cleanup[104]: 6EF5: {REJECT} DMARC policy; from=<news@spam-malware.example>"
      " to=<annv.skhcn@sonla.gov.vn> proto=ESMTP helo=<x>"),
     f"Oct 31 23:59:59 mail postfix/lmtp[102]: 0001: to=<annv.skhcn@sonla.gov.vn>, {LMTP}",
     f"Dec  1 00:00:00 mail postfix/lmtp[102]: 0002: to=<annv.skhcn@sonla.gov.vn>, {LMTP}",

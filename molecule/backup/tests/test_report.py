@@ -26,7 +26,7 @@ from collections import Counter
 
 import pytest
 from sonla_molecule import sql, wait_for
-from test_backup import DOMAIN, KEPT, ROOT, imap, playbook
+from test_backup import DOMAIN, KEPT, PASSWORD, ROOT, imap, playbook, ssha512
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -35,6 +35,12 @@ PERIOD = "2026-10"
 REPORTS = "/var/lib/sonla-mail/reports"
 QUOTA_FULL = f"binhtt.skhcn@{DOMAIN}"  # 1 MiB quota in the inventory
 SENDERS = [*KEPT, QUOTA_FULL]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def department_login(host):
+    """The Department's mailbox reads its notices and reports over IMAP (as after test_backup.py's ``before``)."""
+    sql(host, "UPDATE mailbox SET password = ?, must_change = 0 WHERE address = ?", ssha512(PASSWORD), f"skhcn@{DOMAIN}")
 
 
 def notices_naming(server_ip: str, text: str) -> list[str]:

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of ``sonla.mail.notices``: with ``inventory``, names and agencies are read on the controller.
 
-Only the mailboxes a notice names travel to the server, instead of a 50,000-entry variable that Ansible
-would template for seconds.
+Only the refused mailboxes travel to the server (what was carried out is read from the user database there),
+instead of a 50,000-entry variable that Ansible would template for seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
     converge_inventory,
     read_resolved,
 )
-from ansible_collections.sonla.mail.plugins.module_utils._notices import NOTICE_SECTIONS, touched_addresses
+from ansible_collections.sonla.mail.plugins.module_utils._notices import touched_addresses
 
 
 class ActionModule(ActionBase):
@@ -28,8 +28,8 @@ class ActionModule(ActionBase):
         inventory = module_args.pop("inventory", None)
         resolved = module_args.pop("resolved", None)
         converge = module_args.get("result") or {}
-        # Only the sections a notice reports; "unchanged" alone can hold 50,000 addresses.
-        module_args["result"] = {section: converge.get(section) or [] for section in NOTICE_SECTIONS}
+        # Only the refusals; the rest is read from the database. "unchanged" alone can hold 50,000 addresses.
+        module_args["result"] = {"refused": converge.get("refused") or []}
         loaded = None
         if resolved is not None:  # resolved once per run by mail_inventory
             try:
@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
                 result.update(failed=True, msg=str(error), problems=error.problems)
                 return result
         if loaded is not None:
-            touched = touched_addresses(converge)
+            touched = touched_addresses(module_args["result"])
             module_args["mailboxes"] = [mailbox for mailbox in loaded["mailboxes"] if mailbox["address"] in touched]
             for key in ("organizations", "department", "domain"):
                 module_args.setdefault(key, loaded[key])

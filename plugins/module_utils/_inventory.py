@@ -661,6 +661,38 @@ def _resolve_operators_mailbox(inventory: Inventory, addresses: dict[str, str], 
             "postmaster@ and abuse@ would go nowhere"))
 
 
+# R11.2: what an entry's request reference covers. A change of any of these is a new request of the agency
+# (R7.1a, R7.1b), and the lists the agencies keep name each one, so it carries a reference of its own.
+REQUESTED_PERSON_FIELDS = ("name", "organization", "quota_mb", "state", "reason")
+REQUESTED_ORGANIZATION_FIELDS = ("name", "kind", "abbreviation", "parent", "quota_mb", "state")
+
+
+def unreferenced_changes(base: Inventory, current: Inventory) -> list[Problem]:
+    """R11.2, for a merge request: every entry that changed against ``base`` (the target branch) names a request
+    other than the one it had, so a removal (state: absent), a suspension or a change is never recorded under
+    the request that created the mailbox. An organization's change needs a request at all (R7.1b)."""
+    problems = []
+    before = {person.id: person for person in base.people}
+    for person in current.people:
+        old = before.get(person.id)
+        changed = [field for field in REQUESTED_PERSON_FIELDS
+                   if old is not None and getattr(old, field) != getattr(person, field)]
+        if changed and person.request == old.request:
+            problems.append(Problem(person.file, _line_of(person.file, person), "R11.2", (
+                f"person '{person.id}': {', '.join(changed)} changed under the same request '{person.request}'; "
+                "a change or removal carries the reference of its own request")))
+    for org in current.organizations.values():
+        old = base.organizations.get(org.id)
+        changed = [field for field in REQUESTED_ORGANIZATION_FIELDS
+                   if old is not None and getattr(old, field) != getattr(org, field)]
+        if changed and (not org.request or org.request == old.request):
+            problems.append(Problem(org.file, org.line, "R11.2", (
+                f"organization '{org.id}': {', '.join(changed)} changed "
+                + (f"under the same request '{org.request}'" if org.request else "without a 'request'")
+                + "; a change or removal carries the reference of its own request (R7.1b)")))
+    return problems
+
+
 def render_lock(addresses: dict[str, str]) -> str:
     """The lock file's text: one sorted line per key, so a merge request shows exactly the new lines."""
     lines = [

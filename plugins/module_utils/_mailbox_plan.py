@@ -98,7 +98,7 @@ class Plan:
     added: list[dict] = field(default_factory=list)  # desired rows to insert
     updated: list[dict] = field(default_factory=list)  # {address, changes: {column: [old, new]}}
     suspended: list[dict] = field(default_factory=list)  # {address, reason, request}
-    restored: list[dict] = field(default_factory=list)  # {address, request}
+    restored: list[dict] = field(default_factory=list)  # {address, request[, requested]: the request's date (R8.3b)}
     removed: list[str] = field(default_factory=list)
     removal_requests: dict[str, str | None] = field(default_factory=dict)  # address -> request reference (R11.2)
     unchanged: list[str] = field(default_factory=list)
@@ -334,7 +334,7 @@ def _plan_existing(plan: Plan, mailbox: dict, row: dict, restores_done: set) -> 
             plan.held.append({"address": address, "suspended_by": row["suspended_by"], "reason": row["suspended_reason"]})
         elif restore_applies(restore, row["suspended_at"]):
             # R8.3a: the agency's written restore request, newer than the suspension; R8.3c below.
-            plan.restored.append({"address": address, "request": restore["request"]})
+            plan.restored.append({"address": address, "request": restore["request"], "requested": str(restore["date"])[:10]})
             touched = True
         else:
             plan.held.append({"address": address, "suspended_by": row["suspended_by"], "reason": row["suspended_reason"]})

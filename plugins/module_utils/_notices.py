@@ -112,35 +112,65 @@ def touched_addresses(result: dict) -> set[str]:
             for section in NOTICE_SECTIONS for item in result.get(section) or ()}
 
 
+def _address(item) -> str:
+    return item if isinstance(item, str) else item["address"]
+
+
 def converge_items(result: dict, directory: Directory) -> list[Item]:
-    """Items of a ``sonla.mail.mailboxes`` result: created, changed, suspended, restored, removed, refused."""
+    """Items of a ``sonla.mail.mailboxes`` result: created, changed, suspended, restored, removed, refused.
+
+    An entry is an address, or a dict with its own ``request`` (and ``quota_mb``, or an ``updated`` change as
+    ``detail`` text), as ``pending_result`` makes them; otherwise the desired mailbox gives them."""
     items: list[Item] = []
 
     def add(section: str, address: str, text: str) -> None:
         agency, name = directory.describe(address)
         items.append(Item(section, agency, address, name, text))
 
-    desired = directory.mailboxes
-    for address in result.get("added") or ():
-        mailbox = desired.get(address) or {}
-        add("added", address, f"Đã tạo / created, {mailbox.get('quota_mb', '?')} MB{_request(mailbox.get('request'))}")
+    def about(item) -> dict:
+        return {**(directory.mailboxes.get(_address(item)) or {}), **({} if isinstance(item, str) else item)}
+
+    for added in result.get("added") or ():
+        mailbox = about(added)
+        add("added", _address(added), f"Đã tạo / created, {mailbox.get('quota_mb') or '?'} MB{_request(mailbox.get('request'))}")
     for update in result.get("updated") or ():
-        changes = "; ".join(f"{COLUMN_NAMES.get(column, column)}: {old} → {new}"
-                            for column, (old, new) in update["changes"].items())
-        add("updated", update["address"], changes + _request((desired.get(update["address"]) or {}).get("request")))
+        changes = update.get("detail") or "; ".join(f"{COLUMN_NAMES.get(column, column)}: {old} → {new}"
+                                                    for column, (old, new) in update["changes"].items())
+        add("updated", update["address"], changes + _request(about(update).get("request")))
     for suspension in result.get("suspended") or ():
         reason = f"Lý do / reason: {suspension.get('reason')}{_request(suspension.get('request'))}"
         add("suspended", suspension["address"], reason)
     for restored in result.get("restored") or ():
-        address = restored if isinstance(restored, str) else restored["address"]
-        mailbox = desired.get(address) or {}
-        ref = (mailbox.get("restore") or {}).get("request") or mailbox.get("request")
-        add("restored", address, f"Đã khôi phục / restored{_request(ref)}")
-    for address in result.get("removed") or ():
-        add("removed", address, f"Đã xóa / deleted{_request((desired.get(address) or {}).get('request'))}")
+        mailbox = about(restored)
+        ref = mailbox.get("request") if not isinstance(restored, str) else (
+            (mailbox.get("restore") or {}).get("request") or mailbox.get("request"))
+        add("restored", _address(restored), f"Đã khôi phục / restored{_request(ref)}")
+    for removed in result.get("removed") or ():
+        add("removed", _address(removed), f"Đã xóa / deleted{_request(about(removed).get('request'))}")
     for refusal in result.get("refused") or ():
         add("refused", refusal["address"], f"Lý do / reason: {refusal['reason']}")
     return items
+
+
+def pending_result(rows: list[dict]) -> tuple[dict, list[dict]]:
+    """The converge events no notice has named yet (``_userdb.pending_notices``) as a result for
+    ``converge_items``, and the mailboxes they name (address, organization, display name) for the
+    ``Directory``: the notice is built from the database, so a run that failed after the converge still
+    owes it and the next run sends it (R7.3). Each event carries its own request reference (R11.2)."""
+    result: dict[str, list] = {section: [] for section in NOTICE_SECTIONS if section != "refused"}
+    mailboxes: dict[str, dict] = {}
+    for row in rows:
+        address, action, ref = row["address"], row["action"], row["request_ref"]
+        mailboxes[address] = {"address": address, "organization": row["organization"],
+                              "display_name": row["display_name"] or ""}
+        if action == "suspended":
+            result[action].append({"address": address, "reason": row["detail"], "request": ref})
+        elif action == "updated":
+            result[action].append({"address": address, "detail": (row["detail"] or "").replace(" -> ", " → "),
+                                   "request": ref})
+        else:
+            result[action].append({"address": address, "request": ref, "quota_mb": row["quota_mb"]})
+    return result, list(mailboxes.values())
 
 
 def lifecycle_items(actions: list[dict], directory: Directory) -> list[Item]:

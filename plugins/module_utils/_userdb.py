@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import sqlite3
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
 try:
@@ -30,7 +30,7 @@ try:
 except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-psycopg)
     psycopg = None
 
-SCHEMA_VERSION = 5  # 4: issue 15 (scale-out), mailbox.host; 5: issue 17, the delegation table
+SCHEMA_VERSION = 6  # 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS mailbox_event (
     detail      TEXT
 );
 CREATE INDEX IF NOT EXISTS mailbox_event_at ON mailbox_event (at);
+CREATE INDEX IF NOT EXISTS mailbox_event_address ON mailbox_event (address);
 -- R6.1b: hashes (never passwords) of an address's earlier passwords, so a change is not a return to one of
 -- them (_password_change.py writes and reads it). They go with the mailbox.
 CREATE TABLE IF NOT EXISTS password_history (
@@ -139,11 +140,37 @@ def _migrate(connection) -> None:
     if "host" not in columns:
         connection.execute("ALTER TABLE mailbox ADD COLUMN host TEXT")
     # Issue 17, 4 -> 5: SCHEMA's CREATE ... IF NOT EXISTS has added the empty delegation table and its trigger.
+    # Issue 16, 5 -> 6: the columns of mailbox_event that durable notices, reports and restore times need.
+    _migrate_event_columns(connection)
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
         (str(SCHEMA_VERSION),),
     )
+
+
+# Issue 16 (durable notices R7.3, reports R11.3, restore times R8.3b): columns of mailbox_event.
+#   notified_at   when the converge's result notice named the event; NULL while a converge notice is owed
+#   organization  the mailbox's organization when the event happened, so a report and a notice still know the
+#                 agency of a removed or revoked mailbox
+#   requested_at  the date of the agency's written restore request, on 'restored' events (R8.3b)
+EVENT_COLUMNS = {"notified_at": "TEXT", "organization": "TEXT", "requested_at": "TEXT"}
+
+
+def _migrate_event_columns(connection) -> None:
+    """Add the issue-16 columns of mailbox_event; the events already there were notified by their own run."""
+    missing = [name for name in EVENT_COLUMNS if name not in table_columns(connection, "mailbox_event")]
+    if not missing:
+        return
+    # connect_postgres migrates inside its own transaction; SQLite's connect does not.
+    with nullcontext() if is_postgres_connection(connection) else transaction(connection):
+        for name in missing:
+            connection.execute(f"ALTER TABLE mailbox_event ADD COLUMN {name} {EVENT_COLUMNS[name]}")
+        if "notified_at" in missing:
+            connection.execute("UPDATE mailbox_event SET notified_at = at")
+        if "organization" in missing:
+            connection.execute("UPDATE mailbox_event SET organization ="
+                               " (SELECT organization FROM mailbox WHERE mailbox.address = mailbox_event.address)")
 
 
 def table_columns(connection, table: str) -> set[str]:
@@ -394,9 +421,47 @@ def transaction(connection):
     connection.execute("COMMIT")
 
 
-def record_events(connection, events: list[tuple]) -> None:
-    """Audit rows (at, address, action, request_ref, detail): what was done and on which request (R7.3, R11.2)."""
-    connection.executemany("INSERT INTO mailbox_event (at, address, action, request_ref, detail) VALUES (?, ?, ?, ?, ?)", events)
+_INSERT_EVENT = """
+INSERT INTO mailbox_event (at, address, action, request_ref, detail, requested_at, notified_at, organization)
+VALUES (:at, :address, :action, :request_ref, :detail, :requested_at, :notified_at, COALESCE(
+    (SELECT organization FROM mailbox WHERE address = :address),
+    (SELECT organization FROM mailbox_event WHERE address = :address AND organization IS NOT NULL
+     ORDER BY id DESC LIMIT 1)))
+"""
+
+
+def record_events(connection, events: list[tuple], notice_owed: bool = False) -> None:
+    """Audit rows (at, address, action, request_ref, detail[, requested_at]): what was done and on which request
+    (R7.3, R11.2), with the mailbox's organization (from its row, or from its earlier events once it is gone).
+
+    ``notice_owed`` marks them for the converge's result notice (``sonla.mail.notices``), which sends and then
+    marks them (R7.3); other writers send their own notices in the same run, so their events are born notified."""
+    connection.executemany(_INSERT_EVENT, [
+        {"at": at, "address": address, "action": action, "request_ref": ref, "detail": detail,
+         "requested_at": rest[0] if rest else None, "notified_at": None if notice_owed else at}
+        for at, address, action, ref, detail, *rest in events])
+
+
+NOTICE_ACTIONS = ("added", "updated", "suspended", "restored", "removed")
+
+
+def pending_notices(connection) -> list[dict]:
+    """The converge events no result notice has named yet (R7.3), oldest first, with the mailbox's current name
+    and quota where it still exists."""
+    if "notified_at" not in table_columns(connection, "mailbox_event"):  # check mode on a database the converge has not upgraded yet: none owed
+        return []
+    marks = ", ".join("?" * len(NOTICE_ACTIONS))
+    rows = connection.execute(
+        "SELECT e.id, e.at, e.address, e.action, e.request_ref, e.detail, e.organization, m.display_name, m.quota_mb"
+        f" FROM mailbox_event e LEFT JOIN mailbox m ON m.address = e.address"
+        f" WHERE e.notified_at IS NULL AND e.action IN ({marks}) ORDER BY e.id", NOTICE_ACTIONS)
+    return [dict(row) for row in rows]
+
+
+def mark_notified(connection, event_ids: list[int], now: str) -> None:
+    """The result notice naming these events was taken by Postfix: never send them again (R7.3)."""
+    with transaction(connection):
+        connection.executemany("UPDATE mailbox_event SET notified_at = ? WHERE id = ?", [(now, i) for i in event_ids])
 
 
 HANDOFF_DETAIL = "handoff="  # 'added' and 'reissued' events name the handoff file that holds the password
@@ -550,7 +615,8 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
             " suspended_by = NULL, updated_at = ? WHERE address = ?",
             [(now, item["address"]) for item in plan.restored],
         )
-        events.extend((now, item["address"], "restored", item["request"], None) for item in plan.restored)
+        events.extend((now, item["address"], "restored", item["request"], None, item.get("requested"))
+                      for item in plan.restored)  # R8.3b: the request's date, for the time to restore
         connection.executemany("DELETE FROM mailbox WHERE address = ?", [(address,) for address in plan.removed])
         events.extend((now, address, "removed", plan.removal_requests.get(address), None) for address in plan.removed)
         # R6.1a: a lost handoff is recovered by a new one-time password, only for accounts never used.
@@ -559,10 +625,11 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
             " WHERE address = ? AND must_change = 1 AND last_login_at IS NULL",
             [(password_hashes[address], now, now, address) for address in reissue],
         )
-        events.extend((now, address, "reissued", None, handoff) for address in reissue)
+        record_events(connection, events, notice_owed=True)  # R7.3: sonla.mail.notices names them, then marks them
         # Issue 17: after the inserts and deletions above, so every pair joins two rows that exist.
         connection.executemany("DELETE FROM delegation WHERE mailbox = ? AND delegate = ?", plan.undelegated)
         connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
-        events.extend((now, mailbox, "delegated", None, f"delegate={delegate}") for mailbox, delegate in plan.delegated)
-        events.extend((now, mailbox, "undelegated", None, f"delegate={delegate}") for mailbox, delegate in plan.undelegated)
-        record_events(connection, events)
+        record_events(connection, [(now, address, "reissued", None, handoff) for address in reissue]
+                      + [(now, mailbox, "delegated", None, f"delegate={delegate}") for mailbox, delegate in plan.delegated]
+                      + [(now, mailbox, "undelegated", None, f"delegate={delegate}")
+                         for mailbox, delegate in plan.undelegated])

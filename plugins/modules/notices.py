@@ -9,11 +9,17 @@ DOCUMENTATION = r"""
 module: notices
 short_description: Send the result notices of a mailbox converge to each agency and the Department
 description:
-  - Takes the result of M(sonla.mail.mailboxes) and sends, through the local Postfix, one UTF-8 notice to the
-    mailbox of each agency that had requests carried out or refused (created addresses, changes, suspensions,
-    restorations, deletions, refusals with the reason), and a summary to the Department (R7.3, R3.4).
+  - Sends, through the local Postfix, one UTF-8 notice to the mailbox of each agency that had requests carried out
+    or refused (created addresses, changes, suspensions, restorations, deletions, refusals with the reason), and a
+    summary to the Department (R7.3, R3.4).
+  - What was carried out comes from the user database, not from this run's memory, the C(mailbox_event) rows
+    M(sonla.mail.mailboxes) wrote that no notice has named yet; once Postfix took every notice they are marked
+    notified. So a run that failed after the converge sends its notices at the next run, and each event is named
+    once. Refusals come from O(result), since a refusal changes nothing in the database.
+  - With several mail servers, run it with C(run_once) to send, and with O(send=false) on the other servers, which
+    only marks their copies of the same events.
   - Sub-unit staff are reported to their agency (department, commune or ward).
-  - Sends nothing when the converge did nothing. Check mode returns the notices that would be sent.
+  - Sends nothing when no event is pending and nothing was refused. Check mode returns the notices that would be sent.
   - Runs on the mail server, after M(sonla.mail.mailboxes).
 version_added: 0.2.0
 author: Sơn La IT center mail team (!UNKNOWN)
@@ -23,9 +29,17 @@ extends_documentation_fragment:
   - sonla.mail.notices
 options:
   result:
-    description: The registered result of M(sonla.mail.mailboxes).
+    description: The registered result of M(sonla.mail.mailboxes); only its C(refused) list is read.
     type: dict
-    required: true
+    default: {}
+  database:
+    description: The user database whose pending events the notices name, a SQLite file or a PostgreSQL URI.
+    type: str
+    default: /var/lib/sonla-mail/users.sqlite
+  send:
+    description: Send the notices. V(false) only marks the pending events notified (the other mail servers).
+    type: bool
+    default: true
   inventory:
     description:
       - The inventory's C(mail/) folder on the controller. The action plugin reads it there and fills in
@@ -38,7 +52,7 @@ options:
         by the action plugin like O(inventory), without resolving the inventory again.
     type: path
   mailboxes:
-    description: The desired mailbox set from M(sonla.mail.mail_inventory), for names, organizations and request references.
+    description: Desired mailboxes from M(sonla.mail.mail_inventory), for the names and organizations of refused addresses.
     type: list
     elements: dict
     default: []
@@ -83,6 +97,11 @@ items:
   returned: always
   type: int
   sample: 3
+notified:
+  description: How many pending events were marked notified.
+  returned: always
+  type: int
+  sample: 3
 notice_errors:
   description: Notices Postfix did not take.
   returned: always
@@ -90,6 +109,8 @@ notice_errors:
   elements: str
   sample: []
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -99,7 +120,9 @@ from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userd
 def main():
     module = AnsibleModule(
         argument_spec={
-            "result": {"type": "dict", "required": True},
+            "result": {"type": "dict", "default": {}},
+            "database": {"type": "str", "default": "/var/lib/sonla-mail/users.sqlite"},
+            "send": {"type": "bool", "default": True},
             "mailboxes": {"type": "list", "elements": "dict", "default": []},
             "organizations": {"type": "list", "elements": "dict", "required": True},  # filled by the action with inventory
             "department": {"type": "str"},
@@ -113,18 +136,29 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    directory = _notices.Directory(params["organizations"], params["department"], params["mailboxes"])
-    items = _notices.converge_items(params["result"], directory)
-    messages = _notices.render(items, directory, params["now"] or _userdb.utc_now(), "converge", params["domain"],
-                               params["sender"], params["webmail_url"])
-    result = {"changed": bool(messages), "notices": _notices.preview(messages), "items": len(items), "notice_errors": []}
-    if module.check_mode or not messages:
+    now = params["now"] or _userdb.utc_now()
+    connection = None
+    pending = []
+    if _userdb.is_postgres(params["database"]) or os.path.exists(params["database"]):
+        connection = _userdb.connect(params["database"], upgrade=not module.check_mode)
+        pending = _userdb.pending_notices(connection)
+    carried_out, described = _notices.pending_result(pending)
+    directory = _notices.Directory(params["organizations"], params["department"], params["mailboxes"] + described)
+    items = _notices.converge_items({**carried_out, "refused": params["result"].get("refused") or []}, directory)
+    messages = _notices.render(items, directory, now, "converge", params["domain"], params["sender"],
+                               params["webmail_url"]) if params["send"] else []
+    result = {"changed": bool(messages or pending), "notices": _notices.preview(messages), "items": len(items),
+              "notified": 0, "notice_errors": []}
+    if module.check_mode or not result["changed"]:
         module.exit_json(**result)
     result["notice_errors"] = _notices.send(messages, params["smtp_host"], params["smtp_port"])
-    if len(result["notice_errors"]) == len(messages):
+    if messages and len(result["notice_errors"]) == len(messages):
         module.fail_json(msg="no result notice was sent (R7.3): " + "; ".join(result["notice_errors"]), **result)
     for error in result["notice_errors"]:
-        module.warn(f"notice not sent (R7.3): {error}")
+        module.warn(f"notice not sent (R7.3), its events stay pending for the next run: {error}")
+    if pending and not result["notice_errors"]:  # R7.3: named once; a partial failure is sent again in full
+        _userdb.mark_notified(connection, [row["id"] for row in pending], now)
+        result["notified"] = len(pending)
     module.exit_json(**result)
 
 

@@ -65,3 +65,20 @@ def test_a_changed_pinned_address_fails_against_the_base(inventory):
     assert done.returncode == 1
     changed = "person:skhcn-0001: pinned address annv.skhcn@sonla.gov.vn was changed to an.nguyen.skhcn@sonla.gov.vn"
     assert f"R5.3: {changed}" in done.stdout
+
+
+def test_a_removal_without_its_own_request_fails_against_the_base(inventory):
+    """R11.2: the merge-request check names the entry that changed under its creation request."""
+    subprocess.run(["git", "init", "-q", str(inventory)], check=True)
+    subprocess.run(["git", "-C", str(inventory), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(inventory), "-c", "user.name=t", "-c", "user.email=t@invalid", "commit", "-qm", "base"],
+                   check=True)
+    people = inventory / "mail" / "people" / "skhcn.yml"
+    text = people.read_text(encoding="utf-8")
+    first = text.index("  - id: ")
+    entry_end = text.index("\n  - id: ", first + 1)
+    people.write_text(text[:entry_end] + "\n    state: absent" + text[entry_end:], encoding="utf-8")
+    done = lint("--base", "HEAD", str(inventory))
+    assert done.returncode == 1
+    assert f"{people}:{text[:first].count(chr(10)) + 1}: R11.2: person " in done.stdout, done.stdout
+    assert "state changed under the same request" in done.stdout

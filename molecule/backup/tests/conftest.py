@@ -16,6 +16,7 @@ PASSPHRASE = "molecule-only-passphrase-not-secret"  # as in molecule.yml
 def pytest_addoption(parser):
     parser.addoption("--scenario", required=True, help="the scenario folder (converge.yml, inventory-mail/)")
     parser.addoption("--ephemeral", required=True, help="molecule's ephemeral folder (prepare.yml's SSH key)")
+    parser.addoption("--artifacts", required=True, help="folder for the report's page and screenshot")
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,10 @@ def ansible_inventory(container, scenario, request, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def scenario(request) -> str:
     return request.config.getoption("--scenario")
+
+
+@pytest.fixture(scope="session")
+def artifacts(request) -> str:
+    path = request.config.getoption("--artifacts")
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -254,7 +254,7 @@ def test_an_automatic_suspension_is_an_operator_suspension_by_the_system_with_no
     assert plan.restored == []
     plan = _mailbox_plan.build_plan([mailbox("idle.skhcn"), mailbox("busy.skhcn", organization="chiengmung", restore=restore),
                                      mailbox("leave.skhcn")], _userdb.read_mailboxes(db))
-    assert plan.restored == [{"address": BUSY, "request": "45/QĐ-UBND"}]
+    assert plan.restored == [{"address": BUSY, "request": "45/QĐ-UBND", "requested": restore["date"]}]
     _userdb.apply_plan(db, plan, {}, day(6))
     row = _userdb.read_mailboxes(db)[BUSY]
     assert (row["state"], row["must_change"]) == ("active", 1)

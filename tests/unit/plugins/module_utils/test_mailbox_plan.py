@@ -164,7 +164,7 @@ def test_a_restore_request_newer_than_the_suspension_lifts_it_with_must_change(d
     suspend_by(database, who)
     restore = {"request": "45/QĐ-SKHCN", "date": "2026-11-28"}
     plan = converge(database, [mailbox("annv.skhcn", restore=restore)], now=LATER)
-    assert plan.restored == [{"address": "annv.skhcn@sonla.gov.vn", "request": "45/QĐ-SKHCN"}]
+    assert plan.restored == [{"address": "annv.skhcn@sonla.gov.vn", "request": "45/QĐ-SKHCN", "requested": "2026-11-28"}]
     row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
     assert (row["state"], row["must_change"], row["suspended_by"]) == ("active", 1, None)  # R8.3c
     event = database.execute("SELECT action, request_ref FROM mailbox_event ORDER BY id DESC LIMIT 1").fetchone()

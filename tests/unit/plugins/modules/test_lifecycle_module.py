@@ -134,20 +134,66 @@ def test_bad_policy_and_time_are_refused(database, tmp_path):
     assert not ok
 
 
-def test_notices_module_sends_per_agency_and_previews_in_check_mode(sent):
-    result = {"added": ["annv.skhcn@sonla.gov.vn"], "updated": [], "suspended": [], "restored": [], "removed": []}
-    base = {"result": result, "mailboxes": [mailbox("annv.skhcn")], "organizations": ORGANIZATIONS, "department": "skhcn",
-            "domain": "sonla.gov.vn", "now": "2026-12-01 08:00:00"}
+def converged(tmp_path, *mailboxes):
+    """A user database after a converge of these mailboxes, whose notice is still owed (R7.3)."""
+    path = str(tmp_path / "notices.sqlite")
+    connection = _userdb.connect(path)
+    plan = _mailbox_plan.build_plan(list(mailboxes), _userdb.read_mailboxes(connection))
+    _userdb.apply_plan(connection, plan, {m["address"]: "{SSHA512}x" for m in plan.added}, DAY0)
+    return path
+
+
+def test_notices_module_sends_per_agency_and_previews_in_check_mode(sent, tmp_path):
+    database = converged(tmp_path, mailbox("annv.skhcn", request="7/QĐ-SKHCN"))
+    base = {"database": database, "organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn",
+            "now": "2026-12-01 08:00:00"}
     ok, preview = run(notices, {**base, "_ansible_check_mode": True})
     assert ok and preview["changed"] and preview["items"] == 1 and len(preview["notices"]) == 2 and sent == []
     ok, done = run(notices, base)
-    assert ok and done["changed"] and len(sent) == 2
-    ok, nothing = run(notices, {**base, "result": {"added": [], "unchanged": ["a@sonla.gov.vn"]}})
-    assert ok and not nothing["changed"] and nothing["notices"] == []
+    assert ok and done["changed"] and len(sent) == 2 and done["notified"] == 1
+    assert "annv.skhcn@sonla.gov.vn (Lò Văn Hặc): Đã tạo / created, 2048 MB (văn bản / request 7/QĐ-SKHCN)" in \
+        sent[0].get_content()
+    ok, again = run(notices, base)  # R7.3: each event is named once
+    assert ok and not again["changed"] and again["notices"] == [] and len(sent) == 2
 
 
-def test_notices_module_fails_when_nothing_was_sent(monkeypatch):
+def test_notices_owed_by_a_failed_run_are_sent_by_the_next(sent, tmp_path, monkeypatch):
+    """R7.3: the notice is built from the database, so Postfix refusing it (or the run dying) loses nothing."""
+    database = converged(tmp_path, mailbox("annv.skhcn"))
+    base = {"database": database, "organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn"}
+    with monkeypatch.context() as patch:
+        patch.setattr(_notices, "send", lambda batch, host, port: ["SMTP 127.0.0.1:25: refused"] * len(batch))
+        ok, failed = run(notices, base)
+    assert not ok and failed["notified"] == 0
+    ok, later = run(notices, base)
+    assert ok and later["notified"] == 1 and [m["To"].addresses[0].addr_spec for m in sent] == ["skhcn@sonla.gov.vn"] * 2
+
+
+def test_notices_module_on_another_server_only_marks_the_events(sent, tmp_path):
+    database = converged(tmp_path, mailbox("annv.skhcn"))
+    base = {"database": database, "organizations": ORGANIZATIONS, "domain": "sonla.gov.vn"}
+    ok, marked = run(notices, {**base, "send": False})
+    assert ok and marked["changed"] and marked["notified"] == 1 and marked["notices"] == [] and sent == []
+    assert _userdb.pending_notices(_userdb.connect(database)) == []
+
+
+def test_refusals_come_from_the_result_and_a_removal_keeps_its_agency(sent, tmp_path):
+    database = converged(tmp_path, mailbox("annv.skhcn"))
+    connection = _userdb.connect(database)
+    plan = _mailbox_plan.build_plan([mailbox("annv.skhcn", state="absent", request="9/QĐ-SKHCN")],
+                                    _userdb.read_mailboxes(connection))
+    _userdb.apply_plan(connection, plan, {}, DAY91)
+    refused = [{"address": "old.skhcn@sonla.gov.vn", "reason": "Revoked (R7.2)"}]
+    ok, done = run(notices, {"database": database, "organizations": ORGANIZATIONS, "domain": "sonla.gov.vn",
+                             "result": {"refused": refused}, "mailboxes": [mailbox("old.skhcn")]})
+    text = sent[0].get_content()
+    assert ok and done["items"] == 3 and sent[0]["To"].addresses[0].addr_spec == "skhcn@sonla.gov.vn"
+    assert "annv.skhcn@sonla.gov.vn: Đã xóa / deleted (văn bản / request 9/QĐ-SKHCN)" in text  # R11.2
+    assert "old.skhcn@sonla.gov.vn (Lò Văn Hặc): Lý do / reason: Revoked (R7.2)" in text
+
+
+def test_notices_module_fails_when_nothing_was_sent(monkeypatch, tmp_path):
     monkeypatch.setattr(_notices, "send", lambda batch, host, port: ["SMTP 127.0.0.1:25: refused"] * len(batch))
-    ok, result = run(notices, {"result": {"added": ["annv.skhcn@sonla.gov.vn"]}, "mailboxes": [mailbox("annv.skhcn")],
+    ok, result = run(notices, {"database": converged(tmp_path, mailbox("annv.skhcn")),
                                "organizations": ORGANIZATIONS, "domain": "sonla.gov.vn"})
     assert not ok and "no result notice was sent" in result["msg"]

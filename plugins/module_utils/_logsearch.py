@@ -51,6 +51,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ansible_collections.sonla.mail.plugins.module_utils import _backup
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_file (
     fingerprint TEXT PRIMARY KEY,
@@ -135,11 +137,11 @@ CREATE TABLE IF NOT EXISTS purged (
 """
 
 SOURCES = ("postfix", "dovecot", "rspamd", "nginx_access", "nginx_error")
-DELETION_ACTIONS = ("removed", "revoked")  # mailbox_event actions that erase a mailbox (R7.2)
 KINDS = ("address", "ip", "message_id", "queue_id")
 FORMATS = ("table", "csv", "json")
 RECORD_FIELDS = ("time", "kind", "from", "to", "client_ip", "size", "status", "detail", "queue_id", "message_id")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+ERASED = "(erased, R7.2)"  # what a deleted mailbox's address becomes in the index
 WEBMAIL_WINDOW = timedelta(seconds=120)  # a send request this long before Postfix's client= line made the message
 
 
@@ -597,34 +599,34 @@ def expire(connection: sqlite3.Connection, cutoff: str) -> int:
 
 
 def deletions(user_database: str) -> dict[str, str]:
-    """Addresses whose mailbox was removed or revoked (R7.2), with the time of the deletion (mailbox_event)."""
+    """Addresses whose mailbox was removed or revoked (R7.2), with the time of the latest deletion (mailbox_event,
+    read as the backup's purge reads it)."""
     if not user_database or not os.path.exists(user_database):
         return {}
-    connection = sqlite3.connect(f"file:{user_database}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = connection.execute(
-            "SELECT address, max(at) FROM mailbox_event WHERE action IN (?, ?) GROUP BY address", DELETION_ACTIONS)
-        return {address.lower(): at for address, at in rows}
-    finally:
-        connection.close()
+    deleted: dict[str, str] = {}
+    for event in _backup.read_deletion_events(user_database):
+        if event["action"] in _backup.DELETION_ACTIONS:
+            deleted[event["address"].lower()] = max(event["at"], deleted.get(event["address"].lower(), ""))
+    return deleted
 
 
 def purge(connection: sqlite3.Connection, deleted: dict[str, str]) -> int:
-    """R7.2: a deleted mailbox's rows leave the index: its logins, deliveries, the messages it sent and its
-    place among recipients, up to its deletion. Remembered, so that no later run indexes them again."""
-    removed = 0
+    """R7.2: a deleted mailbox's address leaves the index, up to its deletion: its logins and deliveries go,
+    and in the messages it sent or received it becomes ``ERASED``, so the other party's record stays whole.
+    Remembered, so that no later run (or a rebuilt index) brings it back."""
+    changed = 0
     with connection:
         connection.executemany("INSERT INTO purged (address, deleted_at) VALUES (?, ?) ON CONFLICT (address) "
                                "DO UPDATE SET deleted_at = max(deleted_at, excluded.deleted_at)", deleted.items())
         for row in connection.execute("SELECT address, deleted_at FROM purged").fetchall():
-            address, until = row["address"], row["deleted_at"]
-            sent = "SELECT id FROM message WHERE (sender = ? OR sasl_user = ?) AND at <= ?"
-            removed += connection.execute(f"DELETE FROM recipient WHERE message IN ({sent})", (address, address, until)).rowcount
-            removed += connection.execute(f"DELETE FROM message WHERE id IN ({sent})", (address, address, until)).rowcount
-            removed += connection.execute("DELETE FROM recipient WHERE address = ? AND at <= ?", (address, until)).rowcount
-            removed += connection.execute("DELETE FROM login WHERE user = ? AND at <= ?", (address, until)).rowcount
-            removed += connection.execute("DELETE FROM delivery WHERE mailbox = ? AND at <= ?", (address, until)).rowcount
-    return removed
+            values = (ERASED, row["address"], row["deleted_at"])
+            for statement in ("UPDATE message SET sender = ? WHERE sender = ? AND at <= ?",
+                              "UPDATE message SET sasl_user = ? WHERE sasl_user = ? AND at <= ?",
+                              "UPDATE OR REPLACE recipient SET address = ? WHERE address = ? AND at <= ?"):
+                changed += connection.execute(statement, values).rowcount
+            changed += connection.execute("DELETE FROM login WHERE user = ? AND at <= ?", values[1:]).rowcount
+            changed += connection.execute("DELETE FROM delivery WHERE mailbox = ? AND at <= ?", values[1:]).rowcount
+    return changed
 
 
 def update(config: Config, now: datetime | None = None) -> dict:

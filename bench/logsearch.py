@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".collections"))
 
-from ansible_collections.sonla.mail.plugins.module_utils import _logsearch  # noqa: E402
+from ansible_collections.sonla.mail.plugins.module_utils import _logsearch
 
 USERS = 50_000
 DOMAIN = "sonla.gov.vn"
@@ -56,7 +56,8 @@ def day_lines(rng: random.Random, day: datetime, messages: int, logins: int, cou
         if kind == "login":
             if rng.random() < 0.05:
                 dovecot.append(f"{iso} imap-login: Info: Login aborted: Connection closed (auth failed, 1 attempts in 2 secs) "
-                               f"(auth_failed): user=<{user}>, method=PLAIN, rip={ip}, lip=10.0.0.2, TLS, session=<x{offset:.0f}>")
+                               f"(auth_failed): user=<{user}>, method=PLAIN, rip={ip}, lip=10.0.0.2, TLS, "
+                               f"session=<x{offset:.0f}>")
             else:
                 dovecot.append(f"{iso} imap-login: Info: Login: user=<{user}>, method=PLAIN, rip={ip}, lip=10.0.0.2, "
                                f"mpid={rng.randrange(99999)}, TLS, session=<x{offset:.0f}>")

@@ -140,7 +140,8 @@ def test_the_index_is_root_only_and_updated_by_cron(host):
 def test_the_operators_playbook_answers_in_csv(tmp_path, container, webmail_session, browser_ip):
     inventory = write_test_inventory(tmp_path, container, os.path.dirname(os.path.dirname(__file__)))
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, os.path.join(PROJECT, "playbooks", "log-search.yml"),
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+         os.path.join(PROJECT, "playbooks", "log-search.yml"),
          "-e", f"search_address={LOI}", "-e", "search_format=csv", "-e", f"search_output_dir={tmp_path}/answers"],
         capture_output=True, text=True, check=False, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -23,12 +23,12 @@ DECEMBER = _logsearch.YearOf(datetime(2026, 12, 2))
 
 def postfix_message(qid, day="01", second=56, sender=USER, to=PEER, status="sent", mid="abc@sonla.gov.vn", removed=True):
     lines = [
-        f"Dec {day} 21:33:{second}.123456 mail postfix/submissions/smtpd[100]: {qid}: client=unknown[{BROWSER}], "
-        f"sasl_method=PLAIN, sasl_username={sender}",
+        (f"Dec {day} 21:33:{second}.123456 mail postfix/submissions/smtpd[100]: {qid}: client=unknown[{BROWSER}], "
+        f"sasl_method=PLAIN, sasl_username={sender}"),
         f"Dec {day} 21:33:{second}.223456 mail postfix/cleanup[101]: {qid}: message-id=<{mid}>",
         f"Dec {day} 21:33:{second}.323456 mail postfix/qmgr[102]: {qid}: from=<{sender}>, size=1234, nrcpt=1 (queue active)",
-        f"Dec {day} 21:33:{second}.423456 mail postfix/lmtp[103]: {qid}: to=<{to}>, relay=mail[private/dovecot-lmtp], "
-        f"delay=0.1, delays=0/0/0/0, dsn=2.0.0, status={status} (250 2.0.0 <{to}> Saved)",
+        (f"Dec {day} 21:33:{second}.423456 mail postfix/lmtp[103]: {qid}: to=<{to}>, relay=mail[private/dovecot-lmtp], "
+        f"delay=0.1, delays=0/0/0/0, dsn=2.0.0, status={status} (250 2.0.0 <{to}> Saved)"),
     ]
     if removed:
         lines.append(f"Dec {day} 21:33:{second}.523456 mail postfix/qmgr[102]: {qid}: removed")
@@ -52,7 +52,8 @@ def test_refusals_and_failed_authentications_keep_their_error_text():
         "Dec 01 21:34:00.000001 mail postfix/smtpd[105]: NOQUEUE: reject: RCPT from client.test.invalid[203.0.113.9]: "
         "554 5.7.1 <x@example.org>: Relay access denied; from=<a@example.org> to=<x@example.org> proto=ESMTP helo=<c>",
         DECEMBER)
-    assert (refused["queue_id"], refused["client_ip"], refused["status"], refused["dsn"]) == (None, "203.0.113.9", "rejected", "5.7.1")
+    assert (refused["queue_id"], refused["client_ip"], refused["status"], refused["dsn"]) == (
+        None, "203.0.113.9", "rejected", "5.7.1")
     assert "Relay access denied" in refused["detail"]
     spam = _logsearch.parse_postfix(
         "Dec 01 21:34:00.000001 mail postfix/cleanup[7]: 4A1B2C3D4E: milter-reject: END-OF-MESSAGE from x[203.0.113.9]: "
@@ -85,13 +86,13 @@ def test_rsyslog_stamps_are_read_with_their_offset():
 
 
 @pytest.mark.parametrize("line, result", [
-    (f"2026-12-01 21:33:50 imap-login: Info: Login: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, "
-     "mpid=5, TLS, session=<a>", "ok"),
+    ((f"2026-12-01 21:33:50 imap-login: Info: Login: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, "
+     "mpid=5, TLS, session=<a>"), "ok"),
     # Dovecot 2.4 and 2.3 say a failure differently.
-    (f"2026-12-01 21:33:50 imap-login: Info: Login aborted: Connection closed (auth failed, 1 attempts in 2 secs) "
-     f"(auth_failed): user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, TLS", "failed"),
-    (f"Dec 01 21:33:50 pop3-login: Info: Disconnected (auth failed, 1 attempts in 2 secs): user=<{USER}>, "
-     f"method=PLAIN, rip={BROWSER}, lip=10.0.0.1, TLS", "failed"),
+    ((f"2026-12-01 21:33:50 imap-login: Info: Login aborted: Connection closed (auth failed, 1 attempts in 2 secs) "
+     f"(auth_failed): user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, TLS"), "failed"),
+    ((f"Dec 01 21:33:50 pop3-login: Info: Disconnected (auth failed, 1 attempts in 2 secs): user=<{USER}>, "
+     f"method=PLAIN, rip={BROWSER}, lip=10.0.0.1, TLS"), "failed"),
 ])
 def test_dovecot_logins_and_failed_logins(line, result):
     record = _logsearch.parse_dovecot(line, DECEMBER)
@@ -102,7 +103,8 @@ def test_dovecot_deliveries_name_the_message_and_the_mailbox():
     stored = _logsearch.parse_dovecot(
         f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Info: sieve: msgid=<abc@sonla.gov.vn>: stored mail into mailbox 'INBOX'",
         DECEMBER)
-    assert (stored["mailbox"], stored["message_id"], stored["status"], stored["detail"]) == (PEER, "abc@sonla.gov.vn", "stored", "INBOX")
+    assert (stored["mailbox"], stored["message_id"], stored["status"], stored["detail"]) == (
+        PEER, "abc@sonla.gov.vn", "stored", "INBOX")
     full = _logsearch.parse_dovecot(
         f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Error: msgid=<q@x>: save failed to INBOX: Quota exceeded", DECEMBER)
     assert (full["status"], full["detail"]) == ("failed", "INBOX: Quota exceeded")
@@ -114,8 +116,8 @@ def test_the_filters_verdict_and_the_webmails_requests():
         "2026-12-01 21:33:56 #12(rspamd_proxy) <d1>; proxy; rspamd_task_write_log: id: <abc@sonla.gov.vn>, qid: <4ABCDEF123>, "
         "ip: 10.88.0.1, from: <a@b>, (default: T (reject): [16.50/15.00] [GTUBE(16.5){}]), len: 1, time: 1ms", DECEMBER)
     assert (verdict["queue_id"], verdict["action"], verdict["score"]) == ("4ABCDEF123", "reject", "16.50/15.00")
-    login = _logsearch.parse_nginx_access(f'{BROWSER} - - [02/Dec/2026:04:33:49 +0700] "POST /?_task=login HTTP/1.1" 401 0 "-" "C"',
-                                          DECEMBER)
+    login = _logsearch.parse_nginx_access(
+        f'{BROWSER} - - [02/Dec/2026:04:33:49 +0700] "POST /?_task=login HTTP/1.1" 401 0 "-" "C"', DECEMBER)
     assert (login["at"], login["request"], login["status"]) == ("2026-12-01 21:33:49", "webmail login", "401")
     assert _logsearch.parse_nginx_access(f'{BROWSER} - - [01/Dec/2026:21:33:49 +0000] "GET /skins/x.css HTTP/1.1" 200 9 "-" "C"',
                                          DECEMBER) is None
@@ -171,7 +173,7 @@ def test_each_line_is_indexed_once_through_copytruncate_and_compression(logs):
     shutil.copy(live, live + "-20261201")
     write(live + "-20261201", postfix_message("4AAAAAA003", second=30))  # written between the copy and the truncation
     write(live, [], mode="w")
-    write(live, [f"Dec 02 00:00:01.000001 mail postfix/qmgr[102]: 4AAAAAA002: removed"])
+    write(live, ["Dec 02 00:00:01.000001 mail postfix/qmgr[102]: 4AAAAAA002: removed"])
     assert _logsearch.update(logs, NOW)["lines"]["postfix"] == 6
     with open(live + "-20261201", "rb") as plain, gzip.open(live + "-20261201.gz", "wb") as packed:
         shutil.copyfileobj(plain, packed)
@@ -192,8 +194,8 @@ def test_a_message_joins_postfix_dovecot_and_the_filter(logs, tmp_path):
         f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Info: msgid=<abc@sonla.gov.vn>: saved mail to INBOX",
     ])
     rspamd = tmp_path / "log" / "rspamd.log"
-    write(rspamd, ["2026-12-01 21:33:56 #1(rspamd_proxy) <d>; proxy; rspamd_task_write_log: id: <abc@sonla.gov.vn>, "
-                   "qid: <4ABCDEF123>, ip: 10.88.0.1, (default: F (no action): [0.50/15.00] [X]), len: 1"])
+    write(rspamd, [("2026-12-01 21:33:56 #1(rspamd_proxy) <d>; proxy; rspamd_task_write_log: id: <abc@sonla.gov.vn>, "
+                   "qid: <4ABCDEF123>, ip: 10.88.0.1, (default: F (no action): [0.50/15.00] [X]), len: 1")])
     logs.sources["rspamd"] = [str(rspamd)]
     _logsearch.update(logs, NOW)
     message, = find(logs, "message_id", "<abc@sonla.gov.vn>")
@@ -218,7 +220,8 @@ def test_the_index_keeps_what_the_retention_keeps(logs):
 
 def test_a_deleted_mailbox_leaves_the_index_and_is_not_indexed_again(logs):
     """R7.2: the purge covers the index; the raw logs keep their lines until their own retention (R9.1)."""
-    write(logs.sources["postfix"][0], postfix_message("4AAAAAA001") + postfix_message("4AAAAAA002", sender=PEER, to=USER, second=57))
+    write(logs.sources["postfix"][0],
+          postfix_message("4AAAAAA001") + postfix_message("4AAAAAA002", sender=PEER, to=USER, second=57))
     write(logs.sources["dovecot"][0], [
         f"2026-12-01 21:33:50 imap-login: Info: Login: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, TLS"])
     _logsearch.update(logs, NOW)

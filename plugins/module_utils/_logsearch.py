@@ -273,9 +273,10 @@ def _rejection(at: str, qid: str | None, service: str, reject: re.Match) -> dict
 # Dovecot with the roles' log_timestamp ("2026-12-01 21:33:56 ") or its default ("Dec 01 21:33:56 ").
 _DOVECOT = re.compile(
     r"(?:(?P<date>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)|(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d)) "
-    r"(?P<proc>[\w-]+)(?:\((?P<user>[^)]*)\))?(?:<[^>]*>)*: (?:\w+: )?(?P<msg>.*)")
+    r"(?P<proc>[\w-]+)(?:\((?P<user>[^)]*)\))?(?:<[^>]*>)*: (?:(?:Debug|Info|Warning|Error|Fatal|Panic): )?(?P<msg>.*)")
 _LOGIN_FIELDS = re.compile(r"user=<(?P<user>[^>]*)>.*?\brip=(?P<ip>[0-9A-Fa-f:.]+)")
-_LMTP = re.compile(r"(?:sieve: )?msgid=<?(?P<mid>[^>:\s]*)>?: (?P<what>saved mail to|stored mail into mailbox|save failed to"
+_LMTP = re.compile(r"(?:sieve: )?msgid=<?(?P<mid>[^>:\s]*)>?: (?:[\w ]+action: )?"
+                   r"(?P<what>saved mail to|stored mail into mailbox|save failed to"
                    r"|failed to store into mailbox) '?(?P<folder>[^':]*)'?(?P<rest>.*)")
 
 
@@ -335,12 +336,14 @@ _NGINX_ACCESS = re.compile(r'(?P<ip>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "(?P<metho
 
 
 def webmail_request(method: str, uri: str) -> str | None:
-    """What a Roundcube request did, for the requests the index keeps: a login attempt or a message sent."""
+    """What a Roundcube request did, for the requests the index keeps: a login attempt, or the compose form
+    posted (Roundcube puts _action=send in the body, and ``_unlock`` in the address of that post only; a draft
+    saved looks the same, which is why a message is marked "webmail" only next to Postfix's own line)."""
     if method != "POST":
         return None
     if "_task=login" in uri:
         return "webmail login"
-    if "_action=send" in uri:
+    if "_action=send" in uri or ("_task=mail" in uri and "_unlock=" in uri and "_action=" not in uri):
         return "webmail send"
     return None
 
@@ -413,16 +416,17 @@ def _open(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-def fingerprint(path: str) -> str | None:
-    """A file's identity: its first whole line. None while it has none (empty, or a line being written)."""
+def fingerprint(source: str, path: str) -> str | None:
+    """A file's identity: its source and first line (its first 4 kB when longer). None while it has none
+    (empty, or its first line still being written)."""
     try:
         with _open(path) as stream:
             first = stream.readline(4096)
     except (OSError, EOFError):
         return None
-    if not first.endswith(b"\n"):
+    if not first.endswith(b"\n") and len(first) < 4096:
         return None
-    return hashlib.sha256(first).hexdigest()
+    return hashlib.sha256(source.encode() + b"\0" + first).hexdigest()
 
 
 def read_from(path: str, offset: int):
@@ -542,7 +546,7 @@ class Writer:
 
 def index_file(connection: sqlite3.Connection, writer: Writer, source: str, path: str, batch: int = 50_000) -> int:
     """Index what is new in one file; the lines read, committed with the file's new offset every ``batch``."""
-    print_ = fingerprint(path)
+    print_ = fingerprint(source, path)
     if print_ is None:
         return 0
     known = connection.execute("SELECT offset FROM source_file WHERE fingerprint = ?", (print_,)).fetchone()

@@ -108,6 +108,10 @@ def test_dovecot_deliveries_name_the_message_and_the_mailbox():
     full = _logsearch.parse_dovecot(
         f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Error: msgid=<q@x>: save failed to INBOX: Quota exceeded", DECEMBER)
     assert (full["status"], full["detail"]) == ("failed", "INBOX: Quota exceeded")
+    junk = _logsearch.parse_dovecot(
+        f"2026-12-01 21:33:56 lmtp({PEER})<7><x>: Info: sieve: msgid=<j@x>: fileinto action: stored mail into mailbox 'Junk'",
+        DECEMBER)
+    assert (junk["message_id"], junk["detail"]) == ("j@x", "Junk")
     assert _logsearch.parse_dovecot("2026-12-01 21:33:56 master: Info: Dovecot v2.4.1 starting up", DECEMBER) is None
 
 
@@ -121,6 +125,13 @@ def test_the_filters_verdict_and_the_webmails_requests():
     assert (login["at"], login["request"], login["status"]) == ("2026-12-01 21:33:49", "webmail login", "401")
     assert _logsearch.parse_nginx_access(f'{BROWSER} - - [01/Dec/2026:21:33:49 +0000] "GET /skins/x.css HTTP/1.1" 200 9 "-" "C"',
                                          DECEMBER) is None
+    # Roundcube posts the compose form to ?_task=mail&_unlock=...&_framed=1, _action=send in the body.
+    send = _logsearch.parse_nginx_access(
+        f'{BROWSER} - - [01/Dec/2026:21:33:55 +0000] "POST /?_task=mail&_unlock=loading1&_framed=1 HTTP/1.1" 200 9 "-" "C"',
+        DECEMBER)
+    assert send["request"] == "webmail send"
+    assert _logsearch.parse_nginx_access(
+        f'{BROWSER} - - [01/Dec/2026:21:33:55 +0000] "POST /?_task=mail&_action=refresh HTTP/1.1" 200 9 "-" "C"', DECEMBER) is None
     error = _logsearch.parse_nginx_error(
         f'2026/12/01 21:33:49 [error] 7#7: *3 open() "/x" failed (2: No such file), client: {BROWSER}, server: mail', DECEMBER)
     assert (error["client_ip"], error["status"]) == (BROWSER, "error")

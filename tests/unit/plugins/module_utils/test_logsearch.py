@@ -131,7 +131,8 @@ def test_the_filters_verdict_and_the_webmails_requests():
         DECEMBER)
     assert send["request"] == "webmail send"
     assert _logsearch.parse_nginx_access(
-        f'{BROWSER} - - [01/Dec/2026:21:33:55 +0000] "POST /?_task=mail&_action=refresh HTTP/1.1" 200 9 "-" "C"', DECEMBER) is None
+        f'{BROWSER} - - [01/Dec/2026:21:33:55 +0000] "POST /?_task=mail&_action=refresh HTTP/1.1" 200 9 "-" "C"',
+        DECEMBER) is None
     error = _logsearch.parse_nginx_error(
         f'2026/12/01 21:33:49 [error] 7#7: *3 open() "/x" failed (2: No such file), client: {BROWSER}, server: mail', DECEMBER)
     assert (error["client_ip"], error["status"]) == (BROWSER, "error")

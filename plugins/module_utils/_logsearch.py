@@ -633,6 +633,19 @@ def purge(connection: sqlite3.Connection, deleted: dict[str, str]) -> int:
     return changed
 
 
+def purge_deleted(config: Config) -> int:
+    """R7.2 at once, without indexing: what the lifecycle calls after it revokes (the hourly update would too)."""
+    if not os.path.exists(config.index):
+        return 0
+    with open(config.index + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        connection = open_index(config.index)
+        try:
+            return purge(connection, deletions(config.user_database))
+        finally:
+            connection.close()
+
+
 def update(config: Config, now: datetime | None = None) -> dict:
     """Index every source's new lines, then expire and purge; one run at a time (a lock beside the index)."""
     now = now or datetime.now(UTC)

@@ -257,6 +257,23 @@ def test_a_deleted_mailbox_leaves_the_index_and_is_not_indexed_again(logs):
         assert USER in raw.read()
 
 
+def test_the_lifecycles_revocation_purges_at_once_without_indexing(logs):
+    """R7.2: sonla-mail-lifecycle calls purge_deleted right after a revocation; new lines wait for the update."""
+    assert _logsearch.purge_deleted(logs) == 0  # no index yet: nothing to do, nothing made
+    assert not os.path.exists(logs.index)
+    write(logs.sources["postfix"][0], postfix_message("4AAAAAA001"))
+    _logsearch.update(logs, NOW)
+    write(logs.sources["postfix"][0], postfix_message("4AAAAAA002", second=58))
+    connection = _userdb.connect(logs.user_database)
+    _userdb.record_events(connection, [("2026-12-01 22:00:00", USER, "revoked", None, None)])
+    connection.commit()
+    connection.close()
+    assert _logsearch.purge_deleted(logs) > 0
+    index = _logsearch.open_index(logs.index)
+    assert index.execute("SELECT count(*) FROM message WHERE sender = ?", (USER,)).fetchone()[0] == 0
+    assert index.execute("SELECT count(*) FROM message").fetchone()[0] == 1  # 002 not indexed yet
+
+
 def test_lifecycle_events_are_found_with_their_request(logs):
     connection = _userdb.connect(logs.user_database)
     _userdb.record_events(connection, [("2026-11-03 08:00:00", USER, "suspended", "12/QĐ-SKHCN", "idle")])

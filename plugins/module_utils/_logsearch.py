@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS delivery (
     status      TEXT NOT NULL,
     detail      TEXT
 );
-CREATE INDEX IF NOT EXISTS delivery_mid ON delivery (message_id);
+CREATE INDEX IF NOT EXISTS delivery_message ON delivery (message_id, mailbox);
 CREATE INDEX IF NOT EXISTS delivery_mailbox ON delivery (mailbox, at);
 CREATE INDEX IF NOT EXISTS delivery_at ON delivery (at);
 CREATE TABLE IF NOT EXISTS filter (

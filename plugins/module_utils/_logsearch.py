@@ -734,7 +734,8 @@ def _message_notes(connection, message) -> list[str]:
 def _mailbox_note(connection, message, recipient) -> str:
     if recipient is None or not message["message_id"]:
         return ""
-    stored = connection.execute("SELECT status, detail FROM delivery WHERE message_id = ? AND mailbox = ? ORDER BY at LIMIT 1",
+    # No ORDER BY: SQLite would then walk the mailbox's every delivery (delivery_mailbox) to skip a sort.
+    stored = connection.execute("SELECT status, detail FROM delivery WHERE message_id = ? AND mailbox = ? LIMIT 1",
                                 (message["message_id"], recipient["address"])).fetchone()
     return f"mailbox: {stored['status']} {stored['detail']}".strip() if stored else ""
 

@@ -142,7 +142,9 @@ FORMATS = ("table", "csv", "json")
 RECORD_FIELDS = ("time", "kind", "from", "to", "client_ip", "size", "status", "detail", "queue_id", "message_id")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ERASED = "(erased, R7.2)"  # what a deleted mailbox's address becomes in the index
-WEBMAIL_WINDOW = timedelta(seconds=120)  # a send request this long before Postfix's client= line made the message
+# nginx logs a request when it ends: the webmail's send request is logged after Postfix's client= line of the
+# message it made, within this (the SMTP transaction and the copy to Sent), a few seconds' slack before.
+WEBMAIL_WINDOW = (timedelta(seconds=-5), timedelta(seconds=120))
 
 
 class LogSearchError(Exception):
@@ -293,7 +295,7 @@ def parse_dovecot(line: str, year_of: YearOf) -> dict | None:
         return None
     proc, message = match["proc"], match["msg"]
     if proc.endswith("-login"):
-        if message.startswith("Login: "):
+        if message.startswith(("Login: ", "Logged in: ")):  # Dovecot 2.3, 2.4
             result, detail = "ok", ""
         elif "auth failed" in message or "Password mismatch" in message:
             result, detail = "failed", message.split(": user=<", 1)[0]
@@ -723,9 +725,10 @@ def _message_notes(connection, message) -> list[str]:
         if verdict:
             notes.append(f"filter={verdict['action']} {verdict['score']}")
     if message["sasl_user"] and message["client_ip"]:  # XCLIENT: the browser's address of a logged-in user
-        start = (datetime.strptime(message["at"], TIME_FORMAT) - WEBMAIL_WINDOW).strftime(TIME_FORMAT)
+        at = datetime.strptime(message["at"], TIME_FORMAT)
+        start, end = ((at + offset).strftime(TIME_FORMAT) for offset in WEBMAIL_WINDOW)
         sent = connection.execute("SELECT 1 FROM web WHERE client_ip = ? AND request = 'webmail send' AND at BETWEEN ? AND ?",
-                                  (message["client_ip"], start, message["at"])).fetchone()
+                                  (message["client_ip"], start, end)).fetchone()
         if sent:
             notes.append("webmail")
     return notes

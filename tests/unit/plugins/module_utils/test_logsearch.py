@@ -86,6 +86,8 @@ def test_rsyslog_stamps_are_read_with_their_offset():
 
 
 @pytest.mark.parametrize("line, result", [
+    ((f"2026-12-01 21:33:50 imap-login: Info: Logged in: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, "
+     "mpid=5, TLS, session=<a>"), "ok"),  # Dovecot 2.4
     ((f"2026-12-01 21:33:50 imap-login: Info: Login: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, "
      "mpid=5, TLS, session=<a>"), "ok"),
     # Dovecot 2.4 and 2.3 say a failure differently.

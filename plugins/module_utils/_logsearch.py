@@ -382,7 +382,7 @@ PARSERS = {"postfix": parse_postfix, "dovecot": parse_dovecot, "rspamd": parse_r
 # Cheap tests that skip most lines before any regular expression runs.
 PREFILTERS = {
     "postfix": ("client=", "uid=", "message-id=", "from=<", "to=<", "reject:", "removed", "authentication failed"),
-    "dovecot": ("Login: ", "auth failed", "Password mismatch", "msgid="),
+    "dovecot": ("Login: ", "Logged in: ", "auth failed", "Password mismatch", "msgid="),
     "rspamd": ("rspamd_task_write_log",),
     "nginx_access": ("POST ",),
     "nginx_error": ("client: ",),

@@ -204,7 +204,7 @@ def test_each_line_is_indexed_once_through_copytruncate_and_compression(logs):
 def test_a_message_joins_postfix_dovecot_and_the_filter(logs, tmp_path):
     write(logs.sources["postfix"][0], postfix_message("4ABCDEF123"))
     write(logs.sources["dovecot"][0], [
-        f"2026-12-01 21:33:50 imap-login: Info: Login: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, TLS",
+        f"2026-12-01 21:33:50 imap-login: Info: Logged in: user=<{USER}>, method=PLAIN, rip={BROWSER}, lip=127.0.0.1, TLS",
         f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Info: msgid=<abc@sonla.gov.vn>: saved mail to INBOX",
     ])
     rspamd = tmp_path / "log" / "rspamd.log"

@@ -24,11 +24,11 @@ DECEMBER = _logsearch.YearOf(datetime(2026, 12, 2))
 def postfix_message(qid, day="01", second=56, sender=USER, to=PEER, status="sent", mid="abc@sonla.gov.vn", removed=True):
     lines = [
         (f"Dec {day} 21:33:{second}.123456 mail postfix/submissions/smtpd[100]: {qid}: client=unknown[{BROWSER}], "
-        f"sasl_method=PLAIN, sasl_username={sender}"),
+         f"sasl_method=PLAIN, sasl_username={sender}"),
         f"Dec {day} 21:33:{second}.223456 mail postfix/cleanup[101]: {qid}: message-id=<{mid}>",
         f"Dec {day} 21:33:{second}.323456 mail postfix/qmgr[102]: {qid}: from=<{sender}>, size=1234, nrcpt=1 (queue active)",
         (f"Dec {day} 21:33:{second}.423456 mail postfix/lmtp[103]: {qid}: to=<{to}>, relay=mail[private/dovecot-lmtp], "
-        f"delay=0.1, delays=0/0/0/0, dsn=2.0.0, status={status} (250 2.0.0 <{to}> Saved)"),
+         f"delay=0.1, delays=0/0/0/0, dsn=2.0.0, status={status} (250 2.0.0 <{to}> Saved)"),
     ]
     if removed:
         lines.append(f"Dec {day} 21:33:{second}.523456 mail postfix/qmgr[102]: {qid}: removed")
@@ -58,8 +58,8 @@ def test_refusals_and_failed_authentications_keep_their_error_text():
     spam = _logsearch.parse_postfix(
         "Dec 01 21:34:00.000001 mail postfix/cleanup[7]: 4A1B2C3D4E: milter-reject: END-OF-MESSAGE from x[203.0.113.9]: "
         "5.7.1 Spam message rejected; from=<a@example.org> to=<b@sonla.gov.vn> proto=ESMTP helo=<x>", DECEMBER)
-    assert (spam["queue_id"], spam["to"], spam["detail"]) == ("4A1B2C3D4E", "b@sonla.gov.vn",
-                                                           "milter-reject: 5.7.1 Spam message rejected")
+    assert (spam["queue_id"], spam["to"], spam["detail"]) == (
+        "4A1B2C3D4E", "b@sonla.gov.vn", "milter-reject: 5.7.1 Spam message rejected")
     failed = _logsearch.parse_postfix(
         f"Dec 01 21:34:01.000000 mail postfix/submission/smtpd[106]: warning: unknown[{BROWSER}]: SASL PLAIN "
         f"authentication failed: authentication failure, sasl_username={USER}", DECEMBER)

@@ -448,7 +448,8 @@ NOTICE_ACTIONS = ("added", "updated", "suspended", "restored", "removed")
 def pending_notices(connection) -> list[dict]:
     """The converge events no result notice has named yet (R7.3), oldest first, with the mailbox's current name
     and quota where it still exists."""
-    if "notified_at" not in table_columns(connection, "mailbox_event"):  # check mode on a database the converge has not upgraded yet: none owed
+    # Check mode on a database the converge has not upgraded yet: none owed.
+    if "notified_at" not in table_columns(connection, "mailbox_event"):
         return []
     marks = ", ".join("?" * len(NOTICE_ACTIONS))
     rows = connection.execute(

@@ -218,6 +218,29 @@ def test_day_91_a_hit_idle_cap_holds_idle_suspensions_alerts_and_the_rest_is_don
     wait_text(host, AGENCY, "ALERT", "max_idle_suspensions_per_run=0", IDLE)
 
 
+def test_day_91_everyone_idle_after_a_broken_hook_the_policy_cap_suspends_nobody(host):
+    """Issue 18, R8.2a: a broken last-login hook leaves every last login on day 0, so on day 91 every person
+    looks idle. On a copy of the user database, with the policy's cap below their number, the real run
+    suspends nobody, names them all as held, and alerts (exit 3, the alert file)."""
+    config = json.loads(host.file("/etc/sonla-mail/lifecycle.json").content_string)
+    copy = "/tmp/everyone-idle.sqlite"
+    host.run_expect([0], "sqlite3 %s %s", config["database"], f".backup {copy}")
+    host.run_expect([0], "sqlite3 %s %s", copy, f"UPDATE mailbox SET last_login_at = '{day(0, '09:00:00')}'")
+    people = [r["address"] for r in sql(host, "SELECT address FROM mailbox WHERE kind = 'person' AND state = 'active'")]
+    assert len(people) > 3
+    config.update(database=copy, notify=False, alert_file="/tmp/everyone-idle.alerts", max_idle_suspensions=None,
+                  mailboxes=[], policy={**config.get("policy", {}), "max_idle_suspensions_per_run": 3})
+    written = host.run("python3 -c %s %s", "import sys; open('/tmp/everyone-idle.json', 'w').write(sys.argv[1])",
+                       json.dumps(config))
+    assert written.rc == 0, written.stderr
+    result = lifecycle(host, 91, "--config", "/tmp/everyone-idle.json", rc=3)
+    assert result["suspended"] == [] and sorted(result["held"]["suspended"]) == sorted(people)
+    assert f"{len(people)} idle suspensions (R8.2a) due, more than max_idle_suspensions_per_run=3" in result["stderr"]
+    assert host.file("/tmp/everyone-idle.alerts").content_string.splitlines()[0] == "1"
+    states = host.run_expect([0], "sqlite3 %s %s", copy, "SELECT DISTINCT state FROM mailbox WHERE kind = 'person'")
+    assert states.stdout.split() == ["active"]
+
+
 def test_day_91_idle_suspended_still_receiving_leave_kept_password_expired(host, server_ip):
     result = lifecycle(host, 91)
     assert [a["address"] for a in result["suspended"]] == [IDLE]  # R8.2a

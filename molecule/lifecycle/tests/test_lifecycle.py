@@ -424,3 +424,81 @@ def test_log_retention_comes_from_the_policy(host):
     """R9.1: the policy's log_retention_days (184) reaches the lifecycle log's rotation."""
     text = host.file("/etc/logrotate.d/sonla-mail-lifecycle").content_string
     assert "rotate 184" in text and "maxage 184" in text
+
+
+# --- operations visibility (issue 18, R10.2a; docs/monitoring.md) ------------------------------------------
+
+HEALTH = "/usr/local/sbin/sonla-mail-health"
+METRICS = "/var/lib/prometheus/node-exporter/sonla_mail.prom"
+LAST_LOGIN_HOOK = "/usr/local/lib/sonla-mail/dovecot-last-login"
+
+
+def health(host) -> tuple[int, dict[str, str]]:
+    """The health check's exit code and each check's status (OK, FAIL, -), from its table."""
+    result = host.run(f"{HEALTH} --textfile")
+    assert result.rc in (0, 1), result.stderr
+    lines = result.stdout.splitlines()[1:]
+    return result.rc, {line[8:].split("  ")[0]: line.split()[0] for line in lines}
+
+
+def imap_login(ip: str, address: str) -> None:
+    imap = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(address, PASSWORD)
+    imap.logout()
+
+
+def metric(host, name: str) -> float:
+    samples = dict(line.rsplit(" ", 1) for line in host.file(METRICS).content_string.splitlines()
+                   if not line.startswith("#"))
+    return float(samples[name])
+
+
+def test_the_health_check_is_green_on_a_working_server(host, server_ip):
+    """R10.2a: after the walk-through (a recent login, a clean lifecycle run), every check passes."""
+    assert lifecycle(host, 121)["alerts"] == []  # the last simulated day again: nothing due, the file cleared
+    imap_login(server_ip, ACTIVE)
+    code, checks = health(host)
+    assert code == 0, checks
+    assert checks["service dovecot"] == "OK" and checks["last backup"] == "-"  # no backup configured here
+    assert {"mail queue", "disk /", "lifecycle run", "last login recorded", "last-login hook",
+            "certificate /etc/ssl/sonla-mail/mail.crt"} <= set(checks)
+    assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 1 and metric(host, "sonla_mail_healthy") == 1
+
+
+def test_stopping_dovecot_turns_the_health_playbook_red_naming_dovecot_and_mails_the_operators(
+        host, ansible_inventory):
+    """R10.2a: the operator's playbook fails on the host, names Dovecot, and the operators get the table."""
+    host.run_expect([0], "service dovecot stop")
+    try:
+        result = subprocess.run(["ansible-playbook", "-i", ansible_inventory, f"{ROOT}/playbooks/health.yml"],
+                                capture_output=True, text=True, timeout=600, check=False, env={**os.environ})
+        assert result.returncode != 0, result.stdout[-3000:]
+        code, checks = health(host)
+        assert code == 1 and [name for name, status in checks.items() if status == "FAIL"] == ["service dovecot"]
+        assert "is not healthy (the operators were mailed): FAIL  service dovecot" in result.stdout
+        assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 0
+    finally:
+        host.run_expect([0], "service dovecot start")
+    host.run("postqueue -f")  # the mail waited for Dovecot's delivery
+    wait_text(host, AGENCY, "Health check failed", "service dovecot", "FAIL")
+    wait_for(lambda: health(host)[1]["service dovecot"] == "OK", "Dovecot back in the table")
+
+
+def test_a_broken_last_login_hook_is_detected(host, server_ip):
+    """R8.2a: the hook never blocks a login, so its failure is silent for the user; the health check, its
+    metric (alert SonlaMailLastLoginWritesFailing) and Dovecot's log show it."""
+    original = host.file(LAST_LOGIN_HOOK).content_string
+    before = metric(host, "sonla_mail_last_login_failures_total")
+    host.run_expect([0], "sed -i %s %s", 's|^DATABASE = "|DATABASE = "/nonexistent|', LAST_LOGIN_HOOK)
+    try:
+        sql(host, "UPDATE mailbox SET last_login_at = NULL WHERE address = ?", ACTIVE)  # the hook's write is due
+        imap_login(server_ip, ACTIVE)
+        wait_for(lambda: health(host)[1]["last-login hook"] == "FAIL", "the health check to see the failure")
+        assert health(host)[0] == 1
+        assert metric(host, "sonla_mail_last_login_failures_total") == before + 1
+        assert row(host, ACTIVE)["last_login_at"] is None  # really not recorded
+    finally:
+        host.run_expect([0], "sed -i %s %s", 's|^DATABASE = "/nonexistent|DATABASE = "|', LAST_LOGIN_HOOK)
+    assert host.file(LAST_LOGIN_HOOK).content_string == original
+    imap_login(server_ip, ACTIVE)
+    wait_for(lambda: row(host, ACTIVE)["last_login_at"] is not None, "the repaired hook to record the login")

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import smtplib
+import socket
 import subprocess
 import time
 import uuid
@@ -463,6 +464,33 @@ def test_the_health_check_is_green_on_a_working_server(host, server_ip):
     assert {"mail queue", "disk /", "lifecycle run", "last login recorded", "last-login hook",
             "certificate /etc/ssl/sonla-mail/mail.crt"} <= set(checks)
     assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 1 and metric(host, "sonla_mail_healthy") == 1
+
+
+def scrape(host, port: int) -> str:
+    result = host.run("python3 -c %s %s", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                      "sys.argv[1], timeout=10).read().decode())", f"http://127.0.0.1:{port}/metrics")
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def test_the_exporters_answer_with_the_expected_metrics_on_the_management_address_only(host, server_ip):
+    """R10.2a: node-exporter serves the machine's and the health check's metrics, Dovecot its logins; both
+    listen on monitoring_listen_address (127.0.0.1 here), not on the address the mail clients reach."""
+    with pytest.raises(imaplib.IMAP4.error):
+        imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30).login(ACTIVE, "wrong password")
+    node = scrape(host, 9100)
+    for name in ("node_filesystem_avail_bytes", "node_textfile_mtime_seconds", 'sonla_mail_service_up{service="dovecot"} 1',
+                 "sonla_mail_last_login_failures_total", "sonla_mail_lifecycle_last_run_timestamp_seconds"):
+        assert name in node, name
+    dovecot = scrape(host, 9900)
+    assert "dovecot_auth_successes_total" in dovecot and "dovecot_build_info" in dovecot
+    refused = [line for line in dovecot.splitlines() if line.startswith("dovecot_auth_failures_total ")]
+    assert refused and float(refused[0].split()[1]) >= 1
+    listening = host.run("ss -Hltn").stdout
+    for port in (9100, 9900):
+        assert f"127.0.0.1:{port} " in listening and f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening
+        with pytest.raises(OSError):
+            socket.create_connection((server_ip, port), timeout=5).close()
 
 
 def test_stopping_dovecot_turns_the_health_playbook_red_naming_dovecot_and_mails_the_operators(

@@ -218,14 +218,19 @@ def operators_mail(host: str, checks: list[Check], sender: str, recipient: str) 
 # --- reading the server (not unit-tested: molecule/lifecycle runs it) --------------------------------------
 
 def running_processes(proc: str = "/proc") -> set[str]:
+    """The names of the live processes. A zombie (state Z) has ended: a stopped daemon whose parent has not
+    reaped it yet must not count as running."""
     names = set()
     for entry in os.listdir(proc):
         if entry.isdigit():
             try:
-                with open(os.path.join(proc, entry, "comm"), encoding="utf-8") as stream:
-                    names.add(stream.read().strip())
+                with open(os.path.join(proc, entry, "stat"), encoding="utf-8") as stream:
+                    stat = stream.read()
             except OSError:
                 continue  # the process ended meanwhile
+            name, _, rest = stat.partition(" (")[2].rpartition(") ")
+            if rest[:1] not in ("Z", "X"):
+                names.add(name)
     return names
 
 

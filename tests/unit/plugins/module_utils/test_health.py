@@ -147,3 +147,12 @@ def test_gather_reads_the_state_files(tmp_path):
     assert facts.hook_failures == 7 and facts.hook_failure_at is not None
     assert facts.backup is None and facts.last_login_at is None and facts.queue == 0
     assert 0 < facts.disks[str(tmp_path)] < 100
+
+
+def test_a_zombie_does_not_count_as_a_running_service(tmp_path):
+    """A stopped daemon not yet reaped by its parent (state Z) is not running; a name with spaces or ')' is read whole."""
+    for pid, stat in (("10", "10 (dovecot) Z 1 10"), ("11", "11 (master) S 1 11"), ("12", "12 (odd) name) R 1 12")):
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "stat").write_text(stat)
+    (tmp_path / "self").mkdir()
+    assert _health.running_processes(str(tmp_path)) == {"master", "odd) name"}

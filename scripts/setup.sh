@@ -15,7 +15,8 @@ log() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -----------------------------------------------------------------------------
 packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs sqlite3 swaks openssl ca-certificates
-  python3-venv debian-archive-keyring util-linux chromium chromium-driver php-cli postgresql)
+  python3-venv debian-archive-keyring util-linux chromium chromium-driver php-cli postgresql
+  prometheus)  # prometheus: promtool, which tests the alert rules (docs/monitoring.md)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -30,6 +31,10 @@ if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Only promtool is wanted: no Prometheus server on the test machine (a no-op where systemd is not running).
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 else
   log "Debian packages present"
 fi

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import smtplib
+import socket
 import subprocess
 import time
 import uuid
@@ -218,6 +219,29 @@ def test_day_91_a_hit_idle_cap_holds_idle_suspensions_alerts_and_the_rest_is_don
     wait_text(host, AGENCY, "ALERT", "max_idle_suspensions_per_run=0", IDLE)
 
 
+def test_day_91_everyone_idle_after_a_broken_hook_the_policy_cap_suspends_nobody(host):
+    """Issue 18, R8.2a: a broken last-login hook leaves every last login on day 0, so on day 91 every person
+    looks idle. On a copy of the user database, with the policy's cap below their number, the real run
+    suspends nobody, names them all as held, and alerts (exit 3, the alert file)."""
+    config = json.loads(host.file("/etc/sonla-mail/lifecycle.json").content_string)
+    copy = "/tmp/everyone-idle.sqlite"
+    host.run_expect([0], "sqlite3 %s %s", config["database"], f".backup {copy}")
+    host.run_expect([0], "sqlite3 %s %s", copy, f"UPDATE mailbox SET last_login_at = '{day(0, '09:00:00')}'")
+    people = [r["address"] for r in sql(host, "SELECT address FROM mailbox WHERE kind = 'person' AND state = 'active'")]
+    assert len(people) > 3
+    config.update(database=copy, notify=False, alert_file="/tmp/everyone-idle.alerts", max_idle_suspensions=None,
+                  mailboxes=[], policy={**config.get("policy", {}), "max_idle_suspensions_per_run": 3})
+    written = host.run("python3 -c %s %s", "import sys; open('/tmp/everyone-idle.json', 'w').write(sys.argv[1])",
+                       json.dumps(config))
+    assert written.rc == 0, written.stderr
+    result = lifecycle(host, 91, "--config", "/tmp/everyone-idle.json", rc=3)
+    assert result["suspended"] == [] and sorted(result["held"]["suspended"]) == sorted(people)
+    assert f"{len(people)} idle suspensions (R8.2a) due, more than max_idle_suspensions_per_run=3" in result["stderr"]
+    assert host.file("/tmp/everyone-idle.alerts").content_string.splitlines()[0] == "1"
+    states = host.run_expect([0], "sqlite3 %s %s", copy, "SELECT DISTINCT state FROM mailbox WHERE kind = 'person'")
+    assert states.stdout.split() == ["active"]
+
+
 def test_day_91_idle_suspended_still_receiving_leave_kept_password_expired(host, server_ip):
     result = lifecycle(host, 91)
     assert [a["address"] for a in result["suspended"]] == [IDLE]  # R8.2a
@@ -401,3 +425,108 @@ def test_log_retention_comes_from_the_policy(host):
     """R9.1: the policy's log_retention_days (184) reaches the lifecycle log's rotation."""
     text = host.file("/etc/logrotate.d/sonla-mail-lifecycle").content_string
     assert "rotate 184" in text and "maxage 184" in text
+
+
+# --- operations visibility (issue 18, R10.2a; docs/monitoring.md) ------------------------------------------
+
+HEALTH = "/usr/local/sbin/sonla-mail-health"
+METRICS = "/var/lib/prometheus/node-exporter/sonla_mail.prom"
+LAST_LOGIN_HOOK = "/usr/local/lib/sonla-mail/dovecot-last-login"
+
+
+def health(host) -> tuple[int, dict[str, str]]:
+    """The health check's exit code and each check's status (OK, FAIL, -), from its table."""
+    result = host.run(f"{HEALTH} --textfile")
+    assert result.rc in (0, 1), result.stderr
+    lines = result.stdout.splitlines()[1:]
+    return result.rc, {line[8:].split("  ")[0]: line.split()[0] for line in lines}
+
+
+def imap_login(ip: str, address: str) -> None:
+    imap = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(address, PASSWORD)
+    imap.logout()
+
+
+def metric(host, name: str) -> float:
+    samples = dict(line.rsplit(" ", 1) for line in host.file(METRICS).content_string.splitlines()
+                   if not line.startswith("#"))
+    return float(samples[name])
+
+
+def test_the_health_check_is_green_on_a_working_server(host, server_ip):
+    """R10.2a: after the walk-through (a recent login, a clean lifecycle run), every check passes."""
+    assert lifecycle(host, 121)["alerts"] == []  # the last simulated day again: nothing due, the file cleared
+    imap_login(server_ip, ACTIVE)
+    code, checks = health(host)
+    assert code == 0, checks
+    assert checks["service dovecot"] == "OK" and checks["last backup"] == "-"  # no backup configured here
+    assert {"mail queue", "disk /", "lifecycle run", "last login recorded", "last-login hook",
+            "certificate /etc/ssl/sonla-mail/mail.crt"} <= set(checks)
+    assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 1 and metric(host, "sonla_mail_healthy") == 1
+
+
+def scrape(host, port: int) -> str:
+    result = host.run("python3 -c %s %s", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                      "sys.argv[1], timeout=10).read().decode())", f"http://127.0.0.1:{port}/metrics")
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def test_the_exporters_answer_with_the_expected_metrics_on_the_management_address_only(host, server_ip):
+    """R10.2a: node-exporter serves the machine's and the health check's metrics, Dovecot its logins; both
+    listen on monitoring_listen_address (127.0.0.1 here), not on the address the mail clients reach."""
+    with pytest.raises(imaplib.IMAP4.error):
+        imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30).login(ACTIVE, "wrong password")
+    node = scrape(host, 9100)
+    for name in ("node_filesystem_avail_bytes", "node_textfile_mtime_seconds", 'sonla_mail_service_up{service="dovecot"} 1',
+                 "sonla_mail_last_login_failures_total", "sonla_mail_lifecycle_last_run_timestamp_seconds"):
+        assert name in node, name
+    dovecot = scrape(host, 9900)
+    assert "dovecot_auth_successes_total" in dovecot and "dovecot_build_info" in dovecot
+    refused = [line for line in dovecot.splitlines() if line.startswith("dovecot_auth_failures_total ")]
+    assert refused and float(refused[0].split()[1]) >= 1
+    listening = host.run("ss -Hltn").stdout
+    for port in (9100, 9900):
+        assert f"127.0.0.1:{port} " in listening and f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening
+        with pytest.raises(OSError):
+            socket.create_connection((server_ip, port), timeout=5).close()
+
+
+def test_stopping_dovecot_turns_the_health_playbook_red_naming_dovecot_and_mails_the_operators(
+        host, ansible_inventory):
+    """R10.2a: the operator's playbook fails on the host, names Dovecot, and the operators get the table."""
+    host.run("service dovecot stop")  # its exit code: the container's PID 1 never reaps, so Dovecot stays a zombie
+    try:
+        result = subprocess.run(["ansible-playbook", "-i", ansible_inventory, f"{ROOT}/playbooks/health.yml"],
+                                capture_output=True, text=True, timeout=600, check=False, env={**os.environ})
+        assert result.returncode != 0, result.stdout[-3000:]
+        code, checks = health(host)
+        assert code == 1 and [name for name, status in checks.items() if status == "FAIL"] == ["service dovecot"]
+        assert "is not healthy (the operators were mailed): FAIL  service dovecot" in result.stdout
+        assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 0
+    finally:
+        host.run_expect([0], "service dovecot start")
+    host.run("postqueue -f")  # the mail waited for Dovecot's delivery
+    wait_text(host, AGENCY, "Health check failed", "service dovecot", "FAIL")
+    wait_for(lambda: health(host)[1]["service dovecot"] == "OK", "Dovecot back in the table")
+
+
+def test_a_broken_last_login_hook_is_detected(host, server_ip):
+    """R8.2a: the hook never blocks a login, so its failure is silent for the user; the health check, its
+    metric (alert SonlaMailLastLoginWritesFailing) and Dovecot's log show it."""
+    original = host.file(LAST_LOGIN_HOOK).content_string
+    before = metric(host, "sonla_mail_last_login_failures_total")
+    host.run_expect([0], "sed -i %s %s", 's|^DATABASE = "|DATABASE = "/nonexistent|', LAST_LOGIN_HOOK)
+    try:
+        sql(host, "UPDATE mailbox SET last_login_at = NULL WHERE address = ?", ACTIVE)  # the hook's write is due
+        imap_login(server_ip, ACTIVE)
+        wait_for(lambda: health(host)[1]["last-login hook"] == "FAIL", "the health check to see the failure")
+        assert health(host)[0] == 1
+        assert metric(host, "sonla_mail_last_login_failures_total") == before + 1
+        assert row(host, ACTIVE)["last_login_at"] is None  # really not recorded
+    finally:
+        host.run_expect([0], "sed -i %s %s", 's|^DATABASE = "/nonexistent|DATABASE = "|', LAST_LOGIN_HOOK)
+    assert host.file(LAST_LOGIN_HOOK).content_string == original
+    imap_login(server_ip, ACTIVE)
+    wait_for(lambda: row(host, ACTIVE)["last_login_at"] is not None, "the repaired hook to record the login")

@@ -156,6 +156,30 @@ def test_the_revocation_cap_holds_only_revocations_and_alerts(db):
     assert actions(plan_at(db, 85), "revoked") == [IDLE, LEAVE]  # the policy's cap: 10 (_regulation)
 
 
+def test_a_hit_revocation_cap_does_not_stop_the_idle_suspensions_of_the_same_run(db):
+    """R8.1, R8.2a (issue 18): both kinds are due on one day and only revocations are capped: the
+    revocations are held with an alert, the idle suspension is done in the same run."""
+    db.execute("UPDATE mailbox SET state = 'suspended', suspended_by = 'operator', suspended_reason = 'x',"
+               " suspended_at = ? WHERE address != ?", (day(1), BUSY))
+    run_at(db, 25)  # warnings
+    plan = run_at(db, 91, max_revocations=1)  # BUSY: last login on day 0, idle on day 91
+    assert [a["address"] for a in plan.held["revoked"]] == [IDLE, LEAVE] and actions(plan, "revoked") == []
+    assert actions(plan, "suspended") == [BUSY] and "suspended" not in plan.held
+    assert len(plan.alerts) == 1 and "max_revocations_per_run=1" in plan.alerts[0]
+    assert _userdb.read_mailboxes(db)[BUSY]["state"] == "suspended"
+
+
+def test_both_caps_hit_hold_both_kinds_with_one_alert_each(db):
+    """R8.1, R8.2a: a run where both caps are exceeded does neither kind and raises two alerts."""
+    db.execute("UPDATE mailbox SET state = 'suspended', suspended_by = 'lifecycle', suspended_reason = 'x',"
+               " suspended_at = ? WHERE address = ?", (day(1), IDLE))
+    run_at(db, 25)
+    plan = plan_at(db, 91, leave={}, max_revocations=0, max_idle_suspensions=1)
+    assert actions(plan, "revoked") == [] and actions(plan, "suspended") == []
+    assert sorted(plan.held) == ["revoked", "suspended"] and len(plan.held["suspended"]) == 2
+    assert [alert.split(" due,")[0] for alert in plan.alerts] == ["1 revocations", "2 idle suspensions (R8.2a)"]
+
+
 def test_password_reminders_14_7_1_days_before_and_expiry_on_day_91(db):
     """R6.1b: reminders before expiry, once each; the expiry on day 91 reported once."""
     for address in (IDLE, LEAVE):

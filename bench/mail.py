@@ -7,7 +7,9 @@
 
 Needs podman and the image of scripts/build-image.sh. Two containers from the same image, both scanning every
 message with rspamd and ClamAV's clamd, which load the same signatures: the tests' own
-(molecule/hygiene/files/sonla-test.ndb), since no signature mirror is reachable here (docs/benchmarks.md):
+(molecule/hygiene/files/sonla-test.ndb), since no signature mirror is reachable here (docs/benchmarks.md), and
+their rspamd asking the same resolver: the hygiene tests' unbound on loopback, NXDOMAIN at once outside the test
+zones:
 
 * ``sonla-bench-mail``: converged by ``playbooks/site.yml`` from a generated inventory of 1,000 people
   (Postfix with the over-quota lookup at RCPT time -> the rspamd milter with clamd and Redis/Valkey -> LMTP ->
@@ -51,8 +53,27 @@ FULL, VANILLA = "sonla-bench-mail", "sonla-bench-vanilla"
 # stand in for the official databases, without which Debian's clamd service does not start (docs/filter.md).
 SIGNATURES = os.path.join(ROOT, "molecule", "hygiene", "files", "sonla-test.ndb")
 STAND_INS = "mkdir -p /var/lib/clamav/main.inc /var/lib/clamav/daily.inc"
+# rspamd's resolver in both stacks, as in the hygiene tests: unbound on loopback, NXDOMAIN at once for every name
+# outside the test zones. The containers' own resolver makes each DNS check rspamd runs for an outside client wait
+# on a timeout; apt and Postfix keep using it.
+RESOLVER_ZONES = os.path.join(ROOT, "molecule", "hygiene", "files", "unbound-test-zones.conf")
+RSPAMD_DNS = "127.0.0.1:53"
 RECIPIENTS = 10
 PASSWORD = "Bench-chi#2025"  # benchmark-only password, set in the throwaway container only
+
+
+def start_resolver(container: str) -> None:
+    """The same answering resolver for both stacks' rspamd, before it starts (docs/benchmarks.md)."""
+    sh("podman", "cp", RESOLVER_ZONES, f"{container}:/tmp/sonla-test-zones.conf")
+    inside(container, """set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends unbound >/dev/null
+install -m 0644 /tmp/sonla-test-zones.conf /etc/unbound/unbound.conf.d/
+rm -f /etc/unbound/unbound.conf.d/root-auto-trust-anchor-file.conf
+unbound-checkconf >/dev/null
+service unbound restart >/dev/null
+""")
 
 
 def converge_full(work: str, python: str) -> None:
@@ -74,9 +95,11 @@ all:
           ansible_python_interpreter: /usr/bin/python3
           postfix_tls_selfsigned: true
           dovecot_tls_selfsigned: true
+          webmail_tls_selfsigned: true
           mailboxes_handoff_dir: {work}/handoff
           filter_freshclam_mirror: ""
           filter_clamav_local_signatures: ["{SIGNATURES}"]
+          filter_dns_servers: ["{RSPAMD_DNS}"]
 """)
     inside(FULL, STAND_INS)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
@@ -107,6 +130,7 @@ sed -i 's/^#auth_username_format.*/auth_username_format = %Ln/' /etc/dovecot/con
 postconf -e 'smtpd_milters = inet:localhost:11332'
 printf 'clamav {{\\n  type = "clamav";\\n  servers = "/run/clamav/clamd.ctl";\\n  scan_mime_parts = false;\\n}}\\n' \\
   > /etc/rspamd/local.d/antivirus.conf
+printf 'dns {{\n  nameserver = ["{RSPAMD_DNS}"];\n}}\n' > /etc/rspamd/local.d/options.inc
 {STAND_INS}
 install -o clamav -g clamav -m 0644 /tmp/{os.path.basename(SIGNATURES)} /var/lib/clamav/
 for i in $(seq 1 {RECIPIENTS}); do id u$i >/dev/null 2>&1 || useradd -m u$i; done
@@ -229,6 +253,8 @@ def main() -> int:
     try:
         start(FULL, args.image)
         start(VANILLA, args.image)
+        for container in (FULL, VANILLA):
+            start_resolver(container)
         converge_full(args.work, args.python)
         vanilla_rcpts = prepare_vanilla()
         full_rcpts = full_recipients()

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password, _regulation
+from ansible_collections.sonla.mail.plugins.module_utils import _aliases, _naming, _password, _regulation
 from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
 from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
     Entry,
@@ -105,6 +105,7 @@ class Inventory:
     organizations: dict[str, Organization] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     pinned: dict[str, str] = field(default_factory=dict)
+    aliases: list[_aliases.Alias] = field(default_factory=list)  # aliases.yml (issue 17)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -119,6 +120,7 @@ class Resolution:
     addresses: dict[str, str]
     allocated: dict[str, str]
     mailboxes: list[dict]
+    aliases: list[dict] = field(default_factory=list)
 
 
 class _Checker:
@@ -258,7 +260,7 @@ def _check_policy(inventory: Inventory):
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
         block.only_keys(frozenset(POLICY_BOUNDS) | {"password", "quota_warning_percent", "password_reminder_days",
-                                                    "operators_mailbox"})
+                                                    "operators_mailbox", "lists_outside_members", "support_contact"})
         # The regulation's bounds and the rules between keys, written once in _regulation (R6.1b, R8.1, R9).
         for key, rule, message in _regulation.policy_problems(dict(block.entry)):
             if key != "password" and not key.startswith("password."):  # the password block is PasswordPolicy's
@@ -276,9 +278,17 @@ def _check_policy(inventory: Inventory):
             block.fail("R12.5", f"'operators_mailbox' {operators!r} must be a mailbox address in {domain}",
                        "operators_mailbox")
         inventory.operators_mailbox_line = getattr(block.entry, "key_lines", {}).get("operators_mailbox", 1)
+        # Whether lists may have members outside the domain (issue 17), and who helps staff (R10.1d, R10.2d).
+        outside = block.entry.get("lists_outside_members", False)
+        if not isinstance(outside, bool):
+            block.fail("schema", f"'lists_outside_members' must be true or false, got {outside!r}",
+                       "lists_outside_members")
+        block.text("support_contact", required=False, rule="R10.1d")
         policy = _regulation.resolve(dict(block.entry) if block.ok else {})
         policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         policy["password"] = asdict(password_policy)
+        policy.setdefault("lists_outside_members", False)
+        policy.setdefault("support_contact", "")  # empty: the operators' mailbox (the welcome mail names it)
         inventory.policy = policy
 
     return check
@@ -454,6 +464,13 @@ def _check_lock(inventory: Inventory):
     return check
 
 
+def _check_aliases(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> list:
+        return _aliases.check_aliases(_Checker, inventory, path, data, problems, _top_list)
+
+    return check
+
+
 def people_lines(path: str) -> dict[str, int]:
     """The line of each person id in a people file, read again with line numbers (for reports only)."""
     data = load(path, [], fast=False)
@@ -520,6 +537,9 @@ def load_inventory(path: str) -> Inventory:
                 continue
             seen[person.id] = person
             inventory.people.append(person)
+    aliases_path = os.path.join(inventory.path, _aliases.ALIASES_FILE)
+    if os.path.lexists(aliases_path):  # optional (issue 17)
+        inventory.aliases = _read(inventory, aliases_path, _check_aliases(inventory), fast=False) or []
     if os.path.lexists(inventory.lock_path):
         inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
         if not inventory.pinned and not inventory.problems:
@@ -535,6 +555,7 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
     addresses = dict(inventory.pinned)
     domain = inventory.domain
     taken = {address.split("@", 1)[0] for address in addresses.values()}  # local parts: the lock has one domain
+    taken.update(alias.address.split("@", 1)[0] for alias in inventory.aliases)  # nobody is given an alias's address
     allocated: dict[str, str] = {}
 
     def issue(key: str, local_part: str) -> None:
@@ -604,7 +625,8 @@ def resolve(inventory: Inventory) -> Resolution:
             **({"restore": person.restore} if person.restore else {}),
         })
     _resolve_operators_mailbox(inventory, addresses, mailboxes)
-    return Resolution(addresses, allocated, mailboxes)
+    aliases = _aliases.resolve_aliases(inventory, addresses, mailboxes)
+    return Resolution(addresses, allocated, mailboxes, aliases)
 
 
 def _resolve_operators_mailbox(inventory: Inventory, addresses: dict[str, str], mailboxes: list[dict]) -> None:
@@ -644,7 +666,7 @@ def write_lock(inventory: Inventory, addresses: dict[str, str]) -> None:
     os.replace(temporary, inventory.lock_path)
 
 
-RESOLVED_KEYS = ("path", "domain", "department", "organizations", "mailboxes")
+RESOLVED_KEYS = ("path", "domain", "department", "organizations", "mailboxes", "aliases")
 RESOLVED_MAX_AGE_SECONDS = 86_400
 
 
@@ -710,6 +732,7 @@ def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, di
             for org in inventory.organizations.values()
         ],
         "mailboxes": resolution.mailboxes,
+        "aliases": resolution.aliases,  # expanded to their members (_aliases.py, issue 17)
         # The few entries the lifecycle needs (R8.2a, R8.3a): far cheaper to template than the whole set.
         "notified": [mailbox for mailbox in resolution.mailboxes if mailbox.get("leave_until") or mailbox.get("restore")],
         "allocated": resolution.allocated,

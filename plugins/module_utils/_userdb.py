@@ -18,7 +18,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +69,39 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_history AFTER DELETE ON mail
 END;
 """
 
+# Schema 4 (issue 17: aliases and lists, the welcome mail), added by _migrate as one step.
+# alias_member holds final addresses (lists are expanded by _aliases.py): Postfix reads it with one query
+# (roles/postfix/vars/main.yml, the "aliases" map) and gets every member of an alias, comma-separated.
+ALIASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alias (
+    address      TEXT PRIMARY KEY,                  -- full address; a legacy one may break R5 (kept for migration)
+    kind         TEXT NOT NULL CHECK (kind IN ('role', 'list')),
+    organization TEXT NOT NULL,                     -- inventory id of the organization that owns it
+    display_name TEXT NOT NULL,
+    legacy       INTEGER NOT NULL DEFAULT 0,
+    request_ref  TEXT,                              -- R7.1c
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alias_member (
+    alias  TEXT NOT NULL,
+    member TEXT NOT NULL,                           -- a mailbox of the domain, or an outside address
+    PRIMARY KEY (alias, member)
+);
+CREATE INDEX IF NOT EXISTS alias_member_member ON alias_member (member);
+-- A deleted or revoked mailbox leaves every list at once, so no mail to a list bounces for it (R7.2, R8.1).
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_leaves_lists AFTER DELETE ON mailbox BEGIN
+    DELETE FROM alias_member WHERE member = old.address;
+END;
+-- The welcome mail goes once to each new mailbox (issue 17): sent ones are recorded here.
+CREATE TABLE IF NOT EXISTS welcome_mail (
+    address TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_welcome AFTER DELETE ON mailbox BEGIN
+    DELETE FROM welcome_mail WHERE address = old.address;
+END;
+"""
+
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
 # Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
@@ -105,6 +138,13 @@ def _migrate(connection: sqlite3.Connection) -> None:
     if "over_quota" not in columns:  # version 1 -> 2
         connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
     # 2 -> 3: SCHEMA's CREATE ... IF NOT EXISTS has added the empty password_history table and its trigger.
+    # 3 -> 4 (issue 17): aliases, lists and the welcome mail. Mailboxes older than this step are not new:
+    # they are marked welcomed, so an upgrade mails nobody.
+    welcomed_before = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'welcome_mail'").fetchone()
+    connection.executescript(ALIASES_SCHEMA)
+    if welcomed_before is None:
+        connection.execute("INSERT OR IGNORE INTO welcome_mail (address, sent_at) SELECT address, ? FROM mailbox",
+                           (utc_now(),))
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE value <> excluded.value",

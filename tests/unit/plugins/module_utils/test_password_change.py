@@ -308,7 +308,7 @@ def test_a_version_2_database_gains_the_history_keeping_its_rows(tmp_path):
     )
     connection.close()
     connection = _userdb.connect(path)
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(_userdb.SCHEMA_VERSION)
     assert list(_userdb.read_mailboxes(connection)) == [ADDRESS]
     assert pc.change_password(connection, ADDRESS, INITIAL, A, POLICY, NOW).changed
     assert connection.execute("SELECT count(*) FROM password_history").fetchone()[0] == 1

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from ansible_collections.sonla.mail.plugins.module_utils import _aliases, _naming, _password, _regulation
+from ansible_collections.sonla.mail.plugins.module_utils import _aliases, _migration, _naming, _password, _regulation
 from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
 from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
     Entry,
@@ -38,8 +38,10 @@ DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
 
 
 ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
-ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request"))
-PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore"))
+ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request",
+                               "migrate_from"))
+PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore",
+                         "migrate_from"))
 RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
 ORGANIZATION_STATES = ("active", "absent")
@@ -77,6 +79,7 @@ class Organization:
     line: int
     local_part: str = ""
     agency_part: str = ""  # what people of this organization put after the dot (R5.2)
+    migrate_from: dict | None = None  # the old system's account to import (_migration.py, issue 17)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Person:
     file: str
     line: int
     restore: dict | None = None  # {request, date}: the agency's written restore request (R8.3a)
+    migrate_from: dict | None = None  # the old system's account to import (_migration.py, issue 17)
 
 
 @dataclass
@@ -301,7 +305,7 @@ def _check_organizations(inventory: Inventory):
             return
         inventory.organizations.clear()
         for index, entry in enumerate(entries):
-            organization = _check_organization(problems, path, entry, line_of(entries, index))
+            organization = _check_organization(problems, path, entry, line_of(entries, index), inventory.domain)
             if organization is None:
                 continue
             first = inventory.organizations.get(organization.id)
@@ -331,7 +335,8 @@ def _top_list(path: str, data, key: str, problems: list[Problem]):
     return entries
 
 
-def _check_organization(problems: list[Problem], path: str, entry, line: int = 0) -> Organization | None:
+def _check_organization(problems: list[Problem], path: str, entry, line: int = 0,
+                        domain: str = DEFAULT_DOMAIN) -> Organization | None:
     check = _Checker(problems, path, entry, "organization", line)
     org_id = check.text("id", pattern=_ID)
     if org_id:
@@ -347,9 +352,11 @@ def _check_organization(problems: list[Problem], path: str, entry, line: int = 0
     quota = check.integer("quota_mb", 1, 1_048_576, "R9.2a")
     state = check.choice("state", ORGANIZATION_STATES, "active")
     request = check.text("request", required=False)
+    migrate_from = _migration.check_migrate_from(_Checker, check, domain)
     if not (check.ok and org_id and name):
         return None
-    return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line)
+    return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line,
+                        migrate_from=migrate_from)
 
 
 def _name_organizations(inventory: Inventory, problems: list[Problem]) -> None:
@@ -403,6 +410,7 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     reason = check.text("reason", required=state == "suspended", rule="R8.2")
     leave_until = check.day("leave_until", "R8.2a")
     restore = _check_restore(check, state)
+    migrate_from = _migration.check_migrate_from(_Checker, check, inventory.domain)
     if org_id:
         org = inventory.organizations.get(org_id)
         if org is None:
@@ -411,7 +419,8 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
             check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)", "organization")
     if not check.ok:
         return None
-    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore)
+    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore,
+                  migrate_from)
 
 
 def _check_restore(check: _Checker, state: str) -> dict | None:
@@ -462,6 +471,32 @@ def _check_lock(inventory: Inventory):
         return dict(pinned)
 
     return check
+
+
+def _legacy_aliases(inventory: Inventory) -> list:
+    """The old system's addresses named by ``migrate_from.address``, kept as aliases of the new mailbox (issue 17)."""
+    owners = [(f"org:{org.id}", org, org.id) for org in inventory.organizations.values()]
+    owners += [(f"person:{person.id}", person, person.organization) for person in inventory.people]
+    aliases = []
+    for key, owner, organization in owners:
+        address = (owner.migrate_from or {}).get("address")
+        if address and owner.state != "absent":
+            aliases.append(_aliases.Alias(address, "role", organization, owner.name, [(key, owner.line)], None, False,
+                                          None, owner.file, owner.line, legacy=True))
+    return aliases
+
+
+def migrations(inventory: Inventory, addresses: dict[str, str]) -> list[dict]:
+    """The imports from the old system: {key, address, host, port, tls, user} of each entry with ``migrate_from``
+    and a mailbox (R7.2: none for a mailbox being deleted)."""
+    found = []
+    owners = [(f"org:{org.id}", org) for org in inventory.organizations.values()]
+    owners += [(f"person:{person.id}", person) for person in inventory.people]
+    for key, owner in owners:
+        if owner.migrate_from and owner.state != "absent" and key in addresses:
+            legacy = {name: owner.migrate_from[name] for name in ("host", "port", "tls", "user")}
+            found.append({"key": key, "address": addresses[key], **legacy})
+    return found
 
 
 def _check_aliases(inventory: Inventory):
@@ -540,6 +575,7 @@ def load_inventory(path: str) -> Inventory:
     aliases_path = os.path.join(inventory.path, _aliases.ALIASES_FILE)
     if os.path.lexists(aliases_path):  # optional (issue 17)
         inventory.aliases = _read(inventory, aliases_path, _check_aliases(inventory), fast=False) or []
+    inventory.aliases.extend(_legacy_aliases(inventory))
     if os.path.lexists(inventory.lock_path):
         inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
         if not inventory.pinned and not inventory.problems:
@@ -733,6 +769,7 @@ def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, di
         ],
         "mailboxes": resolution.mailboxes,
         "aliases": resolution.aliases,  # expanded to their members (_aliases.py, issue 17)
+        "migrations": migrations(inventory, resolution.addresses),  # imports from the old system (_migration.py)
         # The few entries the lifecycle needs (R8.2a, R8.3a): far cheaper to template than the whole set.
         "notified": [mailbox for mailbox in resolution.mailboxes if mailbox.get("leave_until") or mailbox.get("restore")],
         "allocated": resolution.allocated,

@@ -69,7 +69,7 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_history AFTER DELETE ON mail
 END;
 """
 
-# Schema 4 (issue 17: aliases and lists, the welcome mail), added by _migrate as one step.
+# Schema 4 (issue 17: aliases and lists, the welcome mail, migration), added by _migrate as one step.
 # alias_member holds final addresses (lists are expanded by _aliases.py): Postfix reads it with one query
 # (roles/postfix/vars/main.yml, the "aliases" map) and gets every member of an alias, comma-separated.
 ALIASES_SCHEMA = """
@@ -99,6 +99,19 @@ CREATE TABLE IF NOT EXISTS welcome_mail (
 );
 CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_welcome AFTER DELETE ON mailbox BEGIN
     DELETE FROM welcome_mail WHERE address = old.address;
+END;
+-- Imports from the old mail system (sonla.mail.migrate): one row per mailbox, the last run's count.
+CREATE TABLE IF NOT EXISTS migration (
+    address        TEXT PRIMARY KEY,
+    source         TEXT NOT NULL,                   -- user@host:port of the old account (never its password)
+    runs           INTEGER NOT NULL,
+    imported_total INTEGER NOT NULL,
+    last_imported  INTEGER NOT NULL,
+    first_at       TEXT NOT NULL,
+    last_at        TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_migration AFTER DELETE ON mailbox BEGIN
+    DELETE FROM migration WHERE address = old.address;
 END;
 """
 
@@ -138,7 +151,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
     if "over_quota" not in columns:  # version 1 -> 2
         connection.execute("ALTER TABLE mailbox ADD COLUMN over_quota INTEGER NOT NULL DEFAULT 0")
     # 2 -> 3: SCHEMA's CREATE ... IF NOT EXISTS has added the empty password_history table and its trigger.
-    # 3 -> 4 (issue 17): aliases, lists and the welcome mail. Mailboxes older than this step are not new:
+    # 3 -> 4 (issue 17): aliases, lists, the welcome mail and migration. Mailboxes older than this step are not new:
     # they are marked welcomed, so an upgrade mails nobody.
     welcomed_before = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'welcome_mail'").fetchone()
     connection.executescript(ALIASES_SCHEMA)

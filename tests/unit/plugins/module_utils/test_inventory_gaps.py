@@ -284,7 +284,7 @@ def test_converge_inventory_returns_the_whole_result_and_writes_the_lock(invento
     assert {key: value for key, value in result.items() if key not in ("policy", "mailboxes")} == {
         "changed": True, "path": os.path.abspath(folder), "domain": "sonla.gov.vn", "webmail_host": "mail.sonla.gov.vn",
         "department": "skhcn",
-        "aliases": [],
+        "aliases": [], "migrations": [],
         "organizations": [
             {"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None,
              "address": "skhcn@sonla.gov.vn"},

@@ -69,17 +69,24 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
 
 
-def dovecot_config(main_config: str, migration: dict, password: str) -> str:
-    """The temporary configuration doveadm reads: the server's own, plus the old server's imapc settings."""
+def dovecot_config(main_config: str, main_text: str, migration: dict, password: str) -> str:
+    """The temporary configuration doveadm reads: the server's own (``main_config``, whose text is ``main_text``),
+    plus the old server's imapc settings.
+
+    Dovecot 2.4 wants ``dovecot_config_version`` as the first setting of the file it reads, so those lines of the
+    server's configuration come first again; 2.3 has none, and there the old server's sizes and headers answer
+    dsync's comparisons without downloading each message again (2.4 does that by itself and knows no such features).
+    """
+    versions = re.findall(r"^dovecot_(?:config|storage)_version\s*=.*$", main_text, re.MULTILINE)
     return "\n".join([
+        *versions,
         f"!include {main_config}",
         f"imapc_host = {_quoted(migration['host'])}",
         f"imapc_port = {int(migration['port'])}",
         f"imapc_ssl = {_IMAPC_SSL[migration['tls']]}",
         f"imapc_user = {_quoted(migration['user'])}",
         f"imapc_password = {_quoted(password)}",
-        # The old server's size and headers answer dsync's comparisons without downloading each message again.
-        "imapc_features = rfc822.size fetch-headers",
+        *([] if versions else ["imapc_features = rfc822.size fetch-headers"]),
         "",
     ])
 
@@ -107,8 +114,14 @@ def message_count(flow_output: str) -> int:
 
 
 def masked(text: str, secrets) -> str:
-    """``text`` with every secret replaced, for error messages that quote a tool's output."""
+    """``text`` with every secret replaced, as written and as quoted in the configuration, for error messages
+    that quote a tool's output."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "********")
+        if not secret:
+            continue
+        forms = {secret}
+        if not any(ord(character) < 32 for character in secret):
+            forms.add(_quoted(secret)[1:-1])
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "********")
     return text

@@ -13,7 +13,7 @@ description:
     resolved by M(sonla.mail.mail_inventory), and brings the user database's C(alias) and C(alias_member) tables,
     which Postfix reads, to that set in one transaction. An alias the inventory no longer names is removed.
   - Members revoked by the lifecycle are dropped (R8.1, R7.2); each drop is reported once in RV(dropped) for the
-    agency's notice. Suspended members stay: their mailboxes still receive (R8.1).
+    agency's notice. Suspended members stay, since their mailboxes still receive (R8.1).
   - Then writes the directory for the province's other systems (R10.1b) to O(export_dir), as C(directory.json) and
     C(directory.csv) (schema in docs/directory.md), only when its content changed. The export carries no secret
     and no suspension state.
@@ -128,12 +128,15 @@ def main():
     )
     params = module.params
     database = params["database"]
-    if not os.path.exists(database):
+    connection = None  # check mode on a new server: no database yet, every alias would be added
+    if os.path.exists(database):
+        connection = _userdb.connect(database, upgrade=not module.check_mode)
+    elif not module.check_mode:
         module.fail_json(msg=f"{database}: no user database; converge the mailboxes first (sonla.mail.mailboxes)")
     try:
-        connection = _userdb.connect(database, upgrade=not module.check_mode)
         plan = _alias_plan.build_plan(params["aliases"], _alias_plan.read_aliases(connection),
-                                      read_revoked(connection), _alias_plan.reported_drops(connection))
+                                      read_revoked(connection) if connection else {},
+                                      _alias_plan.reported_drops(connection))
         if plan.changed_anything and not module.check_mode:
             _alias_plan.apply_plan(connection, plan, params["now"] or _userdb.utc_now())
     except (KeyError, TypeError) as error:
@@ -147,7 +150,7 @@ def main():
     }
     if module._diff:
         result["diff"] = _alias_plan.diff_text(plan)
-    if params["export_dir"]:
+    if params["export_dir"] and connection is not None:
         # In check mode the database is as it was: the preview exports today's aliases, not the planned ones.
         directory = _directory.build(connection, params["organizations"], params["domain"])
         files = _directory.changed_files(params["export_dir"], directory)

@@ -92,13 +92,18 @@ def main():
     if module.check_mode or not migrations:
         module.exit_json(changed=False, imported={item["address"]: 0 for item in migrations})
     secrets = [str(value) for value in credentials.values()]
+    try:
+        with open(params["dovecot_config"], encoding="utf-8") as stream:
+            main_text = stream.read()
+    except OSError as error:
+        module.fail_json(msg=f"cannot read the Dovecot configuration: {error}")
     connection = _userdb.connect(params["database"])
     imported = {}
     for item in migrations:
         address = item["address"]
         before = _count(module, params["doveadm"], address, secrets)
         config = _migration.write_private_config(
-            _migration.dovecot_config(params["dovecot_config"], item, str(credentials[item["key"]])))
+            _migration.dovecot_config(params["dovecot_config"], main_text, item, str(credentials[item["key"]])))
         try:
             rc, out, err = module.run_command(_migration.sync_argv(params["doveadm"], config, address))
         finally:

@@ -70,6 +70,7 @@ notice_errors:
   sample: []
 """
 
+import os
 import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
@@ -92,6 +93,8 @@ def main():
     params = module.params
     domain = params["domain"]
     now = params["now"] or _userdb.utc_now()
+    if module.check_mode and not os.path.exists(params["database"]):
+        module.exit_json(changed=False, welcomed=[], notice_errors=[])  # a new server: nothing to read yet
     try:
         connection = _userdb.connect(params["database"], upgrade=not module.check_mode)
         mailboxes = _welcome.pending(connection)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fill the old server's test mailbox (tests/test_directory.py imports it): a few hundred messages in several

@@ -100,17 +100,17 @@ def test_a_list_naming_a_list_gets_each_member_once(inventory_folder):
     (("  - {address: a.skhcn, organization: skhcn, members: [b.skhcn@sonla.gov.vn]}\n"
      "  - {address: b.skhcn, organization: skhcn, members: [a.skhcn@sonla.gov.vn]}\n"),
      ("F/aliases.yml:3: alias-loop: alias 'a.skhcn@sonla.gov.vn': a loop: a.skhcn@sonla.gov.vn -> b.skhcn@sonla.gov.vn"
-     " -> a.skhcn@sonla.gov.vn")),
+      " -> a.skhcn@sonla.gov.vn")),
     ("  - address: x.skhcn\n    organization: skhcn\n    members:\n      - person:skhcn-0001\n      - person:nobody\n",
      "F/aliases.yml:7: unknown-member: alias 'x.skhcn@sonla.gov.vn': person 'nobody' has no mailbox in this inventory"),
     ("  - {address: x.skhcn, organization: skhcn, members: [ghost.skhcn@sonla.gov.vn]}\n",
      ("F/aliases.yml:3: unknown-member: alias 'x.skhcn@sonla.gov.vn': ghost.skhcn@sonla.gov.vn is no mailbox or alias"
-     " of this inventory")),
+      " of this inventory")),
     ("  - {address: x.skhcn, organization: skhcn, members_of: nowhere}\n",
      "F/aliases.yml:3: unknown-member: alias 'x.skhcn': 'members_of' organization 'nowhere' is not in organizations.yml"),
     ("  - {address: x.skhcn, organization: skhcn, members: [friend@example.org]}\n",
      ("F/aliases.yml:3: R10.1d: alias 'x.skhcn@sonla.gov.vn': outside address friend@example.org refused: the policy"
-     " does not allow outside members (policy.lists_outside_members)")),
+      " does not allow outside members (policy.lists_outside_members)")),
     ("  - {address: postmaster, organization: skhcn, members: [person:skhcn-0001]}\n",
      "F/aliases.yml:3: reserved-address: alias 'postmaster': postmaster@ is answered by the filter role (RFC 2142)"),
     ("  - {address: Nguyen.An, organization: skhcn, members: [person:skhcn-0001]}\n",
@@ -137,7 +137,7 @@ def test_an_alias_colliding_with_a_pinned_address_of_a_deleted_mailbox_is_refuse
     inventory_folder.write("aliases.yml", "---\naliases:\n  - {address: old.skhcn, organization: skhcn, members_of: skhcn}\n")
     assert problems(inventory_folder) == [
         ("F/aliases.yml:3: R5.3: alias 'old.skhcn@sonla.gov.vn': collides with the mailbox or pinned address of "
-        "person:skhcn-0099")]
+         "person:skhcn-0099")]
 
 
 def test_outside_members_pass_where_the_policy_allows_them(inventory_folder):
@@ -168,4 +168,4 @@ def test_a_legacy_address_may_break_r5_but_not_the_domain(inventory_folder):
                            " members: [person:skhcn-0001]}\n")
     assert problems(inventory_folder) == [
         ("F/aliases.yml:3: R3.1: alias 'an@old.example': 'address' 'an@old.example' must be a local part or an address "
-        "in sonla.gov.vn")]
+         "in sonla.gov.vn")]

@@ -31,7 +31,7 @@ elif "sync" in args:
     mode = __import__("os").stat(args[args.index("-c") + 1]).st_mode & 0o777
     state["modes"].append(mode)
     if "imapc_password = " + state["expected"] not in config:
-        print("auth failed", file=sys.stderr)
+        print("auth failed with this configuration:", config, file=sys.stderr)
         json.dump(state, open(state_path, "w"))
         sys.exit(75)
     state["new"] = dict(state["old"])
@@ -47,7 +47,13 @@ def doveadm(tmp_path):
     program = tmp_path / "doveadm"
     program.write_text(FAKE_DOVEADM.format(state=str(state)))
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "dovecot.conf").write_text("dovecot_config_version = 2.4.0\nprotocols = imap\n")
     return program, state
+
+
+def module_args(tmp_path, program, credentials):
+    return {"database": str(tmp_path / "users.sqlite"), "migrations": [migration()], "credentials": credentials,
+            "doveadm": str(program), "dovecot_config": str(tmp_path / "dovecot.conf")}
 
 
 def migration(**fields):
@@ -59,8 +65,7 @@ def test_the_import_runs_once_then_finds_nothing_new_and_never_shows_the_passwor
     program, state = doveadm
     database = str(tmp_path / "users.sqlite")
     _userdb.connect(database).close()
-    args = {"database": database, "migrations": [migration()], "credentials": {"person:skhcn-0001": PASSWORD},
-            "doveadm": str(program)}
+    args = module_args(tmp_path, program, {"person:skhcn-0001": PASSWORD})
     ok, first = run(migrate, args)
     assert ok, first
     assert (first["changed"], first["imported"]) == (True, {"annv.skhcn@sonla.gov.vn": 302})
@@ -82,26 +87,36 @@ def test_a_failed_import_names_the_mailbox_and_masks_the_password(doveadm, tmp_p
     program, _ = doveadm
     database = str(tmp_path / "users.sqlite")
     _userdb.connect(database).close()
-    ok, result = run(migrate, {"database": database, "migrations": [migration()], "doveadm": str(program),
-                               "credentials": {"person:skhcn-0001": "wrong"}})
+    ok, result = run(migrate, module_args(tmp_path, program, {"person:skhcn-0001": 'wr"ong%'}))
     assert not ok and "import into annv.skhcn@sonla.gov.vn from legacy.test.invalid failed (rc 75)" in result["msg"]
+    assert 'imapc_password = "********"' in result["msg"]  # doveadm's output quoted the config: masked
+    assert "wr" not in result["msg"].split("imapc_password", 1)[1].split("\n", 1)[0]
 
 
 def test_a_missing_credential_fails_before_importing_anything(doveadm, tmp_path):
     program, state = doveadm
-    ok, result = run(migrate, {"database": str(tmp_path / "x.sqlite"), "migrations": [migration()], "credentials": {},
-                               "doveadm": str(program)})
+    ok, result = run(migrate, module_args(tmp_path, program, {}))
     assert not ok and "person:skhcn-0001" in result["msg"]
     assert json.loads(state.read_text())["argv"] == []
 
 
 def test_the_config_includes_the_servers_own_and_quotes_every_value():
-    text = _migration.dovecot_config("/etc/dovecot/dovecot.conf", migration(tls="imaps", port=993), PASSWORD)
-    assert text.splitlines()[:6] == [
+    text = _migration.dovecot_config("/etc/dovecot/dovecot.conf", "protocols = imap\n", migration(tls="imaps", port=993),
+                                     PASSWORD)
+    assert text.splitlines() == [
         "!include /etc/dovecot/dovecot.conf", 'imapc_host = "legacy.test.invalid"', "imapc_port = 993",
-        "imapc_ssl = imaps", 'imapc_user = "an.nguyen"', 'imapc_password = "Mk-cu\\"%%u\\\\1"']
+        "imapc_ssl = imaps", 'imapc_user = "an.nguyen"', 'imapc_password = "Mk-cu\\"%%u\\\\1"',
+        "imapc_features = rfc822.size fetch-headers"]
     with pytest.raises(ValueError):
-        _migration.dovecot_config("/etc/dovecot/dovecot.conf", migration(), "a\nimapc_host = evil")
+        _migration.dovecot_config("/etc/dovecot/dovecot.conf", "", migration(), "a\nimapc_host = evil")
+
+
+def test_dovecot_2_4_reads_the_config_version_first_and_no_features():
+    main = "# comment\ndovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\nprotocols = imap\n"
+    lines = _migration.dovecot_config("/etc/dovecot/dovecot.conf", main, migration(), PASSWORD).splitlines()
+    assert lines[:3] == ["dovecot_config_version = 2.4.0", "dovecot_storage_version = 2.4.0",
+                         "!include /etc/dovecot/dovecot.conf"]
+    assert not [line for line in lines if line.startswith("imapc_features")]
 
 
 def test_message_count_sums_every_folder():
@@ -135,10 +150,10 @@ def test_migrate_from_names_the_import_and_keeps_the_old_address_as_an_alias(inv
 @pytest.mark.parametrize(("block", "expected"), [
     ("      host: imap.old\n      user: an\n      password: x\n",
      ("people/skhcn.yml:10: schema: person 'skhcn-0001' migrate_from: unknown key 'password' (allowed: address, host, "
-     "port, tls, user)")),
+      "port, tls, user)")),
     ("      host: imap.old\n      user: an\n      address: an@old.example\n",
      ("people/skhcn.yml:10: R3.1: person 'skhcn-0001' migrate_from: 'address' 'an@old.example' must be an address in "
-     "sonla.gov.vn (letters, digits, . _ -): only an address of this domain can be kept as an alias")),
+      "sonla.gov.vn (letters, digits, . _ -): only an address of this domain can be kept as an alias")),
     ("      host: imap.old\n      user: an\n      tls: ssl\n",
      "people/skhcn.yml:10: schema: person 'skhcn-0001' migrate_from: 'tls' must be one of imaps, starttls, none, got 'ssl'"),
 ])

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.sonla.mail.plugins.module_utils import _alias_plan, _directory, _userdb, _welcome
+from ansible_collections.sonla.mail.plugins.module_utils import _alias_plan, _directory, _notices, _userdb, _welcome
 
 NOW = "2026-12-01 10:00:00"
 D = "@sonla.gov.vn"
@@ -146,3 +146,18 @@ def test_the_welcome_mail_carries_the_rules_the_help_and_the_password_change():
                    "--- English ---", "Kính gửi Nguyễn Văn An"):
         assert needed in text
     assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_the_agency_that_owns_the_list_is_told_of_a_dropped_member_once():
+    organizations = [{**org, "address": org["id"].replace("-", ".") + D} for org in ORGANIZATIONS]
+    directory = _notices.Directory(organizations, "skhcn", [{"address": "binhtt.skhcn" + D, "display_name": "Trần Thị Bình",
+                                                              "organization": "vp-skhcn"}])
+    drop = {"alias": "canbo.skhcn" + D, "organization": "skhcn", "member": "binhtt.skhcn" + D,
+            "reason": _alias_plan.DROPPED_REVOKED}
+    items = _notices.converge_items({"list_member_dropped": [drop]}, directory)
+    assert items == [_notices.Item("list_member_dropped", "skhcn", "binhtt.skhcn" + D, "Trần Thị Bình",
+                                   f"danh sách / list canbo.skhcn@sonla.gov.vn: {_alias_plan.DROPPED_REVOKED}")]
+    assert _notices.touched_addresses({"list_member_dropped": [drop]}) == {"binhtt.skhcn" + D}
+    [notice, _summary] = _notices.render(items, directory, NOW, "converge", "sonla.gov.vn")
+    assert notice["To"].addresses[0].addr_spec == "skhcn" + D
+    assert "Left out of mailing lists" in notice.get_content() and "binhtt.skhcn@sonla.gov.vn" in notice.get_content()

@@ -481,8 +481,9 @@ def _legacy_aliases(inventory: Inventory) -> list:
     for key, owner, organization in owners:
         address = (owner.migrate_from or {}).get("address")
         if address and owner.state != "absent":
-            aliases.append(_aliases.Alias(address, "role", organization, owner.name, [(key, owner.line)], None, False,
-                                          None, owner.file, owner.line, legacy=True))
+            line = _line_of(owner.file, owner) if isinstance(owner, Person) else owner.line  # people are read fast
+            aliases.append(_aliases.Alias(address, "role", organization, owner.name, [(key, line)], None, False,
+                                          None, owner.file, line, legacy=True))
     return aliases
 
 
@@ -591,7 +592,6 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
     addresses = dict(inventory.pinned)
     domain = inventory.domain
     taken = {address.split("@", 1)[0] for address in addresses.values()}  # local parts: the lock has one domain
-    taken.update(alias.address.split("@", 1)[0] for alias in inventory.aliases)  # nobody is given an alias's address
     allocated: dict[str, str] = {}
 
     def issue(key: str, local_part: str) -> None:
@@ -616,6 +616,9 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
             )
             continue
         issue(key, org.local_part)
+    # A person is never given an alias's address (issue 17); an organization's address is fixed by R5.1, so an
+    # alias that takes it is the one refused (_aliases.resolve_aliases).
+    taken.update(alias.address.split("@", 1)[0] for alias in inventory.aliases)
     for person in sorted(inventory.people, key=lambda p: p.id):
         key = f"person:{person.id}"
         if key in addresses or person.state == "absent":

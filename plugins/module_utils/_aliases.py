@@ -199,7 +199,7 @@ class _Expander:
             self.problem(alias, line, "unknown-member",
                          f"member {written!r} is not person:<id>, org:<id>, or an address")
         elif not self.allow_outside:
-            self.problem(alias, line, "R10.1d",
+            self.problem(alias, line, "policy",
                          f"outside address {written} refused: the policy does not allow outside members "
                          "(policy.lists_outside_members)")
         elif written not in members:

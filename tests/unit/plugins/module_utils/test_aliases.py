@@ -109,7 +109,7 @@ def test_a_list_naming_a_list_gets_each_member_once(inventory_folder):
     ("  - {address: x.skhcn, organization: skhcn, members_of: nowhere}\n",
      "F/aliases.yml:3: unknown-member: alias 'x.skhcn': 'members_of' organization 'nowhere' is not in organizations.yml"),
     ("  - {address: x.skhcn, organization: skhcn, members: [friend@example.org]}\n",
-     ("F/aliases.yml:3: R10.1d: alias 'x.skhcn@sonla.gov.vn': outside address friend@example.org refused: the policy"
+     ("F/aliases.yml:3: policy: alias 'x.skhcn@sonla.gov.vn': outside address friend@example.org refused: the policy"
       " does not allow outside members (policy.lists_outside_members)")),
     ("  - {address: postmaster, organization: skhcn, members: [person:skhcn-0001]}\n",
      "F/aliases.yml:3: reserved-address: alias 'postmaster': postmaster@ is answered by the filter role (RFC 2142)"),

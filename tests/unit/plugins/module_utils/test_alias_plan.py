@@ -150,8 +150,8 @@ def test_the_welcome_mail_carries_the_rules_the_help_and_the_password_change():
 
 def test_the_agency_that_owns_the_list_is_told_of_a_dropped_member_once():
     organizations = [{**org, "address": org["id"].replace("-", ".") + D} for org in ORGANIZATIONS]
-    directory = _notices.Directory(organizations, "skhcn", [{"address": "binhtt.skhcn" + D, "display_name": "Trần Thị Bình",
-                                                              "organization": "vp-skhcn"}])
+    member = {"address": "binhtt.skhcn" + D, "display_name": "Trần Thị Bình", "organization": "vp-skhcn"}
+    directory = _notices.Directory(organizations, "skhcn", [member])
     drop = {"alias": "canbo.skhcn" + D, "organization": "skhcn", "member": "binhtt.skhcn" + D,
             "reason": _alias_plan.DROPPED_REVOKED}
     items = _notices.converge_items({"list_member_dropped": [drop]}, directory)

@@ -66,7 +66,7 @@ def test_the_welcome_mail_arrived_once_signed_with_the_rules(host, server_ip):
     imap = imap_login(server_ip, ACTIVE)
     try:
         imap.select("INBOX", readonly=True)
-        _, data = imap.search(None, "SUBJECT", "Welcome to the")
+        _, data = imap.search(None, "SUBJECT", '"Welcome to the"')
         [number] = data[0].split()
         _, parts = imap.fetch(number, "(BODY.PEEK[])")
     finally:

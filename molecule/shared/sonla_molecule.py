@@ -35,6 +35,11 @@ def host(container):
 @pytest.fixture(scope="session")
 def server_ip(container) -> str:
     """The container's address: the tests connect from the host, outside the server's mynetworks."""
+    return container_ip(container)
+
+
+def container_ip(container: str) -> str:
+    """The address of a container of the scenario (the server under test, or a peer such as an old server)."""
     out = subprocess.run(["podman", "inspect", "--format", "{{json .NetworkSettings}}", container],
                          check=True, capture_output=True, text=True).stdout
     settings = json.loads(out)

@@ -1,94 +1,111 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The provincial address book of the webmail (issue 17, docs/webmail.md): every active mailbox, by agency.
+"""The directory export for the province's other systems (R10.1b; schema in docs/directory.md).
 
-Built from the user database into a small SQLite file of its own that the webmail reads (the sonla_directory
-Roundcube plugin): names, addresses and agencies only, so PHP never opens the file that holds password hashes.
-Each name also has a folded form (lower case, no diacritics, đ as d), so "nguyen van an" finds "Nguyễn Văn An";
-the plugin folds what is typed the same way (same steps, PHP's intl Normalizer).
+Every converge writes the same directory as JSON and CSV: the mailboxes that exist, their display names
+and agencies, and the aliases. It never carries a secret (password hashes, one-time passwords) or a state
+that reveals a suspension: a suspended mailbox still receives mail (R8.1) and is listed like any other,
+with no state, date or reason. Deleted and revoked mailboxes are gone from the user database, so from
+here too.
+
+The files change only when their content does, so a converge that changes nothing rewrites nothing.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import sqlite3
 import tempfile
-import unicodedata
 
-DIRECTORY_SCHEMA = """
-CREATE TABLE agency (
-    id   TEXT PRIMARY KEY,                  -- inventory id of the organization
-    name TEXT NOT NULL                      -- its display name, UTF-8 (R3.4)
-);
-CREATE TABLE entry (
-    address TEXT PRIMARY KEY,
-    name    TEXT NOT NULL,
-    folded  TEXT NOT NULL,                  -- fold(name) || ' ' || address, what a search matches
-    agency  TEXT NOT NULL REFERENCES agency (id),
-    kind    TEXT NOT NULL                   -- person or organization
-);
-CREATE INDEX entry_agency ON entry (agency, name);
-"""
+from ansible_collections.sonla.mail.plugins.module_utils._userdb import table_columns
+
+SCHEMA_NAME = "sonla.mail.directory"
+SCHEMA_VERSION = 1
+JSON_NAME = "directory.json"
+CSV_NAME = "directory.csv"
+CSV_HEADER = ("address", "type", "kind", "display_name", "organization", "organization_name", "agency",
+              "agency_name")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def fold(text: str) -> str:
-    """Lower case without diacritics: "Nguyễn Văn Đức" -> "nguyen van duc"; spaces collapsed."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    plain = "".join(character for character in decomposed if unicodedata.category(character) != "Mn")
-    return " ".join(plain.lower().split())
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text (OWASP's CSV injection advice)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def read_entries(userdb: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:
-    """The agencies (organizations that have a mailbox) and every active mailbox, from the user database."""
-    agencies = userdb.execute(
-        "SELECT owner_id, display_name FROM mailbox WHERE kind = 'organization' ORDER BY owner_id").fetchall()
-    known = {agency for agency, _ in agencies}
-    rows = userdb.execute(
-        "SELECT address, display_name, organization, kind FROM mailbox WHERE state = 'active' ORDER BY address")
-    entries = [(address, name, f"{fold(name)} {address}", agency, kind)
-               for address, name, agency, kind in rows if agency in known]
-    return [tuple(agency) for agency in agencies], entries
+def build(connection: sqlite3.Connection, organizations: list[dict], domain: str) -> dict:
+    """The directory as a JSON-ready dict, read from the user database and the inventory's organizations."""
+    orgs = {org["id"]: org for org in organizations}
+
+    def agency_of(org_id: str) -> str:
+        org = orgs.get(org_id) or {}
+        return org["parent"] if org.get("kind") == "subunit" and org.get("parent") in orgs else org_id
+
+    def place(org_id: str) -> dict:
+        agency = agency_of(org_id)
+        return {"organization": org_id, "organization_name": (orgs.get(org_id) or {}).get("name", ""),
+                "agency": agency, "agency_name": (orgs.get(agency) or {}).get("name", "")}
+
+    # Only these columns are read: nothing else of a row can leak into the export.
+    mailboxes = [{"address": row[0], "kind": row[1], "display_name": row[2], **place(row[3])}
+                 for row in connection.execute(
+                     "SELECT address, kind, display_name, organization FROM mailbox ORDER BY address")]
+    aliases = []
+    has_aliases = table_columns(connection, "alias")
+    if has_aliases:
+        aliases = [{"address": row[0], "kind": row[1], "display_name": row[2], **place(row[3])}
+                   for row in connection.execute(
+                       "SELECT address, kind, display_name, organization FROM alias ORDER BY address")]
+    agencies = sorted({mailbox["agency"] for mailbox in mailboxes} | {alias["agency"] for alias in aliases})
+    return {
+        "schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "domain": domain,
+        "agencies": [{"id": agency, "name": (orgs.get(agency) or {}).get("name", ""),
+                      "kind": (orgs.get(agency) or {}).get("kind", "")} for agency in agencies],
+        "mailboxes": mailboxes, "aliases": aliases,
+    }
 
 
-def write_directory(userdb_path: str, path: str) -> bool:
-    """Rebuild the address book file from the user database; replace it only when its content changed.
+def render_json(directory: dict) -> str:
+    return json.dumps(directory, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
-    Returns whether it changed. The new file is written aside and renamed: the webmail reads the old file or
-    the new one, never half of one.
-    """
-    userdb = sqlite3.connect(f"file:{userdb_path}?mode=ro", uri=True)
-    try:
-        agencies, entries = read_entries(userdb)
-    finally:
-        userdb.close()
-    if os.path.exists(path) and _content(path) == (agencies, entries):
-        return False
-    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".directory-", suffix=".sqlite")
-    os.close(descriptor)
-    try:
-        connection = sqlite3.connect(temporary)
-        with connection:
-            connection.executescript(DIRECTORY_SCHEMA)
-            connection.executemany("INSERT INTO agency (id, name) VALUES (?, ?)", agencies)
-            connection.executemany("INSERT INTO entry (address, name, folded, agency, kind) VALUES (?, ?, ?, ?, ?)",
-                                   entries)
-        connection.close()
-        os.chmod(temporary, 0o644)  # names and addresses the whole province may read; no secrets
+
+def render_csv(directory: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(CSV_HEADER)
+    for kind, entries in (("mailbox", directory["mailboxes"]), ("alias", directory["aliases"])):
+        for entry in entries:
+            writer.writerow((entry["address"], kind, entry["kind"], _cell(entry["display_name"]), entry["organization"],
+                             _cell(entry["organization_name"]), entry["agency"], _cell(entry["agency_name"])))
+    return buffer.getvalue()
+
+
+def changed_files(folder: str, directory: dict) -> dict[str, str]:
+    """The files of ``folder`` whose content differs from ``directory``'s: {path: new content}."""
+    wanted = {os.path.join(folder, JSON_NAME): render_json(directory),
+              os.path.join(folder, CSV_NAME): render_csv(directory)}
+    changed = {}
+    for path, text in wanted.items():
+        try:
+            with open(path, encoding="utf-8", newline="") as stream:
+                if stream.read() == text:
+                    continue
+        except FileNotFoundError:
+            pass
+        changed[path] = text
+    return changed
+
+
+def write(files: dict[str, str], mode: int = 0o644) -> None:
+    """Replace each file atomically: a consumer reads the old file or the new one, never half of one."""
+    for path, text in files.items():
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".directory-")
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return True
-
-
-def _content(path: str):
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        agencies = [tuple(row) for row in connection.execute("SELECT id, name FROM agency ORDER BY id")]
-        entries = [tuple(row) for row in connection.execute(
-            "SELECT address, name, folded, agency, kind FROM entry ORDER BY address")]
-        return agencies, entries
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        connection.close()

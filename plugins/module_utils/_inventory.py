@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from ansible_collections.sonla.mail.plugins.module_utils import _naming, _password, _regulation
+from ansible_collections.sonla.mail.plugins.module_utils import _aliases, _migration, _naming, _password, _regulation
 from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
 from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
     Entry,
@@ -38,8 +38,10 @@ DEFAULT_DOMAIN = "sonla.gov.vn"  # R3.1
 
 
 ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
-ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request", "delegates"))
-PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore"))
+ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request",
+                               "delegates", "migrate_from"))
+PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore",
+                         "migrate_from"))
 RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
 ORGANIZATION_STATES = ("active", "absent")
@@ -80,6 +82,7 @@ class Organization:
     # Agency mailboxes by delegation (issue 17): ids of the people who open this mailbox with their own login.
     delegates: tuple[str, ...] = ()
     delegates_line: int = 0
+    migrate_from: dict | None = None  # the old system's account to import (_migration.py, issue 17)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Person:
     file: str
     line: int
     restore: dict | None = None  # {request, date}: the agency's written restore request (R8.3a)
+    migrate_from: dict | None = None  # the old system's account to import (_migration.py, issue 17)
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Inventory:
     organizations: dict[str, Organization] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     pinned: dict[str, str] = field(default_factory=dict)
+    aliases: list[_aliases.Alias] = field(default_factory=list)  # aliases.yml (issue 17)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -122,6 +127,7 @@ class Resolution:
     addresses: dict[str, str]
     allocated: dict[str, str]
     mailboxes: list[dict]
+    aliases: list[dict] = field(default_factory=list)
 
 
 class _Checker:
@@ -261,7 +267,7 @@ def _check_policy(inventory: Inventory):
 
         block = _Checker(problems, path, top.entry.get("policy") or Entry(), "policy")
         block.only_keys(frozenset(POLICY_BOUNDS) | {"password", "quota_warning_percent", "password_reminder_days",
-                                                    "operators_mailbox"})
+                                                    "operators_mailbox", "lists_outside_members", "support_contact"})
         # The regulation's bounds and the rules between keys, written once in _regulation (R6.1b, R8.1, R9).
         for key, rule, message in _regulation.policy_problems(dict(block.entry)):
             if key != "password" and not key.startswith("password."):  # the password block is PasswordPolicy's
@@ -279,9 +285,17 @@ def _check_policy(inventory: Inventory):
             block.fail("R12.5", f"'operators_mailbox' {operators!r} must be a mailbox address in {domain}",
                        "operators_mailbox")
         inventory.operators_mailbox_line = getattr(block.entry, "key_lines", {}).get("operators_mailbox", 1)
+        # Whether lists may have members outside the domain (issue 17), and who helps staff (R10.1d, R10.2d).
+        outside = block.entry.get("lists_outside_members", False)
+        if not isinstance(outside, bool):
+            block.fail("schema", f"'lists_outside_members' must be true or false, got {outside!r}",
+                       "lists_outside_members")
+        block.text("support_contact", required=False, rule="R10.1d")
         policy = _regulation.resolve(dict(block.entry) if block.ok else {})
         policy["password_reminder_days"] = sorted(policy["password_reminder_days"], reverse=True)
         policy["password"] = asdict(password_policy)
+        policy.setdefault("lists_outside_members", False)
+        policy.setdefault("support_contact", "")  # empty: the operators' mailbox (the welcome mail names it)
         inventory.policy = policy
 
     return check
@@ -294,7 +308,7 @@ def _check_organizations(inventory: Inventory):
             return
         inventory.organizations.clear()
         for index, entry in enumerate(entries):
-            organization = _check_organization(problems, path, entry, line_of(entries, index))
+            organization = _check_organization(problems, path, entry, line_of(entries, index), inventory.domain)
             if organization is None:
                 continue
             first = inventory.organizations.get(organization.id)
@@ -324,7 +338,8 @@ def _top_list(path: str, data, key: str, problems: list[Problem]):
     return entries
 
 
-def _check_organization(problems: list[Problem], path: str, entry, line: int = 0) -> Organization | None:
+def _check_organization(problems: list[Problem], path: str, entry, line: int = 0,
+                        domain: str = DEFAULT_DOMAIN) -> Organization | None:
     check = _Checker(problems, path, entry, "organization", line)
     org_id = check.text("id", pattern=_ID)
     if org_id:
@@ -341,10 +356,11 @@ def _check_organization(problems: list[Problem], path: str, entry, line: int = 0
     state = check.choice("state", ORGANIZATION_STATES, "active")
     request = check.text("request", required=False)
     delegates = _check_delegates(check)
+    migrate_from = _migration.check_migrate_from(_Checker, check, domain)
     if not (check.ok and org_id and name):
         return None
     return Organization(org_id, name, kind, abbreviation, parent, quota, state, request, path, check.line,
-                        delegates=delegates,
+                        delegates=delegates, migrate_from=migrate_from,
                         delegates_line=getattr(check.entry, "key_lines", {}).get("delegates", check.line))
 
 
@@ -426,6 +442,7 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     reason = check.text("reason", required=state == "suspended", rule="R8.2")
     leave_until = check.day("leave_until", "R8.2a")
     restore = _check_restore(check, state)
+    migrate_from = _migration.check_migrate_from(_Checker, check, inventory.domain)
     if org_id:
         org = inventory.organizations.get(org_id)
         if org is None:
@@ -434,7 +451,8 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
             check.fail("unknown-organization", f"organization '{org_id}' is dissolved (state: absent)", "organization")
     if not check.ok:
         return None
-    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore)
+    return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore,
+                  migrate_from)
 
 
 def _check_restore(check: _Checker, state: str) -> dict | None:
@@ -483,6 +501,40 @@ def _check_lock(inventory: Inventory):
             else:
                 owners[address] = key
         return dict(pinned)
+
+    return check
+
+
+def _legacy_aliases(inventory: Inventory) -> list:
+    """The old system's addresses named by ``migrate_from.address``, kept as aliases of the new mailbox (issue 17)."""
+    owners = [(f"org:{org.id}", org, org.id) for org in inventory.organizations.values()]
+    owners += [(f"person:{person.id}", person, person.organization) for person in inventory.people]
+    aliases = []
+    for key, owner, organization in owners:
+        address = (owner.migrate_from or {}).get("address")
+        if address and owner.state != "absent":
+            line = _line_of(owner.file, owner) if isinstance(owner, Person) else owner.line  # people are read fast
+            aliases.append(_aliases.Alias(address, "role", organization, owner.name, [(key, line)], None, False,
+                                          None, owner.file, line, legacy=True))
+    return aliases
+
+
+def migrations(inventory: Inventory, addresses: dict[str, str]) -> list[dict]:
+    """The imports from the old system: {key, address, host, port, tls, user} of each entry with ``migrate_from``
+    and a mailbox (R7.2: none for a mailbox being deleted)."""
+    found = []
+    owners = [(f"org:{org.id}", org) for org in inventory.organizations.values()]
+    owners += [(f"person:{person.id}", person) for person in inventory.people]
+    for key, owner in owners:
+        if owner.migrate_from and owner.state != "absent" and key in addresses:
+            legacy = {name: owner.migrate_from[name] for name in ("host", "port", "tls", "user")}
+            found.append({"key": key, "address": addresses[key], **legacy})
+    return found
+
+
+def _check_aliases(inventory: Inventory):
+    def check(path: str, data, problems: list[Problem]) -> list:
+        return _aliases.check_aliases(_Checker, inventory, path, data, problems, _top_list)
 
     return check
 
@@ -554,6 +606,10 @@ def load_inventory(path: str) -> Inventory:
             seen[person.id] = person
             inventory.people.append(person)
     _check_delegates_known(inventory)
+    aliases_path = os.path.join(inventory.path, _aliases.ALIASES_FILE)
+    if os.path.lexists(aliases_path):  # optional (issue 17)
+        inventory.aliases = _read(inventory, aliases_path, _check_aliases(inventory), fast=False) or []
+    inventory.aliases.extend(_legacy_aliases(inventory))
     if os.path.lexists(inventory.lock_path):
         inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
         if not inventory.pinned and not inventory.problems:
@@ -593,6 +649,9 @@ def _allocate(inventory: Inventory) -> tuple[dict[str, str], dict[str, str]]:
             )
             continue
         issue(key, org.local_part)
+    # A person is never given an alias's address (issue 17); an organization's address is fixed by R5.1, so an
+    # alias that takes it is the one refused (_aliases.resolve_aliases).
+    taken.update(alias.address.split("@", 1)[0] for alias in inventory.aliases)
     for person in sorted(inventory.people, key=lambda p: p.id):
         key = f"person:{person.id}"
         if key in addresses or person.state == "absent":
@@ -642,7 +701,8 @@ def resolve(inventory: Inventory) -> Resolution:
             **({"restore": person.restore} if person.restore else {}),
         })
     _resolve_operators_mailbox(inventory, addresses, mailboxes)
-    return Resolution(addresses, allocated, mailboxes)
+    aliases = _aliases.resolve_aliases(inventory, addresses, mailboxes)
+    return Resolution(addresses, allocated, mailboxes, aliases)
 
 
 def _resolve_operators_mailbox(inventory: Inventory, addresses: dict[str, str], mailboxes: list[dict]) -> None:
@@ -714,7 +774,7 @@ def write_lock(inventory: Inventory, addresses: dict[str, str]) -> None:
     os.replace(temporary, inventory.lock_path)
 
 
-RESOLVED_KEYS = ("path", "domain", "department", "organizations", "mailboxes")
+RESOLVED_KEYS = ("path", "domain", "department", "organizations", "mailboxes", "aliases")
 RESOLVED_MAX_AGE_SECONDS = 86_400
 
 
@@ -780,6 +840,8 @@ def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, di
             for org in inventory.organizations.values()
         ],
         "mailboxes": resolution.mailboxes,
+        "aliases": resolution.aliases,  # expanded to their members (_aliases.py, issue 17)
+        "migrations": migrations(inventory, resolution.addresses),  # imports from the old system (_migration.py)
         # The few entries the lifecycle needs (R8.2a, R8.3a): far cheaper to template than the whole set.
         "notified": [mailbox for mailbox in resolution.mailboxes if mailbox.get("leave_until") or mailbox.get("restore")],
         "allocated": resolution.allocated,

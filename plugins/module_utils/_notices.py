@@ -49,6 +49,8 @@ SECTIONS = {
     "password_reminder": "Nhắc đổi mật khẩu / Password reminders (R6.1b)",
     "password_expired": (
         "Mật khẩu hết hạn, đăng nhập bị từ chối đến khi đổi / Passwords expired, login refused until changed (R6.1b)"),
+    "list_member_dropped": (
+        "Bỏ khỏi danh sách thư vì hộp thư không còn / Left out of mailing lists, the mailbox is gone (R8.1, R7.2)"),
     "refused": "Không thực hiện / Refused (R7.3)",
 }
 COLUMN_NAMES = {
@@ -103,12 +105,12 @@ def _request(ref: str | None) -> str:
     return f" (văn bản / request {ref})" if ref else ""
 
 
-NOTICE_SECTIONS = ("added", "updated", "suspended", "restored", "removed", "refused")
+NOTICE_SECTIONS = ("added", "updated", "suspended", "restored", "removed", "refused", "list_member_dropped")
 
 
 def touched_addresses(result: dict) -> set[str]:
     """The addresses a ``sonla.mail.mailboxes`` result reports something about: those a notice names."""
-    return {item if isinstance(item, str) else item["address"]
+    return {item if isinstance(item, str) else item.get("member") or item["address"]
             for section in NOTICE_SECTIONS for item in result.get(section) or ()}
 
 
@@ -149,6 +151,11 @@ def converge_items(result: dict, directory: Directory) -> list[Item]:
         add("removed", _address(removed), f"Đã xóa / deleted{_request(about(removed).get('request'))}")
     for refusal in result.get("refused") or ():
         add("refused", refusal["address"], f"Lý do / reason: {refusal['reason']}")
+    # From sonla.mail.directory: reported to the agency that owns the list, which may not be the member's.
+    for drop in result.get("list_member_dropped") or ():
+        items.append(Item("list_member_dropped", directory.agency_of(drop["organization"]), drop["member"],
+                          directory.describe(drop["member"])[1],
+                          f"danh sách / list {drop['alias']}: {drop['reason']}"))
     return items
 
 
@@ -317,16 +324,23 @@ def preview(messages: list[EmailMessage]) -> list[dict]:
 
 def send(messages: list[EmailMessage], host: str = SMTP_HOST, port: int = SMTP_PORT, timeout: float = 30) -> list[str]:
     """Hand every notice to the local Postfix in one SMTP session; returns the errors (never raises)."""
+    return send_each(messages, host, port, timeout)[1]
+
+
+def send_each(messages: list[EmailMessage], host: str = SMTP_HOST, port: int = SMTP_PORT,
+              timeout: float = 30) -> tuple[list[str], list[str]]:
+    """Like ``send``, and also which recipients Postfix took: (sent, errors)."""
     if not messages:
-        return []
-    errors = []
+        return [], []
+    sent, errors = [], []
     try:
         with smtplib.SMTP(host, port, timeout=timeout) as smtp:
             for message in messages:
                 try:
                     smtp.send_message(message)
+                    sent.append(message["To"].addresses[0].addr_spec)
                 except smtplib.SMTPException as error:
                     errors.append(f"{message['To']}: {error}")
     except (OSError, smtplib.SMTPException) as error:
         errors.append(f"SMTP {host}:{port}: {error}")
-    return errors
+    return sent, errors

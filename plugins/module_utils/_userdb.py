@@ -30,7 +30,9 @@ try:
 except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-psycopg)
     psycopg = None
 
-SCHEMA_VERSION = 6  # 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns
+# 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns; 7: issue 17, aliases,
+# lists, the welcome mail and migration.
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,6 +98,51 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_delegation AFTER DELETE ON m
 END;
 """
 
+# Schema 7 (issue 17: aliases and lists, the welcome mail, migration), added by _migrate as one step.
+# alias_member holds final addresses (lists are expanded by _aliases.py): Postfix reads it with one query
+# (roles/postfix/vars/main.yml, the "aliases" map) and gets every member of an alias, comma-separated.
+ALIASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alias (
+    address      TEXT PRIMARY KEY,                  -- full address; a legacy one may break R5 (kept for migration)
+    kind         TEXT NOT NULL CHECK (kind IN ('role', 'list')),
+    organization TEXT NOT NULL,                     -- inventory id of the organization that owns it
+    display_name TEXT NOT NULL,
+    legacy       INTEGER NOT NULL DEFAULT 0,
+    request_ref  TEXT,                              -- R7.1c
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alias_member (
+    alias  TEXT NOT NULL,
+    member TEXT NOT NULL,                           -- a mailbox of the domain, or an outside address
+    PRIMARY KEY (alias, member)
+);
+CREATE INDEX IF NOT EXISTS alias_member_member ON alias_member (member);
+-- A deleted or revoked mailbox leaves every list at once, so no mail to a list bounces for it (R7.2, R8.1).
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_leaves_lists AFTER DELETE ON mailbox BEGIN
+    DELETE FROM alias_member WHERE member = old.address;
+END;
+-- The welcome mail goes once to each new mailbox (issue 17): sent ones are recorded here.
+CREATE TABLE IF NOT EXISTS welcome_mail (
+    address TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_welcome AFTER DELETE ON mailbox BEGIN
+    DELETE FROM welcome_mail WHERE address = old.address;
+END;
+-- Imports from the old mail system (sonla.mail.migrate): one row per mailbox, the last run's count.
+CREATE TABLE IF NOT EXISTS migration (
+    address        TEXT PRIMARY KEY,
+    source         TEXT NOT NULL,                   -- user@host:port of the old account (never its password)
+    runs           INTEGER NOT NULL,
+    imported_total INTEGER NOT NULL,
+    last_imported  INTEGER NOT NULL,
+    first_at       TEXT NOT NULL,
+    last_at        TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_migration AFTER DELETE ON mailbox BEGIN
+    DELETE FROM migration WHERE address = old.address;
+END;
+"""
 
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
@@ -142,6 +189,12 @@ def _migrate(connection) -> None:
     # Issue 17, 4 -> 5: SCHEMA's CREATE ... IF NOT EXISTS has added the empty delegation table and its trigger.
     # Issue 16, 5 -> 6: the columns of mailbox_event that durable notices, reports and restore times need.
     _migrate_event_columns(connection)
+    # Issue 17, 6 -> 7: aliases, lists, the welcome mail and migration. Mailboxes older than this step are not new:
+    # they are marked welcomed, so an upgrade mails nobody.
+    welcomed_before = bool(table_columns(connection, "welcome_mail"))
+    connection.executescript(postgres_schema(ALIASES_SCHEMA) if is_postgres_connection(connection) else ALIASES_SCHEMA)
+    if not welcomed_before:
+        connection.execute("INSERT INTO welcome_mail (address, sent_at) SELECT address, ? FROM mailbox", (utc_now(),))
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
@@ -188,7 +241,9 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
 TIER_GRANTS = {
     # Every tier that authenticates or checks a sender reads the delegations (issue 17).
-    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox", "GRANT SELECT (mailbox, delegate) ON delegation"),
+    # The MX also expands aliases and lists (issue 17).
+    "mx": ("GRANT SELECT (address, domain, state, over_quota) ON mailbox", "GRANT SELECT (mailbox, delegate) ON delegation",
+           "GRANT SELECT (alias, member) ON alias_member"),
     # The proxy and the mailstores check passwords and refuse blocked accounts with the reason (R6.1, R8.1).
     "proxy": (
         ("GRANT SELECT (address, password, state, must_change, password_changed_at, suspended_reason, host)"

@@ -93,6 +93,15 @@ mailboxes:
   type: list
   elements: dict
   sample: [{address: annv.skhcn@sonla.gov.vn, kind: person, owner_id: skhcn-0001, display_name: Nguyễn Văn An}]
+aliases:
+  description:
+    - The aliases and lists of C(aliases.yml), members expanded to final addresses, the input of M(sonla.mail.directory).
+    - C(dropped) names the members left out because their mailbox is deleted on request (R7.2).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{address: canbo.skhcn@sonla.gov.vn, kind: list, organization: skhcn, display_name: Cán bộ Sở,
+            request: null, legacy: false, members: [annv.skhcn@sonla.gov.vn], dropped: []}]
 notified:
   description: The mailboxes with a notified leave (R8.2a) or a restore request (R8.3a), for the lifecycle.
   returned: success

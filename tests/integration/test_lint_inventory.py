@@ -82,3 +82,24 @@ def test_a_removal_without_its_own_request_fails_against_the_base(inventory):
     assert done.returncode == 1
     assert f"{people}:{text[:first].count(chr(10)) + 1}: R11.2: person " in done.stdout, done.stdout
     assert "state changed under the same request" in done.stdout
+
+
+def test_an_alias_loop_and_a_collision_are_reported_with_their_lines(inventory):
+    """aliases.yml (issue 17): the merge-request check refuses what the converge would refuse."""
+    aliases = inventory / "mail" / "aliases.yml"
+    aliases.write_text("---\naliases:\n"
+                       "  - {address: a.skhcn, organization: skhcn, members: [b.skhcn@sonla.gov.vn]}\n"
+                       "  - {address: b.skhcn, organization: skhcn, members: [a.skhcn@sonla.gov.vn]}\n", encoding="utf-8")
+    done = lint(str(inventory))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == (
+        f"{aliases}:3: alias-loop: alias 'a.skhcn@sonla.gov.vn': a loop: a.skhcn@sonla.gov.vn -> b.skhcn@sonla.gov.vn"
+        " -> a.skhcn@sonla.gov.vn")
+    aliases.write_text("---\naliases:\n  - {address: skhcn, organization: skhcn, members_of: skhcn}\n", encoding="utf-8")
+    done = lint(str(inventory))
+    assert done.returncode == 1
+    assert done.stdout == (f"{aliases}:3: R5.3: alias 'skhcn@sonla.gov.vn': collides with the mailbox or pinned address "
+                           "of org:skhcn\n")
+    aliases.write_text("---\naliases:\n  - {address: canbo.skhcn, organization: skhcn, members_of: skhcn,"
+                       " include_subunits: true}\n", encoding="utf-8")
+    assert lint(str(inventory)).returncode == 0

@@ -119,6 +119,13 @@ def find(ip: str, address: str, message_id: str, folder: str = "INBOX") -> email
         imap.logout()
 
 
+def copies(host, address: str, *query: str) -> int:
+    """How many messages of the address's INBOX match a doveadm search query (works for every account state)."""
+    found = host.run("doveadm search -u %s mailbox INBOX " + " ".join(["%s"] * len(query)), address, *query)
+    assert found.rc == 0, found.stderr
+    return len(found.stdout.splitlines())
+
+
 @pytest.fixture()
 def unique() -> str:
     return uuid.uuid4().hex[:8]

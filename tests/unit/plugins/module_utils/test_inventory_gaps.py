@@ -284,6 +284,7 @@ def test_converge_inventory_returns_the_whole_result_and_writes_the_lock(invento
     assert {key: value for key, value in result.items() if key not in ("policy", "mailboxes")} == {
         "changed": True, "path": os.path.abspath(folder), "domain": "sonla.gov.vn", "webmail_host": "mail.sonla.gov.vn",
         "department": "skhcn",
+        "aliases": [], "migrations": [],
         "organizations": [
             {"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None,
              "address": "skhcn@sonla.gov.vn"},
@@ -349,7 +350,7 @@ def test_the_resolved_inventory_is_saved_privately_and_read_back(tmp_path):
     folder = tmp_path / "resolved"
     result = {"path": "/srv/mail", "domain": "sonla.gov.vn", "department": "skhcn", "changed": True,
               "organizations": [{"id": "skhcn", "name": "Sở Khoa học và Công nghệ"}],
-              "mailboxes": [{"address": "annv.skhcn@sonla.gov.vn", "display_name": "Nguyễn Văn An"}]}
+              "mailboxes": [{"address": "annv.skhcn@sonla.gov.vn", "display_name": "Nguyễn Văn An"}], "aliases": []}
     first = write_resolved(result, str(folder))
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
@@ -389,10 +390,10 @@ def test_a_file_that_is_not_a_resolved_inventory_is_refused(tmp_path, content):
       "F/policy.yml:2: R3.1: policy file: domain 'Sonla.gov.vn' is not a lowercase domain name",
       "F/policy.yml:4: schema: policy file: 'department' 'Bad' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
       ("F/policy.yml:8: schema: policy: unknown key 'bogus' (allowed: default_quota_mb, inactivity_suspend_days, "
-       "log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_messages_per_hour, "
+       "lists_outside_members, log_retention_days, max_attachment_mb, max_idle_suspensions_per_run, max_messages_per_hour, "
        "max_recipients_per_message, max_revocations_per_run, operators_mailbox, password, password_reminder_days, "
        "quota_warning_percent, revoke_after_suspended_days, revoke_warning_days, spam_junk_score, "
-       "spam_reject_score, suspend_after_limit_refusals)"),
+       "spam_reject_score, support_contact, suspend_after_limit_refusals)"),
       "F/policy.yml:7: R8.2a: policy: 'inactivity_suspend_days' must be 1-90 (R8.2a), got 120",
       "F/policy.yml:9: R6.2: policy: invalid password policy: min_length 4 is below the regulation's 8 (R6.2)"]),
     ("---\ndomain: sonla.gov.vn\nwebmail_host: bad_host\npolicy: 5\n",

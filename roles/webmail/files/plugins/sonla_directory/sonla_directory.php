@@ -7,7 +7,7 @@
  *
  * Installed by the sonla.mail.webmail role. A read-only address book of every active mailbox of the province,
  * one group per agency, read from the file sonla-mail-directory builds from the user database
- * (plugins/module_utils/_directory.py): names, addresses and agencies, no secrets. Each entry has a folded
+ * (plugins/module_utils/_address_book.py): names, addresses and agencies, no secrets. Each entry has a folded
  * form (lower case, no diacritics, đ as d); what the user types is folded the same way here, so
  * "nguyen van an" finds "Nguyễn Văn An". Every word typed must appear in the name or the address.
  */
@@ -40,7 +40,7 @@ class sonla_directory extends rcube_plugin
         return $args;
     }
 
-    /** Lower case without diacritics, as _directory.fold() in Python: "Nguyễn Văn Đức" -> "nguyen van duc". */
+    /** Lower case without diacritics, as _address_book.fold() in Python: "Nguyễn Văn Đức" -> "nguyen van duc". */
     public static function fold($text)
     {
         $text = Normalizer::normalize(str_replace(['đ', 'Đ'], 'd', (string) $text), Normalizer::FORM_D);

@@ -6,22 +6,22 @@ import sqlite3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.sonla.mail.plugins.module_utils import _directory, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _address_book, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 
 
 def test_fold_drops_diacritics_case_and_extra_spaces():
-    assert _directory.fold("Nguyễn  Văn An") == "nguyen van an"
-    assert _directory.fold("ĐINH Thị Ngọc Ánh") == "dinh thi ngoc anh"
-    assert _directory.fold("Sở Khoa học và Công nghệ") == "so khoa hoc va cong nghe"
+    assert _address_book.fold("Nguyễn  Văn An") == "nguyen van an"
+    assert _address_book.fold("ĐINH Thị Ngọc Ánh") == "dinh thi ngoc anh"
+    assert _address_book.fold("Sở Khoa học và Công nghệ") == "so khoa hoc va cong nghe"
 
 
 @given(st.text())
 def test_fold_is_idempotent_and_ascii_for_vietnamese(text):
-    folded = _directory.fold(text)
-    assert _directory.fold(folded) == folded
+    folded = _address_book.fold(text)
+    assert _address_book.fold(folded) == folded
     vietnamese = "ăâđêôơưáàảãạắằẳẵặấầẩẫậéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
-    assert _directory.fold("".join(ch for ch in text if ch.lower() in vietnamese)).isascii()
+    assert _address_book.fold("".join(ch for ch in text if ch.lower() in vietnamese)).isascii()
 
 
 def make_userdb(path):
@@ -42,7 +42,7 @@ def make_userdb(path):
 def test_the_directory_holds_every_active_mailbox_by_agency_and_no_secret(tmp_path):
     userdb_path, path = str(tmp_path / "users.sqlite"), str(tmp_path / "directory.sqlite")
     userdb = make_userdb(userdb_path)
-    assert _directory.write_directory(userdb_path, path)
+    assert _address_book.write_directory(userdb_path, path)
     directory = sqlite3.connect(path)
     assert directory.execute("SELECT id, name FROM agency").fetchall() == [("skhcn", "Sở Khoa học và Công nghệ")]
     rows = directory.execute("SELECT address, name, folded, agency, kind FROM entry ORDER BY address").fetchall()
@@ -55,7 +55,7 @@ def test_the_directory_holds_every_active_mailbox_by_agency_and_no_secret(tmp_pa
     assert not columns & {"password", "state", "suspended_reason"}
     assert os.stat(path).st_mode & 0o777 == 0o644
     # Unchanged: the file is left alone; a restored mailbox comes back.
-    assert not _directory.write_directory(userdb_path, path)
+    assert not _address_book.write_directory(userdb_path, path)
     userdb.execute("UPDATE mailbox SET state = 'active' WHERE address = 'chienlv.skhcn@sonla.gov.vn'")
-    assert _directory.write_directory(userdb_path, path)
+    assert _address_book.write_directory(userdb_path, path)
     assert sqlite3.connect(path).execute("SELECT count(*) FROM entry WHERE folded LIKE '%lo van chien%'").fetchone() == (1,)

@@ -81,7 +81,8 @@ def test_a_converge_that_fails_later_sends_its_notice_at_the_next_run(host, serv
     failed = subprocess.run(["ansible-playbook", "-i", ansible_inventory, site, "-e", inventory,
                              "-e", '{"postfix_log_retention_days": "many"}'],
                             capture_output=True, text=True, timeout=1200, check=False)
-    assert failed.returncode != 0 and "postfix_log_retention_days" in failed.stdout, failed.stdout[-3000:]
+    output = failed.stdout + failed.stderr  # ansible-core 2.19 writes the task's error to standard error
+    assert failed.returncode != 0 and "postfix_log_retention_days" in output, output[-3000:]
     added = sql(host, "SELECT address, request_ref, notified_at FROM mailbox_event WHERE action = 'added'"
                       " AND request_ref = ?", NEW_PERSON["request"])
     assert len(added) == 1 and added[0]["notified_at"] is None, added

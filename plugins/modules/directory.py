@@ -106,7 +106,6 @@ export:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -141,7 +140,7 @@ def main():
             _alias_plan.apply_plan(connection, plan, params["now"] or _userdb.utc_now())
     except (KeyError, TypeError) as error:
         module.fail_json(msg=f"aliases: an entry lacks {error}; pass the aliases of sonla.mail.mail_inventory")
-    except sqlite3.Error as error:
+    except _userdb.DatabaseError as error:
         module.fail_json(msg=f"nothing was changed: {error}")
     result = {
         "changed": plan.changed_anything, "added": [alias["address"] for alias in plan.added],

@@ -64,7 +64,6 @@ imported:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -115,7 +114,7 @@ def main():
         imported[address] = _count(module, params["doveadm"], address, secrets) - before
         try:
             _record(connection, item, imported[address])
-        except sqlite3.Error as error:
+        except _userdb.DatabaseError as error:
             module.fail_json(msg=f"import into {address} done, not recorded: {error}", imported=imported)
     module.exit_json(changed=any(count > 0 for count in imported.values()), imported=imported)
 

@@ -71,7 +71,6 @@ notice_errors:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -98,7 +97,7 @@ def main():
     try:
         connection = _userdb.connect(params["database"], upgrade=not module.check_mode)
         mailboxes = _welcome.pending(connection)
-    except sqlite3.Error as error:
+    except _userdb.DatabaseError as error:
         module.fail_json(msg=f"{params['database']}: {error}")
     support = params["support_contact"] or params["operators_mailbox"] or f"postmaster@{domain}"
     messages = _welcome.render(mailboxes, domain, params["webmail_url"] or f"https://mail.{domain}", support,

@@ -321,10 +321,14 @@ def test_suspended_account_stays_refused(host, browser, artifacts, server_ip, se
 def test_the_tool_answers_failures_at_once_and_rate_limits_them(host):  # R10.2b, issue 10
     token = uuid.uuid4().hex[:12]  # an address and client of this run only
     guess = {"address": f"khongco-{token}.skhcn@sonla.gov.vn", "password": "Doan#2025", "client": f"2001:db8::{token[:4]}"}
+    times = []
     for _ in range(5):
         start = time.monotonic()
         assert tool(host, "status", guess) == (1, {"status": "invalid"})
-        assert time.monotonic() - start < 1.8  # no 2-second sleep holding a PHP-FPM worker
+        times.append(time.monotonic() - start)
+    # No 2-second sleep holding a PHP-FPM worker: a sleep would make every answer slower than 2 s; the fastest one
+    # is taken so that a loaded CI machine's slow moment does not fail the test.
+    assert min(times) < 1.8, times
     assert tool(host, "status", guess) == (1, {"status": "throttled"})
     throttle = host.file("/var/lib/sonla-mail/passwd-throttle.sqlite")
     assert (throttle.user, throttle.mode) == ("root", 0o600)

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# Copyright: Sơn La IT center
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whole site as operators run it (issue 19): ``playbooks/site.yml`` with every role, over SSH.
+
+    python bench/site.py                      # 1,000, 10,000 and 50,000 people
+    python bench/site.py --sizes 1000         # one size
+
+Per size, a new container (``sonla-bench-site``) is reached the way a data-centre host is: sshd with key
+authentication, and this checkout's ``ansible.cfg`` (pipelining, ControlPersist). The filter runs as in
+bench/mail.py: the tests' ClamAV signatures, and the tests' resolver for rspamd. The steps, each a whole
+``ansible-playbook`` run timed from the outside, with each role's share from the tasks' times (bench_timer):
+
+* first: the first converge of a bare server. The package installations (the ``apt`` tasks) are reported
+  apart and taken out of the figure, as the issue's target asks;
+* noop: ``site.yml`` again, untagged, so every role proves its state;
+* add: one person added, ``--tags inventory`` (docs/pipeline.md);
+* quota: 1 % of quotas changed, ``--tags inventory``;
+* drift: ``--check --diff`` after a hand edit of ``main.cf``, which it must report.
+
+Prints one table per size and writes ``WORK/site-results.json``. Method and figures: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import random
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import generate
+from mail import RSPAMD_DNS, SIGNATURES, STAND_INS, start_resolver
+from podman import inside, sh, start
+from run import _people, _write_people, machine, run_timed
+
+CONTAINER = "sonla-bench-site"
+IMAGE = "localhost/sonla-debian:trixie"
+STEPS = ("first", "noop", "add", "quota", "drift")
+PACKAGE_ACTIONS = ("apt", "ansible.builtin.apt")
+HAND_EDIT = "# a hand edit the drift check must find"
+
+
+def start_server(work: str) -> str:
+    """A new container with sshd and this run's key; returns its address."""
+    start(CONTAINER, IMAGE)
+    key = os.path.join(work, "id_ed25519")
+    for path in (key, key + ".pub"):
+        if os.path.exists(path):
+            os.unlink(path)
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    sh("podman", "cp", key + ".pub", f"{CONTAINER}:/tmp/bench.pub")
+    inside(CONTAINER, """set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends openssh-server >/dev/null
+install -d -m 0700 /root/.ssh && install -m 0600 /tmp/bench.pub /root/.ssh/authorized_keys
+service ssh start >/dev/null
+""")
+    inside(CONTAINER, STAND_INS)
+    start_resolver(CONTAINER)
+    return sh("podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", CONTAINER).strip()
+
+
+def write_hosts(inventory: str, address: str, work: str) -> str:
+    path = os.path.join(inventory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(f"""---
+all:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  children:
+    mail_servers:
+      hosts:
+        mail1:
+          ansible_host: {address}
+          ansible_user: root
+          ansible_ssh_private_key_file: {work}/id_ed25519
+          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+          ansible_python_interpreter: /usr/bin/python3
+          postfix_tls_selfsigned: true
+          dovecot_tls_selfsigned: true
+          webmail_tls_selfsigned: true
+          mailboxes_handoff_dir: {work}/handoff
+          filter_freshclam_mirror: ""
+          filter_clamav_local_signatures: ["{SIGNATURES}"]
+          filter_dns_servers: ["{RSPAMD_DNS}"]
+""")
+    return path
+
+
+def site(hosts: str, log: str, *options: str) -> dict:
+    """One timed ansible-playbook run of site.yml: wall seconds, per-task seconds and actions."""
+    timings, actions = log + ".timings.json", log + ".actions.json"
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="bench_timer",
+               ANSIBLE_NOCOLOR="1", BENCH_TIMINGS=timings, BENCH_ACTIONS=actions)
+    wall, _ = run_timed([shutil.which("ansible-playbook") or "ansible-playbook", "-i", hosts,
+                         os.path.join(ROOT, "playbooks", "site.yml"), *options], env, log)
+    with open(timings, encoding="utf-8") as stream, open(actions, encoding="utf-8") as names:
+        return {"wall": wall, "tasks": json.load(stream), "actions": json.load(names)}
+
+
+def by_role(run: dict) -> dict[str, float]:
+    """Seconds per role (the prefix of a role task's name), the play's own tasks under "site.yml"; package
+    installations left out (reported apart)."""
+    roles: dict[str, float] = {}
+    for name, seconds in run["tasks"].items():
+        if run["actions"].get(name) in PACKAGE_ACTIONS:
+            continue
+        role = name.split(" : ", 1)[0].removeprefix("sonla.mail.") if " : " in name else "site.yml"
+        roles[role] = roles.get(role, 0.0) + seconds
+    return roles
+
+
+def one_size(size: int, work: str) -> dict:
+    base = os.path.join(work, str(size))
+    shutil.rmtree(base, ignore_errors=True)
+    inventory = os.path.join(base, "inv")
+    generate.generate(size, 1, inventory)
+    hosts = write_hosts(inventory, start_server(work), work)
+    mail = os.path.join(inventory, "mail")
+    _, staff = _people(size, 1)
+    figures: dict = {}
+
+    figures["first"] = site(hosts, os.path.join(base, "first.log"))
+    figures["noop"] = site(hosts, os.path.join(base, "noop.log"))
+    staff["skhcn"].append({"id": "skhcn-90000", "name": "Nguyễn Văn An", "organization": "skhcn",
+                           "request": "999/QĐ-SKHCN"})
+    _write_people(mail, staff)
+    figures["add"] = site(hosts, os.path.join(base, "add.log"), "--tags", "inventory")
+    changed = copy.deepcopy(staff)
+    everyone = [p for entries in changed.values() for p in entries if p.get("state") != "absent"]
+    for person in random.Random(size).sample(everyone, max(1, len(everyone) // 100)):
+        person["quota_mb"] = 3072
+    _write_people(mail, changed)
+    figures["quota"] = site(hosts, os.path.join(base, "quota.log"), "--tags", "inventory")
+    inside(CONTAINER, f"echo '{HAND_EDIT}' >> /etc/postfix/main.cf")
+    figures["drift"] = site(hosts, os.path.join(base, "drift.log"), "--check", "--diff")
+    with open(os.path.join(base, "drift.log"), encoding="utf-8") as stream:
+        figures["drift"]["found"] = f"-{HAND_EDIT}" in stream.read()
+
+    packages = sum(seconds for name, seconds in figures["first"]["tasks"].items()
+                   if figures["first"]["actions"].get(name) in PACKAGE_ACTIONS)
+    figures["first"]["packages"] = packages
+    sh("podman", "rm", "-f", CONTAINER, check=False)
+    return figures
+
+
+def table(size: int, figures: dict) -> str:
+    roles = sorted({role for step in STEPS for role in by_role(figures[step])})
+    lines = [f"## {size:,} people, site.yml over SSH", "",
+             "| step | whole playbook | " + " | ".join(roles) + " |", "|---|---:|" + "---:|" * len(roles)]
+    for step in STEPS:
+        run = figures[step]
+        whole = run["wall"] - run.get("packages", 0.0)
+        shares = by_role(run)
+        cells = [f"{shares.get(role, 0.0):.1f}" for role in roles]
+        label = {"first": f"first converge (packages apart: {run.get('packages', 0.0):.0f} s)",
+                 "drift": f"drift check (--check; hand edit found: {run.get('found')})"}.get(step, step)
+        lines.append(f"| {label} | {whole:.1f} s | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--work", default=os.path.join(ROOT, "bench", "out", "site"))
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    results = {}
+    print(machine())
+    for size in args.sizes:
+        results[size] = one_size(size, args.work)
+        print(table(size, results[size]), flush=True)
+    with open(os.path.join(args.work, "site-results.json"), "w", encoding="utf-8") as stream:
+        json.dump(results, stream, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

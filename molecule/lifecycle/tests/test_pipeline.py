@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -42,7 +43,7 @@ def git(folder, *args) -> str:
 
 
 def pipeline(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([PIPELINE, *args], capture_output=True, text=True, cwd=cwd, timeout=1200, check=False,
+    return subprocess.run([sys.executable, PIPELINE, *args], capture_output=True, text=True, cwd=cwd, timeout=1200, check=False,
                           env={**os.environ})
 
 
@@ -66,7 +67,8 @@ def merge_request(container, scenario, tmp_path_factory):
     git(clone, "switch", "-q", "-c", "add-person")
     with open(inventory / "mail" / "people" / "test.yml", "a", encoding="utf-8") as people:
         people.write(NEW_PERSON)
-    subprocess.run([os.path.join(ROOT, "scripts", "lint-inventory"), "--allocate", str(inventory)], check=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "lint-inventory"), "--allocate", str(inventory)],
+                   check=True)
     git(clone, "commit", "-qam", "Sở KH&CN: Lò Thị Mới (7/QĐ-SKHCN)")
     git(clone, "push", "-q", "origin", "add-person")
     git(clone, "fetch", "-q", "origin")

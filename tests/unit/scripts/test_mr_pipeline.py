@@ -56,12 +56,16 @@ def test_the_plan_names_each_changing_task_with_its_diff_and_nothing_else():
             "changed": True, "diff": [{"before": "a = 1\nhand = edit\n", "after": "a = 1\n",
                                        "before_header": "/etc/postfix/main.cf", "after_header": "template"}]}}),
         ("sonla.mail.dovecot : Write dovecot.conf", {"mail1": {"changed": False}}),
+        ("sonla.mail.postfix : Write the maps", {"mail1": {"changed": True, "results": [  # a loop: its items' diffs
+            {"changed": False, "diff": {"before": "same\n", "after": "same\n"}},
+            {"changed": True, "diff": {"before": "old map\n", "after": "new map\n"}}]}}),
         hosts=("mail1", "mail2"))
     comment = pipeline.summarize(record)
-    assert "## mail1: 2 task(s) would change" in comment and "## mail2: nothing to change" in comment
+    assert "## mail1: 3 task(s) would change" in comment and "## mail2: nothing to change" in comment
     assert "  +lan.nguyen@sonla.gov.vn: Nguyễn Lan (skhcn, 1024 MB)" in comment
     assert "  -hand = edit" in comment and "--- /etc/postfix/main.cf" in comment
     assert "dovecot.conf" not in comment
+    assert "  -old map\n  +new map" in comment and "same" not in comment
 
 
 def test_the_plan_lists_failures_and_cuts_long_diffs():

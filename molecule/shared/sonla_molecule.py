@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -121,3 +122,40 @@ def rspamd_learned(host, message_id: str, kind: str) -> bool:
     learns, while ``rspamc stat``'s counters are refreshed lazily."""
     line = f"learned message as {kind}: {message_id.strip('<>')}"
     return host.run("grep -qF %s /var/log/rspamd/rspamd.log", line).rc == 0
+
+
+_HTTP_GET = """
+import sys, urllib.error, urllib.request
+try:
+    response = urllib.request.urlopen(sys.argv[1], timeout=10)
+except urllib.error.HTTPError as error:
+    response = error
+print(response.status)
+sys.stdout.write(response.read().decode())
+"""
+
+
+def http_get(host, port: int, path: str = "/metrics") -> tuple[int, str]:
+    """The status and body of an HTTP GET inside the container, on 127.0.0.1 (the tests' management address)."""
+    result = host.run("python3 -c %s %s", _HTTP_GET, f"http://127.0.0.1:{port}{path}")
+    assert result.rc == 0, result.stderr
+    status, _, body = result.stdout.partition("\n")
+    return int(status), body
+
+
+def scrape(host, port: int) -> str:
+    """What an exporter serves at /metrics on the management address."""
+    status, body = http_get(host, port)
+    assert status == 200, (port, status, body[:500])
+    return body
+
+
+def assert_management_address_only(host, server_ip: str, *ports: int) -> None:
+    """The ports listen on monitoring_listen_address (127.0.0.1 in the tests) and not on every address; the
+    host, an outside client, cannot reach them at the container's own address (R10.2a)."""
+    listening = host.run("ss -Hltn").stdout
+    for port in ports:
+        assert f"127.0.0.1:{port} " in listening, port
+        assert f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening, port
+        with pytest.raises(OSError):
+            socket.create_connection((server_ip, port), timeout=5).close()

@@ -28,7 +28,7 @@ from conftest import (
     message,
     smtp_send,
 )
-from sonla_molecule import rspamd_learned, wait_for
+from sonla_molecule import assert_management_address_only, http_get, rspamd_learned, scrape, wait_for
 
 
 def delivered(server_ip, address, msg, folder="INBOX", timeout=30):
@@ -216,3 +216,19 @@ def test_dkim_signed_aligned_mail_is_delivered_with_authentication_results(host,
     assert not refused
     results = delivered(server_ip, ACTIVE, msg)["Authentication-Results"]
     assert "dkim=pass" in results and "dmarc=pass" in results, results
+
+
+# --- The filter's and the webmail's metrics (issue 18, R10.2a; docs/monitoring.md) -----------------
+
+
+def test_rspamd_and_nginx_metrics_answer_on_the_management_address_only(host, server_ip):
+    """R10.2a: nginx passes rspamd's controller's /metrics on, and nothing else of the controller (web interface,
+    message history); it and nginx's exporter listen on monitoring_listen_address (127.0.0.1 here) only, the
+    controller and stub_status on loopback. Runs after the mail above, so rspamd has scanned some."""
+    rspamd = {line.split()[0]: float(line.split()[1]) for line in scrape(host, 9334).splitlines()
+              if line.startswith("rspamd_") and "{" not in line}
+    assert rspamd["rspamd_scanned_total"] >= 1 and "rspamd_spam_total" in rspamd, rspamd
+    for page in ("/stat", "/history", "/"):
+        assert http_get(host, 9334, page)[0] == 404, page
+    assert "nginx_up 1" in scrape(host, 9113).splitlines()
+    assert_management_address_only(host, server_ip, 9334, 9113, 11334, 8080)

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 import time
 import uuid
@@ -28,7 +27,7 @@ from email.message import EmailMessage
 
 import pytest
 import sonla_molecule
-from sonla_molecule import sql, submission, tls_context
+from sonla_molecule import assert_management_address_only, scrape, sql, submission, tls_context
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only password, set below in the test container only
@@ -466,16 +465,10 @@ def test_the_health_check_is_green_on_a_working_server(host, server_ip):
     assert metric(host, 'sonla_mail_service_up{service="dovecot"}') == 1 and metric(host, "sonla_mail_healthy") == 1
 
 
-def scrape(host, port: int) -> str:
-    result = host.run("python3 -c %s %s", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
-                      "sys.argv[1], timeout=10).read().decode())", f"http://127.0.0.1:{port}/metrics")
-    assert result.rc == 0, result.stderr
-    return result.stdout
-
-
 def test_the_exporters_answer_with_the_expected_metrics_on_the_management_address_only(host, server_ip):
-    """R10.2a: node-exporter serves the machine's and the health check's metrics, Dovecot its logins; both
-    listen on monitoring_listen_address (127.0.0.1 here), not on the address the mail clients reach."""
+    """R10.2a: node-exporter serves the machine's and the health check's metrics, Dovecot its logins, nginx's
+    exporter nginx's counters; all listen on monitoring_listen_address (127.0.0.1 here), not on the address the
+    mail clients reach, and nginx's stub_status only on loopback."""
     with pytest.raises(imaplib.IMAP4.error):
         imaplib.IMAP4_SSL(server_ip, 993, ssl_context=tls_context(), timeout=30).login(ACTIVE, "wrong password")
     node = scrape(host, 9100)
@@ -486,11 +479,10 @@ def test_the_exporters_answer_with_the_expected_metrics_on_the_management_addres
     assert "dovecot_auth_successes_total" in dovecot and "dovecot_build_info" in dovecot
     refused = [line for line in dovecot.splitlines() if line.startswith("dovecot_auth_failures_total ")]
     assert refused and float(refused[0].split()[1]) >= 1
-    listening = host.run("ss -Hltn").stdout
-    for port in (9100, 9900):
-        assert f"127.0.0.1:{port} " in listening and f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening
-        with pytest.raises(OSError):
-            socket.create_connection((server_ip, port), timeout=5).close()
+    nginx = {line.split()[0]: float(line.split()[1]) for line in scrape(host, 9113).splitlines()
+             if line.startswith("nginx_") and "{" not in line}
+    assert nginx["nginx_up"] == 1 and nginx["nginx_connections_active"] >= 1 and nginx["nginx_http_requests_total"] >= 1
+    assert_management_address_only(host, server_ip, 9100, 9900, 9113, 8080)  # 8080: stub_status, loopback only
 
 
 def test_stopping_dovecot_turns_the_health_playbook_red_naming_dovecot_and_mails_the_operators(

@@ -12,8 +12,8 @@ description:
   - Runs on the mail server. Writes the report of one month or quarter (R11.3), province-wide and per agency, in
     Vietnamese, as a self-contained HTML page with charts (matplotlib, SVG inline) and as CSV files, in
     C(<output_dir>/<period>/), and mails it to O(send_to) when it is new or different.
-  - Beside it, one page per agency (C(agency-<id>.html)): the same page with that agency's rows alone, its
-    sub-units included (R5.1c). They are kept on the server, not mailed.
+  - Beside it, one page per agency, C(agency-<id>.html), is the same page with that agency's rows alone, its
+    sub-units included (R5.1c). These pages are kept on the server, not mailed.
   - Covers accounts created, changed, suspended (by cause), restored, revoked and deleted with their request
     references (R11.2); each restore's working days from the agency's request to the restore against 3 (R8.3b);
     inactive accounts and accounts near revocation (R8.2a, R8.1); quota use (R9.2a); messages sent and

@@ -262,14 +262,13 @@ def test_every_message_gets_its_own_verdict_webmail_send_and_delivery(logs, tmp_
     def summary(rows):
         return [(row["queue_id"], row["to"], row["status"], row["detail"]) for row in rows if row["kind"] == "message"]
 
+    sent_by, verdict = f"sasl_user={USER}; via=submissions/smtpd", "filter=no action 0.50/15.00; webmail"
+    junk = "filter=add header 7.00/15.00"
     assert summary(find(logs, "address", USER)) == [
-        ("4BBBBBB001", PEER, "sent", (f"dsn=2.0.0; 250 2.0.0 <{PEER}> Saved; sasl_user={USER}; via=submissions/smtpd; "
-                                     "filter=no action 0.50/15.00; webmail; mailbox: stored INBOX")),
-        ("4BBBBBB001", other, "deferred", (f"dsn=4.2.2; 452 4.2.2 Mailbox is full; sasl_user={USER}; via=submissions/smtpd; "
-                                          "filter=no action 0.50/15.00; webmail")),
-        ("4BBBBBB002", USER, "sent", (f"dsn=2.0.0; 250 2.0.0 <{USER}> Saved; via=smtpd; filter=add header 7.00/15.00; "
-                                     "mailbox: stored Junk")),
-        ("4BBBBBB003", PEER, "bounced", f"dsn=2.0.0; 250 2.0.0 <{PEER}> Saved; sasl_user={USER}; via=submissions/smtpd"),
+        ("4BBBBBB001", PEER, "sent", f"dsn=2.0.0; 250 2.0.0 <{PEER}> Saved; {sent_by}; {verdict}; mailbox: stored INBOX"),
+        ("4BBBBBB001", other, "deferred", f"dsn=4.2.2; 452 4.2.2 Mailbox is full; {sent_by}; {verdict}"),
+        ("4BBBBBB002", USER, "sent", f"dsn=2.0.0; 250 2.0.0 <{USER}> Saved; via=smtpd; {junk}; mailbox: stored Junk"),
+        ("4BBBBBB003", PEER, "bounced", f"dsn=2.0.0; 250 2.0.0 <{PEER}> Saved; {sent_by}"),
     ]
     # The same joins by IP: every recipient of every message from the browser's address.
     assert [(queue_id, to) for queue_id, to, _, _ in summary(find(logs, "ip", BROWSER))] == [

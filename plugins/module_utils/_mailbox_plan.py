@@ -109,6 +109,7 @@ class Plan:
     # Agency mailboxes by delegation (issue 17): [organization mailbox, delegate] pairs to grant and to withdraw.
     delegated: list[list[str]] = field(default_factory=list)
     undelegated: list[list[str]] = field(default_factory=list)
+    delegation_requests: dict[str, str | None] = field(default_factory=dict)  # organization mailbox -> its entry's request
 
     @property
     def changed(self) -> bool:
@@ -177,14 +178,15 @@ def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
 
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
                revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = (),
-               delegations: set[tuple[str, str]] | None = None) -> Plan:
+               delegations: set[tuple[str, str]] | None = None, exclusive_request: str | None = None) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
     ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
     ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
     ``stores`` names the mailstores of a several-host layout (issue 15; empty on a single host): see
     ``place_mailboxes``. ``delegations``: the (organization mailbox, delegate) pairs in the database
-    (``_userdb.read_delegations``).
+    (``_userdb.read_delegations``). ``exclusive_request``: the request reference that the removals by
+    ``exclusive`` are made under, required when there are any: no inventory entry names them (R11.2).
     """
     owner_problems = _owner_problems(desired, current)
     if owner_problems:
@@ -223,13 +225,14 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
             continue
         _plan_existing(plan, mailbox, row, restores_done)
 
-    unknown = [address for address in current if address not in seen]
+    unknown = sorted(address for address in current if address not in seen)
     if exclusive:
         if not desired:
             raise PlanError("exclusive converge with an empty desired set: refusing to remove every mailbox")
-        plan.removed.extend(sorted(unknown))
+        plan.removed.extend(unknown)
+        plan.removal_requests.update(dict.fromkeys(unknown, exclusive_request))
     else:
-        plan.unmanaged = sorted(unknown)
+        plan.unmanaged = unknown
 
     if stores:
         place_mailboxes(plan, desired, current, stores)
@@ -237,6 +240,12 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
         raise PlanError(
             f"{len(plan.removed)} mailboxes would be removed, more than max_removals={max_removals}; "
             f"nothing was changed (first: {', '.join(plan.removed[:5])})"
+        )
+    if exclusive and unknown and not exclusive_request:
+        raise PlanError(
+            f"exclusive would remove {len(unknown)} mailbox(es) that the inventory does not list (first: "
+            f"{', '.join(unknown[:5])}); give the request reference they are removed under (exclusive_request, "
+            "R11.2); nothing was changed"
         )
     _plan_delegations(plan, desired, current, delegations or set())
     return plan
@@ -305,6 +314,9 @@ def _plan_delegations(plan: Plan, desired: list[dict], current: dict[str, dict],
     plan.delegated = [list(pair) for pair in sorted(wanted - have)]
     plan.undelegated = [list(pair) for pair in sorted(have - wanted)
                         if pair[0] not in removed and pair[1] not in removed]
+    # R11.2: a delegation given or withdrawn is a change of the organization's entry, made under its request.
+    requests = {mailbox["address"]: mailbox.get("request") for mailbox in desired}
+    plan.delegation_requests = {mailbox: requests.get(mailbox) for mailbox, _ in plan.delegated + plan.undelegated}
 
 
 def _plan_existing(plan: Plan, mailbox: dict, row: dict, restores_done: set) -> None:

@@ -42,6 +42,7 @@ CAUSE_TITLES = {
     "compromised": "Bị xâm nhập (R8.2b)", "misuse": "Sử dụng sai quy định (R8.2c)",
 }
 UNKNOWN_AGENCY = "(không rõ)"
+REPORT_FILE = "report.html"  # the province's page; each agency's is agency_file(agency) beside it
 
 
 class ReportError(ValueError):
@@ -263,13 +264,21 @@ def quota_distribution(quota: list[dict]) -> dict[str, int]:
 # --- The report -----------------------------------------------------------------------------------------
 
 def build(period: Period, events: list[dict], state: dict, mail: MailCounts, backup: dict,
-          organizations: list[dict], address_organizations: dict[str, str]) -> dict:
+          organizations: list[dict], address_organizations: dict[str, str], agency: str | None = None) -> dict:
     """The whole report as plain data: ``events`` are mailbox_event rows (id, at, address, action, request_ref,
     detail, organization, requested_at); ``address_organizations`` maps every address known (mailboxes and
-    events) to its organization, to put mail counts under their agency."""
+    events) to its organization, to put mail counts under their agency. With ``agency``, the report of that
+    agency alone: every row of another agency is left out, so its totals are the agency's."""
     agencies = Agencies(organizations)
-    rows = sorted((event for event in events if event["action"] in ACTIONS and period.holds(event["at"])),
+
+    def kept(organization: str | None) -> bool:
+        return agency is None or agencies.of(organization) == agency
+
+    rows = sorted((event for event in events
+                   if event["action"] in ACTIONS and period.holds(event["at"]) and kept(event["organization"])),
                   key=lambda event: (event["at"], event["id"]))
+    state = {**state, **{key: [row for row in state[key] if kept(row["organization"])]
+                         for key in ("inactive", "near_revocation", "quota")}}
     listed = [{"at": event["at"], "agency": agencies.of(event["organization"]), "address": event["address"],
                "action": event["action"], "request_ref": event["request_ref"] or "",
                "cause": suspension_cause(event["detail"]) if event["action"] == "suspended" else "",
@@ -284,17 +293,19 @@ def build(period: Period, events: list[dict], state: dict, mail: MailCounts, bac
 
     per_agency: dict[str, dict] = {}
 
-    def bump(agency: str, key: str, amount: int = 1) -> None:
-        counts = per_agency.setdefault(agency, dict.fromkeys(
+    def bump(name: str, key: str, amount: int = 1) -> None:
+        counts = per_agency.setdefault(name, dict.fromkeys(
             (*ACTIONS, "sent", "received", "spam", "malware", "inactive", "near_revocation", "near_full", "mailboxes"), 0))
         counts[key] += amount
 
+    if agency is not None:
+        bump(agency, "mailboxes", 0)  # its row, even in a month without anything
     for event in listed:
         bump(event["agency"], event["action"])
     for key, by_address in (("sent", mail.sent), ("received", mail.received), ("spam", mail.spam), ("malware", mail.malware)):
         for address, count in by_address.items():
             organization = address_organizations.get(address)
-            if organization is not None:  # mail of addresses outside the domain is not an agency's
+            if organization is not None and kept(organization):  # mail of addresses outside the domain is no agency's
                 bump(agencies.of(organization), key, count)
     for key in ("inactive", "near_revocation"):
         for row in state[key]:
@@ -311,12 +322,13 @@ def build(period: Period, events: list[dict], state: dict, mail: MailCounts, bac
     totals = {key: sum(counts[key] for counts in per_agency.values()) for key in (
         *ACTIONS, "sent", "received", "spam", "malware")}
     return {
+        "agency": agency, "agency_name": agencies.name(agency) if agency is not None else None,
         "period": period.name, "title": period.title, "start": period.start.isoformat(),
         "end": (period.end - timedelta(days=1)).isoformat(), "state_at": state["at"],
         "totals": totals, "suspension_causes": dict(sorted(causes.items())),
         "events": listed, "restores": restores,
         "restores_late": sum(1 for restore in restores if not restore["on_time"]),
-        "agencies": [{"agency": agency, "name": agencies.name(agency), **per_agency[agency]} for agency in sorted(per_agency)],
+        "agencies": [{"agency": name, "name": agencies.name(name), **per_agency[name]} for name in sorted(per_agency)],
         "inactive": [{**row, "agency": agencies.of(row["organization"])} for row in state["inactive"]],
         "near_revocation": [{**row, "agency": agencies.of(row["organization"])} for row in state["near_revocation"]],
         "quota_distribution": quota_distribution(state["quota"]),
@@ -335,6 +347,30 @@ CSV_FILES = {
     "near_revocation.csv": ("address", "agency", "suspended_at", "reason", "revoke_on"),
     "quota_near_full.csv": ("address", "agency", "used_mb", "quota_mb", "percent"),
 }
+
+
+def report_files(period: Period, events: list[dict], state: dict, mail: MailCounts, backup: dict,
+                 organizations: list[dict], address_organizations: dict[str, str],
+                 charts) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """The province's report, its files (``REPORT_FILE`` and the CSV files) and one page per agency of it (the
+    unknown agency has none), each by the same renderer with its own charts; ``charts(report)`` draws them
+    (``_report_charts.svg_charts``). The arguments are ``build``'s."""
+    inputs = (period, events, state, mail, backup, organizations, address_organizations)
+    report = build(*inputs)
+    files = {REPORT_FILE: render_html(report, charts(report)), **csv_files(report)}
+    pages = {}
+    for row in report["agencies"]:
+        if row["agency"] != UNKNOWN_AGENCY:
+            own = build(*inputs, agency=row["agency"])
+            pages[agency_file(row["agency"])] = render_html(own, charts(own))
+    return report, files, pages
+
+
+def agency_file(agency: str) -> str:
+    """The file name of an agency's page, beside the province's ``report.html``."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", agency):
+        raise ReportError(f"organization id {agency!r} cannot name a file (ids are a-z, 0-9, '.', '_', '-')")
+    return f"agency-{agency}.html"
 
 
 def csv_files(report: dict) -> dict[str, str]:
@@ -391,15 +427,17 @@ def render_html(report: dict, charts: dict[str, str], organization_title: str = 
                "cause": CAUSE_TITLES.get(event["cause"], event["cause"])} for event in report["events"]]
     restores = [{**restore, "on_time": "Đúng hạn" if restore["on_time"] else "QUÁ HẠN"} for restore in report["restores"]]
     chart_html = "".join(charts[name] for name in sorted(charts))
+    agency = html.escape(report["agency_name"]) if report["agency"] is not None else None
     parts = [
         "<!DOCTYPE html>", "<html lang=\"vi\"><head><meta charset=\"utf-8\">",
-        f"<title>Báo cáo hệ thống thư điện tử tỉnh Sơn La - {html.escape(report['title'])}</title>",
+        (f"<title>Báo cáo hệ thống thư điện tử tỉnh Sơn La - {agency + ' - ' if agency else ''}"
+         f"{html.escape(report['title'])}</title>"),
         f"<style>{STYLE}</style></head><body>",
-        (f"<h1>Báo cáo hệ thống thư điện tử tỉnh Sơn La<br>{html.escape(report['title'])} "
-         f"({report['start']} – {report['end']})</h1>"),
+        (f"<h1>Báo cáo hệ thống thư điện tử tỉnh Sơn La<br>{agency + '<br>' if agency else ''}"
+         f"{html.escape(report['title'])} ({report['start']} – {report['end']})</h1>"),
         (f"<p>Kính gửi: {html.escape(organization_title)}. Báo cáo định kỳ theo R11.3; tình trạng tài khoản và "
          f"dung lượng tính đến {html.escape(report['state_at'])} UTC.</p>"),
-        "<h2>Tổng hợp toàn tỉnh</h2>",
+        f"<h2>Tổng hợp của đơn vị {agency}</h2>" if agency else "<h2>Tổng hợp toàn tỉnh</h2>",
         _table([("what", "Nội dung"), ("count", "Số lượng")], [{"what": what, "count": count} for what, count in summary]),
         f"<div class=\"charts\">{chart_html}</div>",
         "<h2>Tạm khóa theo nguyên nhân</h2>", _table([("cause", "Nguyên nhân"), ("count", "Số lượng")], causes),

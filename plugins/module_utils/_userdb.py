@@ -685,7 +685,11 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
         # Issue 17: after the inserts and deletions above, so every pair joins two rows that exist.
         connection.executemany("DELETE FROM delegation WHERE mailbox = ? AND delegate = ?", plan.undelegated)
         connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
-        record_events(connection, [(now, address, "reissued", None, handoff) for address in reissue]
-                      + [(now, mailbox, "delegated", None, f"delegate={delegate}") for mailbox, delegate in plan.delegated]
-                      + [(now, mailbox, "undelegated", None, f"delegate={delegate}")
+        # R11.2: a reissue hands over the account again under the request it is held under (its entry's, as the
+        # lifecycle's events); a delegation is a change of the organization's entry.
+        record_events(connection, [(now, address, "reissued", (read_mailbox(connection, address) or {}).get("request_ref"),
+                                    handoff) for address in reissue]
+                      + [(now, mailbox, "delegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")
+                         for mailbox, delegate in plan.delegated]
+                      + [(now, mailbox, "undelegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")
                          for mailbox, delegate in plan.undelegated])

@@ -132,6 +132,12 @@ options:
     description: Also remove mailboxes that are in the database but not in O(mailboxes).
     type: bool
     default: false
+  exclusive_request:
+    description:
+      - The request reference that the removals by O(exclusive) are made under, recorded with each removal (R11.2).
+      - Required when O(exclusive) removes anything, since no entry of O(mailboxes) names those mailboxes; without it the
+        module fails before writing anything.
+    type: str
   max_removals:
     description: Fail before writing anything when more mailboxes than this would be removed.
     type: int
@@ -438,6 +444,7 @@ def main():
             "mailboxes_file": {"type": "path"},
             "stores": {"type": "list", "elements": "str", "default": []},
             "exclusive": {"type": "bool", "default": False},
+            "exclusive_request": {"type": "str"},
             "max_removals": {"type": "int", "default": 10},
             "mail_root": {"type": "path"},
             "initial_password_file": {"type": "path", "no_log": False},  # a path, not a secret
@@ -480,7 +487,8 @@ def main():
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
-                          restores_done=restores_done, stores=params["stores"], delegations=delegations)
+                          restores_done=restores_done, stores=params["stores"], delegations=delegations,
+                          exclusive_request=params["exclusive_request"])
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)

@@ -12,6 +12,8 @@ description:
   - Runs on the mail server. Writes the report of one month or quarter (R11.3), province-wide and per agency, in
     Vietnamese, as a self-contained HTML page with charts (matplotlib, SVG inline) and as CSV files, in
     C(<output_dir>/<period>/), and mails it to O(send_to) when it is new or different.
+  - Beside it, one page per agency, C(agency-<id>.html), is the same page with that agency's rows alone, its
+    sub-units included (R5.1c). These pages are kept on the server, not mailed.
   - Covers accounts created, changed, suspended (by cause), restored, revoked and deleted with their request
     references (R11.2); each restore's working days from the agency's request to the restore against 3 (R8.3b);
     inactive accounts and accounts near revocation (R8.2a, R8.1); quota use (R9.2a); messages sent and
@@ -112,11 +114,17 @@ directory:
   type: str
   sample: /var/lib/sonla-mail/reports/2026-11
 files:
-  description: The files of the report.
+  description: The files of the province's report, those mailed.
   returned: always
   type: list
   elements: str
   sample: [report.html, agencies.csv, events.csv]
+agency_pages:
+  description: One page per agency of the report, by the same renderer with the agency's rows alone, kept beside it.
+  returned: always
+  type: list
+  elements: str
+  sample: [agency-chiengmung.html, agency-skhcn.html]
 totals:
   description: The province's totals (created, changed, suspended, restored, revoked, removed, sent, received, spam, malware).
   returned: always
@@ -145,7 +153,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sonla.mail.plugins.module_utils import _notices, _report, _userdb
 
-REPORT_FILE = "report.html"
 STATE_FILE = "state.json"
 
 
@@ -264,18 +271,21 @@ def main():
 
     from ansible_collections.sonla.mail.plugins.module_utils import _report_charts  # matplotlib: only here
 
-    report = _report.build(period, events, state, mail, backup, params["organizations"], address_organizations)
-    files = {REPORT_FILE: _report.render_html(report, _report_charts.svg_charts(report)), **_report.csv_files(report)}
-    result = {"period": period.name, "directory": directory, "files": sorted(files), "totals": report["totals"],
-              "restores_late": report["restores_late"], "mailed": [], "changed": False}
+    try:
+        report, files, pages = _report.report_files(period, events, state, mail, backup, params["organizations"],
+                                                    address_organizations, _report_charts.svg_charts)
+    except _report.ReportError as error:
+        module.fail_json(msg=str(error))
+    result = {"period": period.name, "directory": directory, "files": sorted(files), "agency_pages": sorted(pages),
+              "totals": report["totals"], "restores_late": report["restores_late"], "mailed": [], "changed": False}
     if module.check_mode:
         module.exit_json(**result)
     os.makedirs(directory, mode=0o750, exist_ok=True)
     if closed:
         result["changed"] |= write_if_changed(module, state_path, json.dumps(state, ensure_ascii=False, sort_keys=True, indent=1))
-    for name, text in files.items():
+    for name, text in {**files, **pages}.items():
         result["changed"] |= write_if_changed(module, os.path.join(directory, name), text)
-    if result["changed"] and params["send_to"]:
+    if result["changed"] and params["send_to"]:  # the province's page and tables; the agencies' pages stay here
         errors = _notices.send(report_mail(params, report, files, now), params["smtp_host"], params["smtp_port"])
         if errors:
             module.fail_json(msg="the report was written but not mailed: " + "; ".join(errors), **result)

@@ -37,6 +37,7 @@ KEPT = [f"annv.skhcn@{DOMAIN}", f"dungct.skhcn@{DOMAIN}", f"skhcn@{DOMAIN}"]
 REVOKED = f"chienlv.skhcn@{DOMAIN}"  # suspended in the inventory: revoked by the lifecycle below
 COMMAND = "/usr/local/sbin/sonla-mail-backup"
 LIFECYCLE = "/usr/local/sbin/sonla-mail-lifecycle"
+LOGSEARCH = "/usr/local/sbin/sonla-mail-logsearch"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 REPOSITORY_HOST = "sonla-backup-repo"  # molecule.yml's second platform, the SFTP server
 REPOSITORY_PATH = "/srv/restic/sonla-mail"
@@ -306,7 +307,16 @@ def test_one_mailbox_restored_into_a_side_folder(host, server_ip, before):
 
 def test_a_revoked_mailbox_is_purged_from_every_snapshot(host, server_ip):
     """R7.2: after the lifecycle's revocation and the next run, no snapshot can restore the mailbox; the agency's
-    result notice says so (R7.3); the lifecycle's daily line carries the age of the last good backup (R10.2c)."""
+    result notice says so (R7.3); the lifecycle's daily line carries the age of the last good backup (R10.2c).
+    The lifecycle erases it from the log search's index at once (docs/logs.md)."""
+    def indexed(*options) -> list[str]:
+        found = host.run(f"{LOGSEARCH} search --address %s --format json {' '.join(options)}", REVOKED)
+        assert found.rc == 0, found.stdout + found.stderr
+        return [row["kind"] for row in json.loads(found.stdout)]
+    # A delivery on this server (the restore above brought the mail, not the logs); suspended, it still receives (R8.1).
+    assert host.run("printf 'Subject: log\\n\\nx\\n' | /usr/sbin/sendmail -oi -f vanthu@sonla.gov.vn %s", REVOKED).rc == 0
+    wait_for(lambda: "message" in indexed(), "the delivery in the log search's index")  # each search updates it first
+
     backup(host, "run")  # a second snapshot that holds it too
     files = host.run(f"grep -rl {MARKER} /var/vmail/{DOMAIN}/chienlv.skhcn").stdout.split()
     assert files
@@ -326,6 +336,7 @@ def test_a_revoked_mailbox_is_purged_from_every_snapshot(host, server_ip):
         assert logged["ok"] and logged["last_run_ok"] and logged["age_hours"] < 1, logged
     assert sql(host, "SELECT action FROM mailbox_event WHERE address = ? AND action = 'revoked'", REVOKED)
     assert not host.file(f"/var/vmail/{DOMAIN}/chienlv.skhcn").exists
+    assert [kind for kind in indexed("--no-update") if kind != "event"] == []  # erased by the revocation's run itself
 
     result = backup(host, "run")
     assert result["purged"] == [REVOKED]

@@ -6,6 +6,7 @@
 - A month of injected events, Postfix and lifecycle logs gives a report whose numbers match counts made another
   way here (from the injected data, and SQL on the database); twice the same files; mailed once; the page
   renders in headless Chromium on the host, whose screenshot is kept in molecule/backup/artifacts/.
+- The agency's own page, read as HTML, has the agency's numbers alone, counted by SQL on its organization.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from html.parser import HTMLParser
 
 import pytest
 from sonla_molecule import sql, wait_for
@@ -275,6 +277,54 @@ def test_the_report_of_a_month_has_the_numbers_counted_another_way(host, ansible
         finally:
             client.logout()
     assert wait_for(lambda: mailed() == 1, "the report in the Department's mailbox", timeout=60)
+
+
+def html_tables(page: str) -> list[list[list[str]]]:
+    """Every table of a page as rows of cell texts, read from the HTML as a browser would."""
+    class Reader(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    reader = Reader()
+    reader.feed(page)
+    return reader.tables
+
+
+def test_an_agency_page_has_the_agencys_numbers_alone(host, injected):
+    """R11.3 per agency: agency-skhcn.html, written beside report.html by the run above, against SQL on the
+    events of its organization; the removal of an address of no known agency is the province's alone."""
+    page = host.file(f"{REPORTS}/{PERIOD}/agency-skhcn.html").content_string
+    assert "<title>Báo cáo hệ thống thư điện tử tỉnh Sơn La - Sở Khoa học và Công nghệ - Tháng 10/2026</title>" in page
+    tables = html_tables(page)
+    summary = [int(count) for _, count in tables[0][1:]]
+    by_sql = {row["action"]: row["n"] for row in sql(
+        host, "SELECT action, count(*) AS n FROM mailbox_event WHERE at >= '2026-10-01' AND at < '2026-11-01'"
+              " AND organization = 'skhcn' GROUP BY action")}
+    expected = [by_sql.get(action, 0) for action in ("added", "updated", "suspended", "restored", "revoked", "removed")]
+    assert summary == expected + [injected["mail"][key] for key in ("sent", "received", "spam", "malware")]
+    assert expected[5] == 0 and sum(expected) == len(EVENTS) - 4  # old.skhcn's removal is of no known agency
+    changes = sql(host, "SELECT address, request_ref FROM mailbox_event WHERE at >= '2026-10-01' AND at < '2026-11-01'"
+                        " AND organization = 'skhcn' AND action <> 'password_reminder' ORDER BY at, id")
+    assert [(row[1], row[4]) for row in tables[-1][1:]] == [(row["address"], row["request_ref"]) for row in changes]
+    assert f"old.skhcn@{DOMAIN}" not in page and "svg" in page
 
 
 def test_the_report_renders_in_headless_chromium(host, artifacts):

@@ -70,16 +70,17 @@ def test_the_delegation_table_is_converged_as_a_whole(tmp_path):
     # Converged again: nothing to do.
     plan = converge(connection, [mailbox(ORG, "organization", delegates=[AN, HAC]), *people])
     assert not plan.changed and plan.summary()["delegated"] == 0
-    # A pair the inventory no longer names is withdrawn, and the audit trail says so (R7.3).
-    plan = converge(connection, [mailbox(ORG, "organization", delegates=[AN]), *people])
+    # A pair the inventory no longer names is withdrawn, and the audit trail says so under the entry's request (R7.3, R11.2).
+    plan = converge(connection, [mailbox(ORG, "organization", delegates=[AN], request="7/QĐ-SKHCN"), *people])
     assert plan.undelegated == [[ORG, HAC]] and plan.delegated == []
-    assert diff_text(plan) == {"before": f"{ORG}: delegate {HAC}\n", "after": ""}
+    assert diff_text(plan) == {"before": f"{ORG}: request_ref=None\n{ORG}: delegate {HAC}\n",
+                               "after": f"{ORG}: request_ref=7/QĐ-SKHCN\n"}
     assert _userdb.read_delegations(connection) == {(ORG, AN)}
-    events = connection.execute("SELECT address, action, detail FROM mailbox_event WHERE action LIKE '%delegated'"
-                                " ORDER BY id").fetchall()
+    events = connection.execute("SELECT address, action, request_ref, detail FROM mailbox_event"
+                                " WHERE action LIKE '%delegated' ORDER BY id").fetchall()
     assert [tuple(row) for row in events] == [
-        (ORG, "delegated", f"delegate={AN}"), (ORG, "delegated", f"delegate={HAC}"),
-        (ORG, "undelegated", f"delegate={HAC}")]
+        (ORG, "delegated", None, f"delegate={AN}"), (ORG, "delegated", None, f"delegate={HAC}"),
+        (ORG, "undelegated", "7/QĐ-SKHCN", f"delegate={HAC}")]
 
 
 def test_a_removed_or_revoked_delegate_takes_its_pairs_along(tmp_path):

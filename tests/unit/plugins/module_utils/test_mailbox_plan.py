@@ -113,10 +113,24 @@ def test_an_empty_inventory_never_deletes(database):
 
 def test_exclusive_removes_the_unlisted_within_the_cap(database):
     converge(database, [mailbox(f"u{n}") for n in range(4)])
-    plan = build_plan([mailbox("u0")], _userdb.read_mailboxes(database), exclusive=True, max_removals=3)
+    plan = build_plan([mailbox("u0")], _userdb.read_mailboxes(database), exclusive=True, max_removals=3,
+                      exclusive_request="30/QĐ-UBND")
     assert plan.removed == ["u1@sonla.gov.vn", "u2@sonla.gov.vn", "u3@sonla.gov.vn"]
     with pytest.raises(PlanError, match="3 mailboxes would be removed, more than max_removals=2; nothing was changed"):
-        build_plan([mailbox("u0")], _userdb.read_mailboxes(database), exclusive=True, max_removals=2)
+        build_plan([mailbox("u0")], _userdb.read_mailboxes(database), exclusive=True, max_removals=2,
+                   exclusive_request="30/QĐ-UBND")
+
+
+def test_exclusive_removals_need_the_request_they_are_made_under(database):
+    """R11.2: no inventory entry names a mailbox that exclusive removes; the operator's request does."""
+    converge(database, [mailbox("u0"), mailbox("u1")])
+    with pytest.raises(PlanError, match=r"^exclusive would remove 1 mailbox\(es\) that the inventory does not list "
+                                        r"\(first: u1@sonla.gov.vn\); give the request reference .*R11.2"):
+        build_plan([mailbox("u0")], _userdb.read_mailboxes(database), exclusive=True)
+    assert not build_plan([mailbox("u0"), mailbox("u1")], _userdb.read_mailboxes(database), exclusive=True).changed
+    converge(database, [mailbox("u0")], now=LATER, exclusive=True, exclusive_request="30/QĐ-UBND")
+    events = database.execute("SELECT address, action, request_ref FROM mailbox_event WHERE at = ?", (LATER,)).fetchall()
+    assert [tuple(row) for row in events] == [("u1@sonla.gov.vn", "removed", "30/QĐ-UBND")]
 
 
 def test_the_removal_cap_counts_explicit_absents(database):
@@ -313,6 +327,9 @@ def test_only_never_used_accounts_get_a_new_one_time_password(database):
     row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
     assert (row["password"], row["must_change"]) == ("{SSHA512}new", 1)
     assert _userdb.handoffs_committed(database, ["h2"]) == ["h2"]
+    # R11.2: handed over again under the request the account is held under, its inventory entry's.
+    event = database.execute("SELECT request_ref, detail FROM mailbox_event WHERE action = 'reissued'").fetchone()
+    assert tuple(event) == ("1/QĐ", "handoff=h2")
 
 
 def test_removed_mail_is_set_aside_then_purged(tmp_path):

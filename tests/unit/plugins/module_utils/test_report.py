@@ -147,7 +147,8 @@ def event(number, at, address, action, organization="skhcn", ref=None, detail=No
             "detail": detail, "organization": organization, "requested_at": requested_at}
 
 
-def test_the_report_per_agency_with_references_causes_and_restore_times():
+def november_inputs():
+    """A month of events, Postfix lines and mailboxes of three organizations, one a sub-unit."""
     events = [
         event(1, "2026-10-31 23:00:00", "old", "added", ref="0/QĐ"),  # before the period
         event(2, "2026-11-02 08:00:00", "annv", "added", ref="1/QĐ-SKHCN"),
@@ -167,6 +168,11 @@ def test_the_report_per_agency_with_references_causes_and_restore_times():
     state = _report.snapshot([row("annv"), row("haclv", "vp-skhcn"), held], {}, "2026-12-01 00:00:00")
     known = {"annv.skhcn@sonla.gov.vn": "skhcn", "haclv.skhcn@sonla.gov.vn": "vp-skhcn",
              "suma.chiengmung@sonla.gov.vn": "chiengmung"}
+    return events, state, mail, known
+
+
+def test_the_report_per_agency_with_references_causes_and_restore_times():
+    events, state, mail, known = november_inputs()
     report = _report.build(NOVEMBER, events, state, mail, {"checked": 0}, ORGANIZATIONS, known)
     assert report["totals"] == {"added": 2, "updated": 0, "suspended": 2, "restored": 2, "revoked": 1, "removed": 1,
                                 "sent": 2, "received": 3, "spam": 1, "malware": 1}
@@ -191,6 +197,51 @@ def test_the_report_per_agency_with_references_causes_and_restore_times():
     assert "http" not in page  # self-contained: nothing loaded from elsewhere
     again = _report.build(NOVEMBER, list(reversed(events)), state, mail, {"checked": 0}, ORGANIZATIONS, known)
     assert _report.render_html(again, {"1-a": "<svg id='a'></svg>"}) == page and _report.csv_files(again) == files
+
+
+def test_each_agency_gets_its_own_page_with_its_rows_alone():
+    """R11.3 "per agency": one page per agency by the same renderer, its sub-units counted in (R5.1c); the
+    agencies' pages add up to the province's, and an address of no known agency has none."""
+    events, state, mail, known = november_inputs()
+    events.append(event(12, "2026-11-23 08:00:00", "ghost", "removed", None, ref="10/QĐ"))
+    drawn = []
+
+    def charts(report):
+        drawn.append(report["agency"])
+        return {"1-a": f"<svg id='{report['agency'] or 'province'}'></svg>"}
+
+    inputs = (NOVEMBER, events, state, mail, {"checked": 0}, ORGANIZATIONS, known)
+    report, files, pages = _report.report_files(*inputs, charts)
+    assert sorted(files) == ["agencies.csv", "events.csv", "inactive.csv", "near_revocation.csv", "quota_near_full.csv",
+                             "report.html", "restores.csv"]
+    assert sorted(pages) == ["agency-chiengmung.html", "agency-skhcn.html"] and drawn == [None, "chiengmung", "skhcn"]
+    own = {agency: _report.build(*inputs, agency=agency) for agency in ("skhcn", "chiengmung")}
+    assert own["skhcn"]["totals"] == {"added": 2, "updated": 0, "suspended": 1, "restored": 2, "revoked": 1, "removed": 0,
+                                      "sent": 2, "received": 1, "spam": 1, "malware": 0}
+    assert own["chiengmung"]["totals"] == {"added": 0, "updated": 0, "suspended": 1, "restored": 0, "revoked": 0,
+                                           "removed": 1, "sent": 0, "received": 2, "spam": 0, "malware": 1}
+    unknown = {"removed": 1}  # the ghost's removal, in the province's report only
+    assert {key: sum(page["totals"][key] for page in own.values()) + unknown.get(key, 0) for key in report["totals"]} \
+        == report["totals"]
+    assert [row["agency"] for row in own["skhcn"]["agencies"]] == ["skhcn"]
+    assert [r["request_ref"] for r in own["skhcn"]["restores"]] == ["45/QĐ-SKHCN", "46/QĐ-SKHCN"]
+    assert own["chiengmung"]["restores"] == [] and own["chiengmung"]["suspension_causes"] == {"request": 1}
+    assert sum(own["skhcn"]["quota_distribution"].values()) == 2  # annv and the sub-unit's haclv, not suma
+
+    page = pages["agency-skhcn.html"]
+    assert page == _report.render_html(own["skhcn"], charts(own["skhcn"]))
+    assert "Sở Khoa học và Công nghệ - Tháng 11/2026</title>" in page and "Tổng hợp của đơn vị Sở Khoa học" in page
+    assert "<svg id='skhcn'></svg>" in page and "suma" not in page and "7/QĐ-UBND" not in page and "ghost" not in page
+    assert "45/QĐ-SKHCN" in page and "http" not in page
+    # The same period gives the same pages, whatever the order of the rows read.
+    assert _report.report_files(NOVEMBER, list(reversed(events)), *inputs[2:], charts)[2] == pages
+
+
+def test_an_organization_id_that_cannot_name_a_file_is_refused():
+    assert _report.agency_file("skhcn") == "agency-skhcn.html"
+    for bad in ("../etc", "a/b", "", "Skhcn"):
+        with pytest.raises(_report.ReportError, match="cannot name a file"):
+            _report.agency_file(bad)
 
 
 def test_events_keep_their_agency_and_restore_date_after_the_mailbox_is_gone(tmp_path):

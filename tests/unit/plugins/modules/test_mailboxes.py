@@ -70,6 +70,19 @@ def test_too_many_removals_fail_before_anything_is_written(tmp_path):
     assert len(_userdb.read_mailboxes(_userdb.connect(args["database"]))) == 3
 
 
+def test_exclusive_removes_under_the_request_it_is_given_or_not_at_all(tmp_path):
+    """R11.2: a mailbox the inventory does not list has no entry to take a request from."""
+    args = {"database": str(tmp_path / "users.sqlite"), "mailboxes": desired("a", "b")}
+    run(mailboxes, {**args, "initial_password_file": hashes_file(tmp_path, "a", "b")})
+    ok, result = run(mailboxes, {**args, "mailboxes": desired("a"), "exclusive": True})
+    assert not ok and "exclusive_request" in result["msg"] and "b@sonla.gov.vn" in result["msg"]
+    assert len(_userdb.read_mailboxes(_userdb.connect(args["database"]))) == 2
+    ok, result = run(mailboxes, {**args, "mailboxes": desired("a"), "exclusive": True, "exclusive_request": "30/QĐ-UBND"})
+    assert ok and result["removed"] == ["b@sonla.gov.vn"]
+    removed = _userdb.connect(args["database"]).execute("SELECT request_ref FROM mailbox_event WHERE action = 'removed'")
+    assert [row[0] for row in removed] == ["30/QĐ-UBND"]
+
+
 def test_removal_deletes_the_mail_too(tmp_path):
     mail_root = tmp_path / "vmail"
     maildir = mail_root / "sonla.gov.vn" / "a" / "Maildir" / "new"

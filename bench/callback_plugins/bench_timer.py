@@ -37,7 +37,7 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._started[task._uuid] = time.monotonic()
 
-    def _done(self, result):
+    def _done(self, result, **_):  # v2_runner_on_failed also passes ignore_errors
         task = result._task
         start = self._started.get(task._uuid)
         if start is not None:

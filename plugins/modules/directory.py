@@ -25,7 +25,9 @@ extends_documentation_fragment:
   - sonla.mail.attributes.DIFF
 options:
   database:
-    description: Path of the SQLite user database on the mail server; the mailboxes must already be converged.
+    description:
+      - Path of the SQLite user database on the mail server, or the PostgreSQL URI of several hosts (issue 15), as
+        given to M(sonla.mail.mailboxes); the mailboxes must already be converged.
     type: path
     required: true
   aliases:
@@ -106,7 +108,6 @@ export:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -129,11 +130,12 @@ def main():
     params = module.params
     database = params["database"]
     connection = None  # check mode on a new server: no database yet, every alias would be added
-    if os.path.exists(database):
-        connection = _userdb.connect(database, upgrade=not module.check_mode)
-    elif not module.check_mode:
+    exists = _userdb.is_postgres(database) or os.path.exists(database)  # several hosts: PostgreSQL (issue 15)
+    if not exists and not module.check_mode:
         module.fail_json(msg=f"{database}: no user database; converge the mailboxes first (sonla.mail.mailboxes)")
     try:
+        if exists:
+            connection = _userdb.connect(database, upgrade=not module.check_mode)
         plan = _alias_plan.build_plan(params["aliases"], _alias_plan.read_aliases(connection),
                                       read_revoked(connection) if connection else {},
                                       _alias_plan.reported_drops(connection))
@@ -141,7 +143,7 @@ def main():
             _alias_plan.apply_plan(connection, plan, params["now"] or _userdb.utc_now())
     except (KeyError, TypeError) as error:
         module.fail_json(msg=f"aliases: an entry lacks {error}; pass the aliases of sonla.mail.mail_inventory")
-    except sqlite3.Error as error:
+    except _userdb.DatabaseError as error:
         module.fail_json(msg=f"nothing was changed: {error}")
     result = {
         "changed": plan.changed_anything, "added": [alias["address"] for alias in plan.added],

@@ -274,7 +274,8 @@ def is_postgres_connection(connection) -> bool:
 
 
 # The SQLite functions the servers' queries use (Dovecot's password age and blocked-password, the last-login
-# hook), so those queries run unchanged on both engines: datetime('now', '-90 days') gives the same text.
+# hook, the delegates' ACL groups of Dovecot's userdb, issue 17), so those queries run unchanged on both engines:
+# datetime('now', '-90 days') gives the same text, group_concat(x, ',') the same list (NULL for no row).
 POSTGRES_SQLITE_FUNCTIONS = """
 CREATE OR REPLACE FUNCTION datetime(moment text, modifier text DEFAULT '0 days') RETURNS text LANGUAGE sql STABLE AS $$
     SELECT to_char((CASE WHEN moment = 'now' THEN now() AT TIME ZONE 'UTC' ELSE moment::timestamp END)
@@ -283,6 +284,10 @@ CREATE OR REPLACE FUNCTION randomblob(size integer) RETURNS bytea LANGUAGE sql V
     SELECT substring(decode(replace(gen_random_uuid()::text || gen_random_uuid()::text
                                     || gen_random_uuid()::text, '-', ''), 'hex') FROM 1 FOR size) $$;
 CREATE OR REPLACE FUNCTION hex(bytes bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper(encode(bytes, 'hex')) $$;
+CREATE OR REPLACE FUNCTION sonla_group_concat_step(joined text, value text, separator text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN value IS NULL THEN joined WHEN joined IS NULL THEN value ELSE joined || separator || value END $$;
+CREATE OR REPLACE AGGREGATE group_concat(text, text) (SFUNC = sonla_group_concat_step, STYPE = text);
 """
 
 

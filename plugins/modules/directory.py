@@ -25,7 +25,9 @@ extends_documentation_fragment:
   - sonla.mail.attributes.DIFF
 options:
   database:
-    description: Path of the SQLite user database on the mail server; the mailboxes must already be converged.
+    description:
+      - Path of the SQLite user database on the mail server, or the PostgreSQL URI of several hosts (issue 15), as
+        given to M(sonla.mail.mailboxes); the mailboxes must already be converged.
     type: path
     required: true
   aliases:
@@ -128,11 +130,12 @@ def main():
     params = module.params
     database = params["database"]
     connection = None  # check mode on a new server: no database yet, every alias would be added
-    if os.path.exists(database):
-        connection = _userdb.connect(database, upgrade=not module.check_mode)
-    elif not module.check_mode:
+    exists = _userdb.is_postgres(database) or os.path.exists(database)  # several hosts: PostgreSQL (issue 15)
+    if not exists and not module.check_mode:
         module.fail_json(msg=f"{database}: no user database; converge the mailboxes first (sonla.mail.mailboxes)")
     try:
+        if exists:
+            connection = _userdb.connect(database, upgrade=not module.check_mode)
         plan = _alias_plan.build_plan(params["aliases"], _alias_plan.read_aliases(connection),
                                       read_revoked(connection) if connection else {},
                                       _alias_plan.reported_drops(connection))

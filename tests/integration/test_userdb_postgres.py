@@ -178,7 +178,10 @@ def test_the_servers_sqlite_functions_give_the_same_answers(tmp_path, postgres_u
     postgres = _userdb.connect(postgres_uri)
     sqlite = _userdb.connect(str(tmp_path / "users.sqlite"))
     for query in ("SELECT datetime('2027-03-31 08:00:00', '-90 days')", "SELECT datetime('2027-03-01 00:30:00', '-1 hour')",
-                  "SELECT datetime('now') > '2026-01-01 00:00:00'", "SELECT length(hex(randomblob(32)))"):
+                  "SELECT datetime('now') > '2026-01-01 00:00:00'", "SELECT length(hex(randomblob(32)))",
+                  # Dovecot's userdb query (the delegates' ACL groups, issue 17): one value, and none at all.
+                  "SELECT group_concat('g-' || column1, ',') FROM (VALUES ('a')) AS v",
+                  "SELECT group_concat('g-' || column1, ',') FROM (VALUES ('a')) AS v WHERE column1 = 'z'"):
         answers = [connection.execute(query).fetchone()[0] for connection in (sqlite, postgres)]
         assert answers[0] == answers[1] or (answers[0] == 1 and answers[1] is True), (query, answers)
     assert postgres.execute("SELECT hex(randomblob(32)) <> hex(randomblob(32))").fetchone()[0] is True

@@ -76,31 +76,27 @@ service unbound restart >/dev/null
 """)
 
 
+def write_hosts(inventory: str, name: str, connection: dict, work: str) -> str:
+    """The Ansible inventory of one benchmark mail server reached through ``connection``: self-signed certificates,
+    and the filter with the tests' signatures and resolver. Returns its path."""
+    server = {**connection, "ansible_python_interpreter": "/usr/bin/python3", "postfix_tls_selfsigned": True,
+              "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
+              "mailboxes_handoff_dir": f"{work}/handoff", "filter_freshclam_mirror": "",
+              "filter_clamav_local_signatures": [SIGNATURES], "filter_dns_servers": [RSPAMD_DNS]}
+    hosts = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                             "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
+                     "children": {"mail_servers": {"hosts": {name: server}}}}}
+    path = os.path.join(inventory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(hosts, stream, indent=1)  # JSON is YAML
+    return path
+
+
 def converge_full(work: str, python: str) -> None:
     inventory = os.path.join(work, "inv")
     shutil.rmtree(inventory, ignore_errors=True)
     generate.generate(1000, 1, inventory)
-    with open(os.path.join(inventory, "hosts.yml"), "w", encoding="utf-8") as stream:
-        stream.write(f"""---
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  children:
-    mail_servers:
-      hosts:
-        {FULL}:
-          ansible_connection: containers.podman.podman
-          ansible_python_interpreter: /usr/bin/python3
-          postfix_tls_selfsigned: true
-          dovecot_tls_selfsigned: true
-          webmail_tls_selfsigned: true
-          mailboxes_handoff_dir: {work}/handoff
-          filter_freshclam_mirror: ""
-          filter_clamav_local_signatures: ["{SIGNATURES}"]
-          filter_dns_servers: ["{RSPAMD_DNS}"]
-""")
+    write_hosts(inventory, FULL, {"ansible_connection": "containers.podman.podman"}, work)
     inside(FULL, STAND_INS)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1")

@@ -36,7 +36,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import generate
-from mail import RSPAMD_DNS, SIGNATURES, STAND_INS, start_resolver
+from mail import STAND_INS, start_resolver, write_hosts
 from podman import inside, sh, start
 from run import _people, _write_people, machine, run_timed
 
@@ -66,35 +66,6 @@ service ssh start >/dev/null
     inside(CONTAINER, STAND_INS)
     start_resolver(CONTAINER)
     return sh("podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", CONTAINER).strip()
-
-
-def write_hosts(inventory: str, address: str, work: str) -> str:
-    path = os.path.join(inventory, "hosts.yml")
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.write(f"""---
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  children:
-    mail_servers:
-      hosts:
-        mail1:
-          ansible_host: {address}
-          ansible_user: root
-          ansible_ssh_private_key_file: {work}/id_ed25519
-          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-          ansible_python_interpreter: /usr/bin/python3
-          postfix_tls_selfsigned: true
-          dovecot_tls_selfsigned: true
-          webmail_tls_selfsigned: true
-          mailboxes_handoff_dir: {work}/handoff
-          filter_freshclam_mirror: ""
-          filter_clamav_local_signatures: ["{SIGNATURES}"]
-          filter_dns_servers: ["{RSPAMD_DNS}"]
-""")
-    return path
 
 
 def site(hosts: str, log: str, *options: str) -> dict:
@@ -127,7 +98,9 @@ def one_size(size: int, work: str) -> dict:
     shutil.rmtree(base, ignore_errors=True)
     inventory = os.path.join(base, "inv")
     generate.generate(size, 1, inventory)
-    hosts = write_hosts(inventory, start_server(work), work)
+    hosts = write_hosts(inventory, "mail1", {
+        "ansible_host": start_server(work), "ansible_user": "root", "ansible_ssh_private_key_file": f"{work}/id_ed25519",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}, work)
     mail = os.path.join(inventory, "mail")
     _, staff = _people(size, 1)
     figures: dict = {}

@@ -346,7 +346,8 @@ def record_purged(database: str, addresses: list[str], detail: str) -> None:
     try:
         with _userdb.transaction(connection):
             now = _userdb.utc_now()
-            _userdb.record_events(connection, [(now, address, PURGED_ACTION, None, detail) for address in addresses])
+            _userdb.record_events(connection, [(now, address, PURGED_ACTION, _userdb.deletion_request(connection, address),
+                                                detail) for address in addresses])
     finally:
         connection.close()
 

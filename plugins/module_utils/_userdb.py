@@ -502,6 +502,14 @@ def record_events(connection, events: list[tuple], notice_owed: bool = False) ->
         for at, address, action, ref, detail, *rest in events])
 
 
+def deletion_request(connection, address: str) -> str | None:
+    """The request reference of a mailbox's deletion (its latest removal or revocation), which what follows from
+    the deletion, such as the purge of its backups, carries too (R11.2)."""
+    row = connection.execute("SELECT request_ref FROM mailbox_event WHERE address = ? AND action IN ('removed', 'revoked')"
+                             " ORDER BY at DESC, id DESC LIMIT 1", (address,)).fetchone()
+    return row[0] if row else None
+
+
 NOTICE_ACTIONS = ("added", "updated", "suspended", "restored", "removed")
 
 

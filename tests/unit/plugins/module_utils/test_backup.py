@@ -171,7 +171,7 @@ def test_mail_dir_refuses_paths_outside_the_root():
 
 def test_a_purge_rewrites_prunes_every_unused_blob_and_records_the_event(config):
     connection = _userdb.connect(config.user_database)
-    events(connection, ("2025-01-02 00:00:00", ADDRESS, "revoked"))
+    _userdb.record_events(connection, [("2025-01-02 00:00:00", ADDRESS, "revoked", "R8.1", None)])
     snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}])
     fake = FakeRestic({"version": (0, "restic 0.18.0 compiled with go1.24", ""), "snapshots": (0, snapshots, "")})
     result = _backup.purge_deleted(config, _backup.Restic(config, fake))
@@ -181,8 +181,8 @@ def test_a_purge_rewrites_prunes_every_unused_blob_and_records_the_event(config)
     assert fake.calls[2][:2] == ["restore", "s1"]
     assert fake.calls[3][:2] == ["rewrite", "--forget"] and "s1" in fake.calls[3]
     assert fake.calls[4] == ["prune", "--max-unused", "0"]
-    recorded = connection.execute("SELECT address FROM mailbox_event WHERE action = 'backup_purged'").fetchall()
-    assert [tuple(row) for row in recorded] == [(ADDRESS,)]
+    recorded = connection.execute("SELECT address, request_ref FROM mailbox_event WHERE action = 'backup_purged'").fetchall()
+    assert [tuple(row) for row in recorded] == [(ADDRESS, "R8.1")]  # the revocation's reference (R11.2)
     # Done once: the next run has nothing to purge.
     fake.calls.clear()
     assert _backup.purge_deleted(config, _backup.Restic(config, fake))["purged"] == []

@@ -64,7 +64,13 @@ def migration(**fields):
 def test_the_import_runs_once_then_finds_nothing_new_and_never_shows_the_password(doveadm, tmp_path):
     program, state = doveadm
     database = str(tmp_path / "users.sqlite")
-    _userdb.connect(database).close()
+    with _userdb.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb, state,"
+            " password, created_at, request_ref, updated_at) VALUES (?, 'annv.skhcn', 'sonla.gov.vn', 'person',"
+            " 'skhcn-0001', 'Nguyễn Văn An', 'skhcn', 1024,"
+            " 'active', '{BLF-CRYPT}x', '2025-01-01 00:00:00', '12/QĐ-SKHCN', '2025-01-01 00:00:00')",
+            ("annv.skhcn@sonla.gov.vn",))
     args = module_args(tmp_path, program, {"person:skhcn-0001": PASSWORD})
     ok, first = run(migrate, args)
     assert ok, first
@@ -81,6 +87,8 @@ def test_the_import_runs_once_then_finds_nothing_new_and_never_shows_the_passwor
     assert sync[2:] == ["sync", "-1", "-R", "-u", "annv.skhcn@sonla.gov.vn", "imapc:"]  # one-way, never deletes
     row = _userdb.connect(database).execute("SELECT runs, imported_total, last_imported, source FROM migration").fetchone()
     assert tuple(row) == (2, 302, 0, "an.nguyen@legacy.test.invalid:143")
+    events = _userdb.connect(database).execute("SELECT action, request_ref FROM mailbox_event").fetchall()
+    assert [tuple(event) for event in events] == [("migrated", "12/QĐ-SKHCN")]  # the entry's request (R11.2)
 
 
 def test_a_failed_import_names_the_mailbox_and_masks_the_password(doveadm, tmp_path):

@@ -52,7 +52,7 @@ step "local test images"
 not_yet_gating="scaleout"
 all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort \
                  | grep -vxF "$not_yet_gating")"
-longest_first="webmail default hygiene lifecycle backup"
+longest_first="hygiene webmail default lifecycle backup"
 ordered="$(for s in $longest_first; do grep -qx "$s" <<<"$all_scenarios" && echo "$s"; done
            grep -vxF "$(printf '%s\n' $longest_first)" <<<"$all_scenarios" || true)"
 scenarios="${MOLECULE_SCENARIOS:-$ordered}"

@@ -502,6 +502,12 @@ def record_events(connection, events: list[tuple], notice_owed: bool = False) ->
         for at, address, action, ref, detail, *rest in events])
 
 
+def held_request(connection, address: str) -> str | None:
+    """The request reference a mailbox is held under (its inventory entry's), which what is done to the account
+    without a request of its own, such as a reissue or an import, carries (R11.2)."""
+    return (read_mailbox(connection, address) or {}).get("request_ref")
+
+
 def deletion_request(connection, address: str) -> str | None:
     """The request reference of a mailbox's deletion (its latest removal or revocation), which what follows from
     the deletion, such as the purge of its backups, carries too (R11.2)."""
@@ -700,8 +706,8 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
         connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
         # R11.2: a reissue hands over the account again under the request it is held under (its entry's, as the
         # lifecycle's events); a delegation is a change of the organization's entry.
-        record_events(connection, [(now, address, "reissued", (read_mailbox(connection, address) or {}).get("request_ref"),
-                                    handoff) for address in reissue]
+        record_events(connection, [(now, address, "reissued", held_request(connection, address), handoff)
+                                   for address in reissue]
                       + [(now, mailbox, "delegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")
                          for mailbox, delegate in plan.delegated]
                       + [(now, mailbox, "undelegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")

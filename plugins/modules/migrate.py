@@ -137,9 +137,8 @@ def _record(connection, item: dict, count: int) -> None:
             " last_imported = excluded.last_imported, last_at = excluded.last_at",
             (item["address"], source, count, count, now, now))
         if count:  # under the request of the inventory entry that asked for the import (R11.2)
-            held = connection.execute("SELECT request_ref FROM mailbox WHERE address = ?", (item["address"],)).fetchone()
-            _userdb.record_events(connection, [(now, item["address"], "migrated", held[0] if held else None,
-                                                f"{count} messages from {source}")])
+            request = _userdb.held_request(connection, item["address"])
+            _userdb.record_events(connection, [(now, item["address"], "migrated", request, f"{count} messages from {source}")])
 
 
 if __name__ == "__main__":

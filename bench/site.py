@@ -20,7 +20,7 @@ bench/mail.py: the tests' ClamAV signatures, and the tests' resolver for rspamd.
   of which it must report.
 
 noop, add and quota run twice, with Ansible's own ``linear`` strategy and then with Mitogen's ``mitogen_linear``
-(``mitogen`` from PyPI, docs/pipeline.md), on the same server.
+(``scripts/with-mitogen``, docs/pipeline.md), on the same server.
 
 Prints one table per size and writes ``WORK/site-results.json``. Method and figures: docs/benchmarks.md.
 """
@@ -53,15 +53,6 @@ HAND_EDIT = "# a hand edit the drift check must find"
 HAND_EDITED = ("/etc/postfix/main.cf", "/etc/dovecot/dovecot.conf", "/etc/nginx/sites-available/sonla-webmail")
 
 
-def mitogen_environment() -> dict:
-    """What runs a playbook with Mitogen (docs/pipeline.md); its SSH connection does not read Ansible's host key
-    options, and the benchmark's container is new each run."""
-    import ansible_mitogen
-
-    return {"ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy")}
-
-
 def start_server(work: str) -> str:
     """A new container with sshd and this run's key; returns its address."""
     start(CONTAINER, IMAGE)
@@ -86,12 +77,13 @@ service ssh start >/dev/null
 def site(hosts: str, log: str, *options: str, strategy: str = "linear") -> dict:
     """One timed ansible-playbook run of site.yml: wall seconds, per-task seconds and actions."""
     timings, actions = log + ".timings.json", log + ".actions.json"
-    env = dict(os.environ, **(mitogen_environment() if strategy == "mitogen" else {}),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+    # Mitogen's SSH connection does not read Ansible's host key options; the container is new each run.
+    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="bench_timer",
                ANSIBLE_NOCOLOR="1", BENCH_TIMINGS=timings, BENCH_ACTIONS=actions)
-    wall, _ = run_timed([shutil.which("ansible-playbook") or "ansible-playbook", "-i", hosts,
+    prefix = [os.path.join(ROOT, "scripts", "with-mitogen")] if strategy == "mitogen" else []
+    wall, _ = run_timed([*prefix, shutil.which("ansible-playbook") or "ansible-playbook", "-i", hosts,
                          os.path.join(ROOT, "playbooks", "site.yml"), *options], env, log)
     with open(timings, encoding="utf-8") as stream, open(actions, encoding="utf-8") as names:
         return {"wall": wall, "tasks": json.load(stream), "actions": json.load(names), "changed": changed_tasks(log)}

@@ -196,7 +196,10 @@ def _plan(module: AnsibleModule) -> tuple[list, list]:
             continue
         have = _attributes(os.stat(entry["path"])) if os.path.isdir(entry["path"]) else None
         folders.append((want, plan_directory(entry["path"], want, have)))
-        made.add(os.path.normpath(entry["path"]))
+        path = os.path.normpath(entry["path"])
+        while path not in made and path != os.path.dirname(path):  # the folder and the parents it makes
+            made.add(path)
+            path = os.path.dirname(path)
     for entry in module.params["files"]:
         dest = entry["dest"]
         want = _wanted(entry, dest, problems)

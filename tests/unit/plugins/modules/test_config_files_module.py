@@ -39,6 +39,18 @@ def test_check_mode_plans_then_apply_then_nothing_to_do(tmp_path):
     assert ok and not again["changed"] and len(again["unchanged"]) == 3
 
 
+def test_a_folders_missing_parents_are_made_for_the_files_in_them(tmp_path):
+    plugin = tmp_path / "plugins" / "sonla_password"
+    args = {"directories": [{"path": str(plugin / "localization"), "owner": OWNER, "group": GROUP, "mode": "0755"}],
+            "files": [entry(plugin / "sonla_password.php", "<?php\n"), entry(plugin / "localization" / "vi_VN.inc", "x\n")]}
+    ok, plan = run(config_files, {**args, "_ansible_check_mode": True})
+    assert ok and plan["added"] == [str(plugin / "localization"), str(plugin / "sonla_password.php"),
+                                    str(plugin / "localization" / "vi_VN.inc")]
+    ok, applied = run(config_files, args)
+    assert ok and applied["changed"] and (plugin / "sonla_password.php").read_text() == "<?php\n"
+    assert os.stat(plugin).st_mode & 0o7777 == 0o755
+
+
 def test_a_hand_edit_is_reported_in_check_mode_and_undone(tmp_path):
     dest = tmp_path / "main.cf"
     args = {"files": [entry(dest, "relayhost =\n")]}

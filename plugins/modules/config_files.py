@@ -167,12 +167,19 @@ def _set_attributes(path: str, attributes: Attributes) -> None:
     os.chmod(path, attributes.mode)
 
 
-def _wanted(entry: dict, name: str, problems: list) -> Attributes | None:
+def _wanted(entry: dict, name: str, problems: list, check_mode: bool) -> Attributes | None:
     try:
-        return Attributes(entry["owner"], entry["group"], parse_mode(entry["mode"], name))
+        wanted = Attributes(entry["owner"], entry["group"], parse_mode(entry["mode"], name))
     except ValueError as error:
         problems.append(str(error))
         return None
+    if not check_mode:  # a plan of a new server: the role's earlier tasks would have made them
+        for lookup, kind, value in ((pwd.getpwnam, "owner", wanted.owner), (grp.getgrnam, "group", wanted.group)):
+            try:
+                lookup(value)
+            except KeyError:
+                problems.append(f"{name}: {kind} {value} does not exist")
+    return wanted
 
 
 def _make_directory(path: str, attributes: Attributes) -> None:
@@ -191,7 +198,7 @@ def _plan(module: AnsibleModule) -> tuple[list, list]:
     folders, files, problems = [], [], []
     made = set()
     for entry in module.params["directories"]:
-        want = _wanted(entry, entry["path"], problems)
+        want = _wanted(entry, entry["path"], problems, module.check_mode)
         if want is None:
             continue
         have = _attributes(os.stat(entry["path"])) if os.path.isdir(entry["path"]) else None
@@ -202,7 +209,7 @@ def _plan(module: AnsibleModule) -> tuple[list, list]:
             path = os.path.dirname(path)
     for entry in module.params["files"]:
         dest = entry["dest"]
-        want = _wanted(entry, dest, problems)
+        want = _wanted(entry, dest, problems, module.check_mode)
         if entry["content"] is None:
             problems.append(f"{dest}: no content (give template, src or content)")
         elif want is not None and not (os.path.isdir(os.path.dirname(dest)) or os.path.dirname(dest) in made):

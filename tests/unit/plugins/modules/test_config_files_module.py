@@ -86,8 +86,10 @@ def test_a_file_that_fails_its_check_is_left_alone(tmp_path):
 
 def test_bad_entries_change_nothing(tmp_path):
     ok, result = run(config_files, {"files": [entry(tmp_path / "a.conf", "x\n"), entry(tmp_path / "b.conf", "y\n", mode="0648"),
-                                              entry(tmp_path / "missing" / "c.conf", "z\n")]})
+                                              entry(tmp_path / "missing" / "c.conf", "z\n"),
+                                              entry(tmp_path / "d.conf", "w\n", owner="sonla-no-such-user")]})
     assert not ok
+    assert "d.conf: owner sonla-no-such-user does not exist" in result["msg"]
     assert "b.conf: mode must be an octal string such as '0644', not '0648'" in result["msg"]
     assert "missing/c.conf: its folder does not exist" in result["msg"]
     assert not (tmp_path / "a.conf").exists()

@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
             try:
                 template_vars = entry.pop("vars", None) or {}
                 if given == ["template"]:
-                    entry["content"] = self._render(entry.pop("template"), entry.get("dest"), {**task_vars, **template_vars})
+                    entry["content"] = self._render(entry.pop("template"), entry.get("dest"), task_vars, template_vars)
                 elif given == ["src"]:
                     entry["content"] = self._loader.get_text_file_contents(self._find_needle("files", entry.pop("src")))
             except AnsibleError as error:
@@ -42,10 +42,10 @@ class ActionModule(ActionBase):
         result.update(self._execute_module("sonla.mail.config_files", module_args=module_args, task_vars=task_vars))
         return result
 
-    def _render(self, source: str, dest: str | None, task_vars: dict) -> str:
+    def _render(self, source: str, dest: str | None, task_vars: dict, template_vars: dict) -> str:
         path = self._find_needle("templates", source)
         searchpath = [*task_vars.get("ansible_search_path", []), self._loader._basedir, os.path.dirname(path)]
-        variables = dict(task_vars)
+        variables = {**task_vars, **template_vars}  # the one copy of the task's variables per file
         variables.update(_template_vars.generate_ansible_template_vars(
             path=source, fullpath=path, dest_path=dest, include_ansible_managed="ansible_managed" not in variables))
         templar = self._templar.copy_with_new_env(

@@ -28,7 +28,7 @@ class Attributes:
 class FilePlan:
     dest: str
     status: str  # ADDED, UPDATED or UNCHANGED
-    write: bool  # the content differs (or the file is new): write it whole
+    write: bool  # a file whose content differs, or a new file: write it whole (never for a folder)
     diff: dict | None  # Ansible's diff (before/after with headers), None when unchanged
 
 
@@ -59,9 +59,9 @@ def plan_file(dest: str, want: bytes, want_attributes: Attributes,
 
 def plan_directory(path: str, want_attributes: Attributes, have_attributes: Attributes | None) -> FilePlan:
     """Compare one desired folder with what the server holds (``have_attributes`` None: no such folder)."""
-    if have_attributes is None:
-        return FilePlan(path, ADDED, True, {"before_header": path, "before": "", "after_header": path,
-                                            "after": "folder, " + want_attributes.describe()})
+    if have_attributes is None:  # a folder has no content to write: ADDED alone says to make it
+        return FilePlan(path, ADDED, False, {"before_header": path, "before": "", "after_header": path,
+                                             "after": "folder, " + want_attributes.describe()})
     if have_attributes == want_attributes:
         return FilePlan(path, UNCHANGED, False, None)
     return FilePlan(path, UPDATED, False, {"before_header": path, "before": "folder, " + have_attributes.describe(),

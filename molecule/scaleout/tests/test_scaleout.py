@@ -1,7 +1,8 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Several hosts (issue 15): mail reaches the store the planner pinned, IMAP goes through the proxy, a stopped
-store holds up only its own users, and the MX's database role cannot read a password hash.
+store holds up only its own users, the MX's database role cannot read a password hash, and a mailbox moved to
+another store by the inventory keeps every message byte for byte.
 
 Clients run on the host against the front container (MX and proxy); testinfra looks inside the stores.
 """
@@ -12,13 +13,16 @@ import base64
 import hashlib
 import imaplib
 import os
+import shutil
 import smtplib
 import subprocess
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 from sonla_molecule import tls_context, wait_for
 
 DOMAIN = "sonla.gov.vn"
@@ -141,3 +145,60 @@ def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
     for query in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history"):
         refused = psql(front, query, user="sonla_mx", password=password)
         assert refused.rc != 0 and "permission denied" in refused.stderr, (query, refused.stdout)
+
+
+def imap_messages(ip: str, address: str) -> list[tuple[str, bytes]]:
+    """Every message of every folder, as (folder, the message's bytes), read through the proxy."""
+    messages = []
+    with imaplib.IMAP4(ip, 143, timeout=60) as imap:
+        imap.starttls(ssl_context=tls_context())
+        imap.login(address, PASSWORD)
+        _, folders = imap.list()
+        for line in folders:
+            folder = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+            if folder.startswith("shared"):
+                continue
+            imap.select(f'"{folder}"', readonly=True)
+            _, numbers = imap.search(None, "ALL")
+            for number in numbers[0].split():
+                _, data = imap.fetch(number, "(BODY.PEEK[])")
+                messages.append((folder, data[0][1]))
+    return sorted(messages)
+
+
+def test_a_mailbox_moved_by_the_inventory_keeps_every_message_and_its_login(
+        front, server_ip, placement, stores, scenario, ansible_inventory, tmp_path):
+    source, target = "sonla-scale-store1", "sonla-scale-store2"
+    inventory = tmp_path / "inventory-mail"
+    shutil.copytree(Path(scenario) / "inventory-mail", inventory)
+    owner = {address: key for key, address in
+             yaml.safe_load((inventory / "addresses.lock.yml").read_text(encoding="utf-8"))["addresses"].items()}
+    address = next(address for address, host in placement.items() if host == source and owner[address].startswith("person:"))
+    ids = [send(server_ip, address) for _ in range(2)]
+    wait_for(lambda: all(stored_on(stores[source], address, message_id) for message_id in ids), "delivery on store1")
+    with imaplib.IMAP4(server_ip, 143, timeout=60) as imap:  # a message in another folder, with non-ASCII bytes
+        imap.starttls(ssl_context=tls_context())
+        imap.login(address, PASSWORD)
+        assert imap.append("Sent", None, None, "Subject: Đã gửi\r\n\r\nNội dung đã gửi\r\n".encode())[0] == "OK"
+    before = imap_messages(server_ip, address)
+    assert len(before) == 3 and {folder for folder, _ in before} == {"INBOX", "Sent"}, before
+
+    # The inventory names the other store for this person, and the database host converges it (issue 15).
+    people = next(inventory.glob("people/*.yml"))
+    document = yaml.safe_load(people.read_text(encoding="utf-8"))
+    person = next(entry for entry in document["people"] if f"person:{entry['id']}" == owner[address])
+    person["store"] = target
+    people.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    converge = subprocess.run(
+        ["ansible-playbook", "-i", ansible_inventory, "--limit", "localhost,sonla-scale-front",
+         "-e", f"sonla_mail_inventory_path={inventory}", str(Path(scenario).parents[1] / "playbooks" / "site.yml")],
+        capture_output=True, text=True, check=False)
+    assert converge.returncode == 0, converge.stdout[-3000:] + converge.stderr[-2000:]
+
+    assert psql(front, f"SELECT host FROM mailbox WHERE address = '{address}'").stdout.strip() == target
+    assert psql(front, "SELECT count(*) FROM mailbox_move").stdout.strip() == "0"  # finished, nothing left half-way
+    assert imap_messages(server_ip, address) == before  # through the proxy, now to store2: every byte the same
+    assert all(stored_on(stores[target], address, message_id) for message_id in ids)
+    assert stores[source].run(f"test -e /var/vmail/{DOMAIN}/{address.split('@')[0]}").rc != 0  # removed after the sync
+    after_move = send(server_ip, address)
+    wait_for(lambda: stored_on(stores[target], address, after_move), "delivery on store2 after the move")

@@ -142,7 +142,7 @@ def test_problems_name_file_line_and_rule_whichever_parser_reads_first(inventory
         f"{path}:5: unknown-organization: person 'x-1': organization 'nowhere' is not in organizations.yml",
         f"{path}:7: R5.2: person 'x-2': 'name' is required",
         (f"{path}:14: schema: person 'x-3': unknown key 'quota' (allowed: id, leave_until, migrate_from, name, organization, "
-         "quota_mb, reason, request, restore, state)"),
+         "quota_mb, reason, request, restore, state, store)"),
         f"{path}:15: R8.2: person 'x-4': 'reason' is required",
     ]
 

@@ -282,8 +282,8 @@ def test_a_bad_restore_request_is_refused(inventory_folder, restore, message):
     assert "person 'skhcn-0001' restore" in problem and message in problem
 
 
-@pytest.mark.parametrize(("store", "problem"), [("store2.sonla.internal", None), ("'store 2'", "must match"),
-                                               ("[store2]", "must be text")])
+@pytest.mark.parametrize(("store", "problem"), [
+    ("store2.sonla.internal", None), ("'store 2'", "must match"), ("[store2]", "must be text")])
 def test_a_person_may_name_their_mailstore(inventory_folder, store, problem):
     """Issue 15: store: names the mailstore (an inventory host); the converge places or moves the mailbox there."""
     inventory_folder.write("people/skhcn.yml", f"""\

@@ -22,3 +22,16 @@ def test_roles_are_summed_by_name_with_package_installations_left_out():
            "actions": {"sonla.mail.postfix : Install Postfix": "ansible.builtin.apt",
                        "sonla.mail.postfix : Write main.cf": "ansible.builtin.template"}}
     assert bench_site.by_role(run) == {"postfix": 2.0, "dovecot": 2.0, "site.yml": 4.0}
+
+
+def test_the_table_has_each_step_of_both_strategies_and_packages_apart():
+    step = {"wall": 10.0, "tasks": {"sonla.mail.postfix : Install Postfix": 4.0, "sonla.mail.postfix : Write main.cf": 1.0},
+            "actions": {"sonla.mail.postfix : Install Postfix": "sonla.mail.packages"}}
+    figures = {name: dict(step) for name in bench_site.STEPS}
+    figures["first"] = dict(step, packages=4.0)
+    figures["drift"] = dict(step, found=True)
+    table = bench_site.table(1000, figures).splitlines()
+    assert table[2] == "| step | whole playbook | postfix |"
+    assert "| first converge (packages apart: 4 s) | 6.0 s | 1.0 |" in table
+    assert "| noop (mitogen) | 10.0 s | 1.0 |" in table and "| quota (linear) | 10.0 s | 1.0 |" in table
+    assert "| drift check (--check; hand edit found: True) | 10.0 s | 1.0 |" in table

@@ -41,12 +41,14 @@ ORGANIZATION_KINDS = ("department", "commune", "ward", "subunit")
 ORGANIZATION_KEYS = frozenset(("id", "name", "kind", "abbreviation", "parent", "quota_mb", "state", "request",
                                "delegates", "migrate_from"))
 PERSON_KEYS = frozenset(("id", "name", "organization", "request", "quota_mb", "state", "reason", "leave_until", "restore",
-                         "migrate_from"))
+                         "migrate_from", "store"))
 RESTORE_KEYS = frozenset(("request", "date"))
 PERSON_STATES = ("active", "suspended", "absent")
 ORGANIZATION_STATES = ("active", "absent")
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # at most 64: ids end up in lock keys, file names and logs
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Issue 15: a mailstore, named as in the Ansible inventory's mailstore group; the converge checks it is one.
+_STORE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")  # at most 64: ids end up in lock keys, file names and logs
 _ABBREVIATION = re.compile(r"^[a-z0-9]{1,32}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LOCK_KEY = re.compile(r"^(org|person):[a-z0-9][a-z0-9._-]{0,63}$")
@@ -99,6 +101,7 @@ class Person:
     line: int
     restore: dict | None = None  # {request, date}: the agency's written restore request (R8.3a)
     migrate_from: dict | None = None  # the old system's account to import (_migration.py, issue 17)
+    store: str | None = None  # issue 15: the mailstore that holds the mailbox; another one moves it there
 
 
 @dataclass
@@ -443,6 +446,7 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     leave_until = check.day("leave_until", "R8.2a")
     restore = _check_restore(check, state)
     migrate_from = _migration.check_migrate_from(_Checker, check, inventory.domain)
+    store = check.text("store", required=False, pattern=_STORE)
     if org_id:
         org = inventory.organizations.get(org_id)
         if org is None:
@@ -452,7 +456,7 @@ def _check_person(inventory: Inventory, problems: list[Problem], path: str, entr
     if not check.ok:
         return None
     return Person(person_id, name, org_id, request, quota, state, reason, leave_until, path, check.line, restore,
-                  migrate_from)
+                  migrate_from, store)
 
 
 def _check_restore(check: _Checker, state: str) -> dict | None:
@@ -699,6 +703,7 @@ def resolve(inventory: Inventory) -> Resolution:
             "leave_until": person.leave_until,
             # Only when present: older mailboxes modules do not know the key.
             **({"restore": person.restore} if person.restore else {}),
+            **({"store": person.store} if person.store else {}),  # issue 15
         })
     _resolve_operators_mailbox(inventory, addresses, mailboxes)
     aliases = _aliases.resolve_aliases(inventory, addresses, mailboxes)

@@ -106,6 +106,7 @@ class Plan:
     unmanaged: list[str] = field(default_factory=list)  # in the database, not in the inventory
     refused: list[dict] = field(default_factory=list)  # {address, reason}: requests not carried out (R7.3)
     placement: dict[str, str] = field(default_factory=dict)  # issue 15: new address -> the mailstore that holds it
+    moved: list[dict] = field(default_factory=list)  # issue 15: {address, source, target}: moves to record
     # Agency mailboxes by delegation (issue 17): [organization mailbox, delegate] pairs to grant and to withdraw.
     delegated: list[list[str]] = field(default_factory=list)
     undelegated: list[list[str]] = field(default_factory=list)
@@ -114,7 +115,7 @@ class Plan:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.suspended or self.restored or self.removed
-                    or self.delegated or self.undelegated)
+                    or self.delegated or self.undelegated or self.moved)
 
     def summary(self) -> dict:
         return {
@@ -129,6 +130,7 @@ class Plan:
             "refused": len(self.refused),
             "delegated": len(self.delegated),
             "undelegated": len(self.undelegated),
+            "moved": len(self.moved),
         }
 
 
@@ -178,13 +180,15 @@ def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
 
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
                revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = (),
-               delegations: set[tuple[str, str]] | None = None, exclusive_request: str | None = None) -> Plan:
+               delegations: set[tuple[str, str]] | None = None, exclusive_request: str | None = None,
+               moves: dict[str, dict] | None = None) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
     ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
     ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
     ``stores`` names the mailstores of a several-host layout (issue 15; empty on a single host): see
-    ``place_mailboxes``. ``delegations``: the (organization mailbox, delegate) pairs in the database
+    ``place_mailboxes``, which also takes ``moves``, the moves under way (``_userdb.read_moves``).
+    ``delegations``: the (organization mailbox, delegate) pairs in the database
     (``_userdb.read_delegations``). ``exclusive_request``: the request reference that the removals by
     ``exclusive`` are made under, required when there are any: no inventory entry names them (R11.2).
     """
@@ -235,7 +239,7 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
         plan.unmanaged = unknown
 
     if stores:
-        place_mailboxes(plan, desired, current, stores)
+        place_mailboxes(plan, desired, current, stores, moves or {})
     if len(plan.removed) > max_removals:
         raise PlanError(
             f"{len(plan.removed)} mailboxes would be removed, more than max_removals={max_removals}; "
@@ -251,29 +255,35 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
     return plan
 
 
-def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], stores) -> None:
-    """Issue 15: give each new mailbox a mailstore, and keep every existing one where it is.
+def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], stores, moves: dict[str, dict]) -> None:
+    """Issue 15: give each new mailbox a mailstore, keep every existing one where it is, and record the moves asked.
 
     A new mailbox goes to the store its entry names, else to the store holding the least quota (the sum of
-    its mailboxes' quota_mb, counting this run's), first in ``stores`` order on a tie. The choice is stored
-    in the mailbox's ``host`` and pinned like an address: no converge moves it. A mailbox made before there
-    were several stores (no host) is pinned to the first store, the old single host, where its mail is.
-    Moving a mailbox needs its mail copied first, which a converge does not do: asking for it is refused.
+    its mailboxes' quota_mb, counting this run's and the moves'), first in ``stores`` order on a tie. The choice
+    is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it. A mailbox made
+    before there were several stores (no host) is pinned to the first store, the old single host, where its mail is.
+    An existing mailbox whose entry names another store is moved there: the plan records the move (``moved``) and
+    the mover (``sonla.mail.mailbox_move``, docs/architecture.md) copies the mail before the host switches. While
+    a move is under way (``moves``: address -> its source, target), naming a third store is refused.
     """
     stores = list(stores)
     removed = set(plan.removed)
     load = dict.fromkeys(stores, 0)  # MiB of quota per store
     for address, row in current.items():
-        host = row.get("host")
-        if host is not None and host not in load and address not in removed:
-            raise PlanError(f"mailbox {address} is on mailstore {host!r}, which is not among the mailstores "
-                            f"({', '.join(stores)}); nothing was changed. Move its mail before removing a store.")
-        if host in load and address not in removed:
+        if address in removed:
+            continue
+        for where, host in (("is on", row.get("host")), ("is moving to", moves.get(address, {}).get("target"))):
+            if host is not None and host not in load:
+                raise PlanError(f"mailbox {address} {where} mailstore {host!r}, which is not among the mailstores "
+                                f"({', '.join(stores)}); nothing was changed. Move its mail before removing a store.")
+        host = moves[address]["target"] if address in moves else row.get("host")
+        if host in load:
             load[host] += row["quota_mb"]
     for mailbox in desired:
         if mailbox.get("store") is not None and mailbox["store"] not in load:
             raise PlanError(f"mailbox {mailbox['address']}: store {mailbox['store']!r} is not among the mailstores "
                             f"({', '.join(stores)})")
+    _plan_moves(plan, desired, current, moves, load)
     for mailbox in plan.added:
         store = mailbox.get("store") or min(stores, key=lambda name: (load[name], stores.index(name)))
         load[store] += mailbox["quota_mb"]
@@ -293,12 +303,33 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
             else:
                 plan.updated.append({"address": address, "changes": change, "request": None})
                 pinned.add(address)
-        elif store is not None and store != row["host"]:
-            plan.refused.append({"address": address, "reason": (
-                f"chuyển hộp thư từ {row['host']} sang {store} chưa được hỗ trợ / moving a mailbox from {row['host']} "
-                f"to {store} is not supported yet: it stays on {row['host']} (issue 15)")})
     if pinned:
         plan.unchanged = [address for address in plan.unchanged if address not in pinned]
+
+
+def _plan_moves(plan: Plan, desired: list[dict], current: dict[str, dict], moves: dict[str, dict],
+                load: dict[str, int]) -> None:
+    """The existing mailboxes whose entry names another store than theirs (issue 15), with the load moved."""
+    for mailbox in desired:
+        address, store = mailbox["address"], mailbox.get("store")
+        row = current.get(address)
+        if row is None or mailbox["state"] == "absent" or store is None or row.get("host") is None:
+            continue
+        under_way = moves.get(address)
+        if under_way is not None:
+            if store != under_way["target"]:
+                plan.refused.append({"address": address, "reason": (
+                    f"hộp thư đang được chuyển từ {under_way['source']} sang {under_way['target']}; đổi kho sau khi "
+                    f"chuyển xong / moving from {under_way['source']} to {under_way['target']} is under way: name "
+                    f"another store once it is done (issue 15)")})
+            continue
+        if store != row["host"]:
+            # The operators' decision, not an agency's request (store is not among R11.2's requested fields).
+            plan.moved.append({"address": address, "source": row["host"], "target": store})
+            load[row["host"]] -= row["quota_mb"]
+            load[store] += row["quota_mb"]
+    moving = {move["address"] for move in plan.moved}
+    plan.unchanged = [address for address in plan.unchanged if address not in moving]
 
 
 def _plan_delegations(plan: Plan, desired: list[dict], current: dict[str, dict], have: set[tuple[str, str]]) -> None:
@@ -380,6 +411,9 @@ def diff_text(plan: Plan) -> dict:
     for address in plan.removed:
         before.append(f"{address}: present")
         after.append(f"{address}: removed with its mail")
+    for move in plan.moved:
+        before.append(f"{move['address']}: on {move['source']}")
+        after.append(f"{move['address']}: moving to {move['target']} (its mail is copied, then it switches)")
     for mailbox, delegate in plan.delegated:
         after.append(f"{mailbox}: delegate {delegate}")
     for mailbox, delegate in plan.undelegated:

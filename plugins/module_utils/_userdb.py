@@ -31,8 +31,8 @@ except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-
     psycopg = None
 
 # 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns; 7: issue 17, aliases,
-# lists, the welcome mail and migration.
-SCHEMA_VERSION = 7
+# lists, the welcome mail and migration; 8: issue 15, moving a mailbox to another mailstore.
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -144,6 +144,22 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_migration AFTER DELETE ON ma
 END;
 """
 
+# Schema 8 (issue 15: moving a mailbox to another mailstore), added by _migrate as one step. The converge records
+# a move here; the mail is copied with doveadm sync, then the mailbox's host switches (switched_at), a final sync
+# runs, and only then is the mail removed from the source and the row deleted (docs/architecture.md).
+MOVES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mailbox_move (
+    address     TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,                      -- the mailstore that held the mail (mailbox.host before)
+    target      TEXT NOT NULL,                      -- the mailstore the inventory names (store:)
+    planned_at  TEXT NOT NULL,
+    switched_at TEXT                                -- when mailbox.host became the target; NULL while copying
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_move AFTER DELETE ON mailbox BEGIN
+    DELETE FROM mailbox_move WHERE address = old.address;
+END;
+"""
+
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
 # Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
@@ -195,6 +211,8 @@ def _migrate(connection) -> None:
     connection.executescript(postgres_schema(ALIASES_SCHEMA) if is_postgres_connection(connection) else ALIASES_SCHEMA)
     if not welcomed_before:
         connection.execute("INSERT INTO welcome_mail (address, sent_at) SELECT address, ? FROM mailbox", (utc_now(),))
+    # Issue 15, 7 -> 8: the mailboxes moving to another mailstore.
+    connection.executescript(postgres_schema(MOVES_SCHEMA) if is_postgres_connection(connection) else MOVES_SCHEMA)
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
@@ -463,6 +481,42 @@ def read_delegations(connection) -> set[tuple[str, str]]:
     return {(row["mailbox"], row["delegate"]) for row in connection.execute("SELECT mailbox, delegate FROM delegation")}
 
 
+def read_moves(connection) -> dict[str, dict]:
+    """The mailbox moves under way (issue 15), keyed by address; none when the table is not there yet (check mode)."""
+    if not table_columns(connection, "mailbox_move"):
+        return {}
+    rows = connection.execute("SELECT address, source, target, switched_at FROM mailbox_move ORDER BY address")
+    return {row["address"]: dict(row) for row in rows}
+
+
+def switch_moves(connection, addresses: list[str], now: str) -> list[str]:
+    """Route these moving mailboxes to their target store, once their mail was copied there (issue 15); returns the
+    addresses switched now. The proxy reads ``mailbox.host`` at each login and delivery, so it takes effect at once."""
+    moves = read_moves(connection)
+    switching = [address for address in addresses if address in moves and moves[address]["switched_at"] is None]
+    with transaction(connection):
+        connection.executemany(
+            "UPDATE mailbox SET host = ?, updated_at = ? WHERE address = ?",
+            [(moves[address]["target"], now, address) for address in switching])
+        connection.executemany("UPDATE mailbox_move SET switched_at = ? WHERE address = ?",
+                               [(now, address) for address in switching])
+        record_events(connection, [(now, address, "move_switched", None,
+                                    f"host: {moves[address]['source']} -> {moves[address]['target']}")
+                                   for address in switching])
+    return switching
+
+
+def finish_moves(connection, addresses: list[str], now: str) -> list[str]:
+    """Forget these moves: switched, finally synced, their mail removed from the source (issue 15); returns them."""
+    moves = read_moves(connection)
+    finished = [address for address in addresses if address in moves and moves[address]["switched_at"] is not None]
+    with transaction(connection):
+        connection.executemany("DELETE FROM mailbox_move WHERE address = ?", [(address,) for address in finished])
+        record_events(connection, [(now, address, "move_finished", None, f"mail removed from {moves[address]['source']}")
+                                   for address in finished])
+    return finished
+
+
 def read_mailbox(connection, address: str) -> dict | None:
     """One mailbox row, or None."""
     row = connection.execute("SELECT * FROM mailbox WHERE address = ?", (address,)).fetchone()
@@ -704,10 +758,17 @@ def apply_plan(connection, plan, password_hashes: dict[str, str], now: str,
         # Issue 17: after the inserts and deletions above, so every pair joins two rows that exist.
         connection.executemany("DELETE FROM delegation WHERE mailbox = ? AND delegate = ?", plan.undelegated)
         connection.executemany("INSERT INTO delegation (mailbox, delegate) VALUES (?, ?)", plan.delegated)
+        # Issue 15: a move is recorded; its mail is copied by the mover (sonla.mail.mailbox_move) before the host switches.
+        connection.executemany(
+            "INSERT INTO mailbox_move (address, source, target, planned_at) VALUES (?, ?, ?, ?)",
+            [(move["address"], move["source"], move["target"], now) for move in plan.moved])
         # R11.2: a reissue hands over the account again under the request it is held under (its entry's, as the
-        # lifecycle's events); a delegation is a change of the organization's entry.
-        record_events(connection, [(now, address, "reissued", held_request(connection, address), handoff)
-                                   for address in reissue]
+        # lifecycle's events); a delegation is a change of the organization's entry. A move is the operators'
+        # decision (store is not a requested field), made under no request.
+        record_events(connection, [(now, move["address"], "move_planned", None,
+                                    f"host: {move['source']} -> {move['target']}") for move in plan.moved]
+                      + [(now, address, "reissued", held_request(connection, address), handoff)
+                         for address in reissue]
                       + [(now, mailbox, "delegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")
                          for mailbox, delegate in plan.delegated]
                       + [(now, mailbox, "undelegated", plan.delegation_requests.get(mailbox), f"delegate={delegate}")

@@ -82,7 +82,8 @@ options:
       store:
         description:
           - The mailstore that holds a new mailbox, one of O(stores). Without it the least-filled store is chosen.
-          - A mailbox stays on its store; asking for another one is refused (RV(refused)), since a converge does not move mail.
+          - For an existing mailbox, another store than its own records a move there (RV(moved)); M(sonla.mail.mailbox_move)
+            copies the mail and then switches the mailbox (issue 15). While a move is under way, another store is refused.
         type: str
       restore:
         description:
@@ -309,6 +310,13 @@ undelegated:
   type: list
   elements: list
   sample: []
+moved:
+  description:
+    - Moves to another mailstore recorded by this run (issue 15), for M(sonla.mail.mailbox_move) to carry out.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: binhtt.skhcn@sonla.gov.vn, source: store1, target: store2}]
 reissued:
   description: Addresses that got a new one-time password.
   returned: always
@@ -473,7 +481,7 @@ def main():
     database = params["database"]
     postgres = _userdb.is_postgres(database)
     connection = None
-    current, revoked, restores_done, delegations = {}, {}, set(), set()
+    current, revoked, restores_done, delegations, moves = {}, {}, set(), set(), {}
     if postgres or not (module.check_mode and not os.path.exists(database)):
         try:
             connection = open_database(module, database, postgres)
@@ -484,11 +492,12 @@ def main():
         revoked = read_revoked(connection)  # R7.2: never created again
         restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
         delegations = _userdb.read_delegations(connection)  # issue 17: agency mailboxes by delegation
+        moves = _userdb.read_moves(connection)  # issue 15: moves to another mailstore under way
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
                           restores_done=restores_done, stores=params["stores"], delegations=delegations,
-                          exclusive_request=params["exclusive_request"])
+                          exclusive_request=params["exclusive_request"], moves=moves)
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)
@@ -507,6 +516,7 @@ def main():
         "reissued": reissue,
         "delegated": plan.delegated,
         "undelegated": plan.undelegated,
+        "moved": plan.moved,
         "summary": {**plan.summary(), "reissued": len(reissue)},
         **handoff_status(connection, params["_handoffs_pending"], params["_handoffs_delivered"]),
     }

@@ -142,7 +142,7 @@ def test_problems_name_file_line_and_rule_whichever_parser_reads_first(inventory
         f"{path}:5: unknown-organization: person 'x-1': organization 'nowhere' is not in organizations.yml",
         f"{path}:7: R5.2: person 'x-2': 'name' is required",
         (f"{path}:14: schema: person 'x-3': unknown key 'quota' (allowed: id, leave_until, migrate_from, name, organization, "
-         "quota_mb, reason, request, restore, state)"),
+         "quota_mb, reason, request, restore, state, store)"),
         f"{path}:15: R8.2: person 'x-4': 'reason' is required",
     ]
 
@@ -280,6 +280,33 @@ def test_a_bad_restore_request_is_refused(inventory_folder, restore, message):
     (problem,) = problems_of(inventory_folder)
     assert ": R8.3a: " in problem or ": schema: " in problem
     assert "person 'skhcn-0001' restore" in problem and message in problem
+
+
+@pytest.mark.parametrize(("store", "problem"), [
+    ("store2.sonla.internal", None), ("'store 2'", "must match"), ("[store2]", "must be text")])
+def test_a_person_may_name_their_mailstore(inventory_folder, store, problem):
+    """Issue 15: store: names the mailstore (an inventory host); the converge places or moves the mailbox there."""
+    inventory_folder.write("people/skhcn.yml", f"""\
+        ---
+        people:
+          - id: skhcn-0001
+            name: Nguyễn Văn An
+            organization: skhcn
+            request: "1/QĐ-SKHCN"
+            store: {store}
+          - id: skhcn-0002
+            name: Lò Văn Hặc
+            organization: skhcn
+            request: "1/QĐ-SKHCN"
+        """)
+    if problem:
+        (found,) = problems_of(inventory_folder)
+        assert "person 'skhcn-0001'" in found and "'store'" in found and problem in found
+        return
+    _, resolution = resolved(inventory_folder)
+    by_address = {mailbox["address"]: mailbox for mailbox in resolution.mailboxes}
+    assert by_address["annv.skhcn@sonla.gov.vn"]["store"] == "store2.sonla.internal"
+    assert "store" not in by_address["haclv.skhcn@sonla.gov.vn"]  # only when named
 
 
 def test_lifecycle_policy_keys_have_the_regulation_defaults(inventory_folder):

@@ -160,10 +160,10 @@ def test_r7_3_the_default_removal_cap_is_ten(current):
 def test_the_summary_counts_every_list_by_name():
     plan = Plan(added=[{}], updated=[{}, {}], suspended=[{}] * 3, restored=[{}] * 4, removed=["a"] * 5,
                 unchanged=["b"] * 6, held=[{}] * 7, unmanaged=["c"] * 8, refused=[{}] * 9,
-                delegated=[["o", "p"]] * 10, undelegated=[["o", "q"]] * 11)
+                delegated=[["o", "p"]] * 10, undelegated=[["o", "q"]] * 11, moved=[{}] * 12)
     assert plan.summary() == {"added": 1, "updated": 2, "suspended": 3, "restored": 4, "removed": 5,
                               "unchanged": 6, "held": 7, "unmanaged": 8, "refused": 9,
-                              "delegated": 10, "undelegated": 11}
+                              "delegated": 10, "undelegated": 11, "moved": 12}
 
 
 # --- existing mailboxes: suspensions, holds and the diff -----------------------------------------

@@ -1,4 +1,5 @@
-"""Issue 15: the planner gives each new mailbox a mailstore, balanced by quota, and never moves one."""
+"""Issue 15: the planner gives each new mailbox a mailstore, balanced by quota, never reshuffles one, and records a
+move only when the inventory names another store."""
 
 import pytest
 
@@ -20,7 +21,8 @@ def rows(**hosts):
 
 
 def converge(connection, entries, stores=STORES):
-    plan = build_plan(desired(*entries), _userdb.read_mailboxes(connection), stores=stores)
+    plan = build_plan(desired(*entries), _userdb.read_mailboxes(connection), stores=stores,
+                      moves=_userdb.read_moves(connection))
     _userdb.apply_plan(connection, plan, {m["address"]: "{SSHA512}x" for m in plan.added}, "2027-01-05 08:00:00")
     return plan
 
@@ -61,12 +63,62 @@ def test_the_placement_is_stored_and_pinned(tmp_path):
                         stores=("store1", "store2", "store3")).changed
 
 
-def test_a_move_is_refused_and_changes_nothing(tmp_path):
+def test_another_store_records_a_move_and_the_host_stays_until_the_mail_is_copied(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {}), ("b", 1024, {})])
+    plan = converge(connection, [("a", 1024, {"store": "store2", "request": "12/QĐ"}), ("b", 1024, {})])
+    assert plan.changed and plan.summary()["moved"] == 1 and plan.unchanged == ["b@sonla.gov.vn"]
+    assert plan.moved == [{"address": "a@sonla.gov.vn", "source": "store1", "target": "store2"}]
+    assert _userdb.read_mailbox(connection, "a@sonla.gov.vn")["host"] == "store1"  # the proxy still routes to the mail
+    assert _userdb.read_moves(connection) == {"a@sonla.gov.vn": {
+        "address": "a@sonla.gov.vn", "source": "store1", "target": "store2", "switched_at": None}}
+    events = connection.execute("SELECT action, request_ref, detail FROM mailbox_event WHERE action LIKE 'move%'")
+    # The operators' decision: not recorded under the request that made the mailbox (R11.2).
+    assert [tuple(row) for row in events] == [("move_planned", None, "host: store1 -> store2")]
+    # The same inventory again records nothing more: the move is under way.
+    assert not converge(connection, [("a", 1024, {"store": "store2", "request": "12/QĐ"}), ("b", 1024, {})]).changed
+
+
+def test_a_move_switches_then_finishes_and_a_converge_then_changes_nothing(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {}), ("b", 1024, {})])
+    converge(connection, [("a", 1024, {"store": "store2"}), ("b", 1024, {})])
+    assert _userdb.finish_moves(connection, ["a@sonla.gov.vn"], "2027-01-06 08:00:00") == []  # not switched: kept
+    assert _userdb.switch_moves(connection, ["a@sonla.gov.vn"], "2027-01-06 08:00:00") == ["a@sonla.gov.vn"]
+    assert _userdb.switch_moves(connection, ["a@sonla.gov.vn"], "2027-01-06 08:01:00") == []  # once
+    assert _userdb.read_mailbox(connection, "a@sonla.gov.vn")["host"] == "store2"
+    assert _userdb.read_moves(connection)["a@sonla.gov.vn"]["switched_at"] == "2027-01-06 08:00:00"
+    assert not converge(connection, [("a", 1024, {"store": "store2"}), ("b", 1024, {})]).changed
+    assert _userdb.finish_moves(connection, ["a@sonla.gov.vn"], "2027-01-06 08:02:00") == ["a@sonla.gov.vn"]
+    assert _userdb.read_moves(connection) == {}
+    assert not converge(connection, [("a", 1024, {"store": "store2"}), ("b", 1024, {})]).changed
+    actions = [row[0] for row in connection.execute("SELECT action FROM mailbox_event WHERE action LIKE 'move%' ORDER BY id")]
+    assert actions == ["move_planned", "move_switched", "move_finished"]
+
+
+@pytest.mark.parametrize("store", ["store3", "store1"])
+def test_another_store_while_a_move_is_under_way_is_refused(tmp_path, store):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {})], stores=("store1", "store2", "store3"))
+    converge(connection, [("a", 1024, {"store": "store2"})], stores=("store1", "store2", "store3"))
+    plan = converge(connection, [("a", 1024, {"store": store})], stores=("store1", "store2", "store3"))
+    assert not plan.changed and "moving from store1 to store2 is under way" in plan.refused[0]["reason"]
+    assert _userdb.read_moves(connection)["a@sonla.gov.vn"]["target"] == "store2"
+
+
+def test_a_moving_mailbox_counts_on_its_new_store(tmp_path):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 4096, {}), ("b", 1024, {})])  # a on store1, b on store2
+    plan = converge(connection, [("a", 4096, {"store": "store2"}), ("b", 1024, {}), ("c", 1024, {})])
+    assert plan.placement == {"c@sonla.gov.vn": "store1"}  # store2 will hold 5120 MB, store1 none
+
+
+def test_a_removed_mailbox_forgets_its_move(tmp_path):
     connection = _userdb.connect(str(tmp_path / "users.sqlite"))
     converge(connection, [("a", 1024, {})])
-    plan = converge(connection, [("a", 1024, {"store": "store2"})])
-    assert not plan.changed and "moving a mailbox from store1 to store2 is not supported" in plan.refused[0]["reason"]
-    assert _userdb.read_mailbox(connection, "a@sonla.gov.vn")["host"] == "store1"
+    converge(connection, [("a", 1024, {"store": "store2"})])
+    converge(connection, [("a", 1024, {"state": "absent"})])
+    assert _userdb.read_moves(connection) == {}
 
 
 def test_mailboxes_of_the_single_host_are_pinned_to_the_first_store(tmp_path):
@@ -81,13 +133,19 @@ def test_mailboxes_of_the_single_host_are_pinned_to_the_first_store(tmp_path):
     assert [row[0] for row in events] == ["host: None -> old"] * 2
 
 
-@pytest.mark.parametrize(("current", "entries", "message"), [
-    (rows(a=("store9", 1024)), [("a", 1024, {})], "mailbox a@sonla.gov.vn is on mailstore 'store9', which is not among"),
-    ({}, [("a", 1024, {"store": "store9"})], "mailbox a@sonla.gov.vn: store 'store9' is not among the mailstores"),
+MOVING_TO_STORE9 = {"a@sonla.gov.vn": {"source": "store1", "target": "store9", "switched_at": None}}
+
+
+@pytest.mark.parametrize(("current", "entries", "moves", "message"), [
+    (rows(a=("store9", 1024)), [("a", 1024, {})], {},
+     "mailbox a@sonla.gov.vn is on mailstore 'store9', which is not among"),
+    (rows(a=("store1", 1024)), [("a", 1024, {})], MOVING_TO_STORE9,
+     "mailbox a@sonla.gov.vn is moving to mailstore 'store9', which is not among"),
+    ({}, [("a", 1024, {"store": "store9"})], {}, "mailbox a@sonla.gov.vn: store 'store9' is not among the mailstores"),
 ])
-def test_an_unknown_store_fails_before_anything_is_written(current, entries, message):
+def test_an_unknown_store_fails_before_anything_is_written(current, entries, moves, message):
     for row in current.values():
         row.update(kind="person", owner_id="a", display_name="Lò Văn Hặc", organization="skhcn", request_ref=None,
                    state="active", suspended_by=None, suspended_reason=None, suspended_at=None)
     with pytest.raises(PlanError, match=message):
-        build_plan(desired(*entries), current, stores=STORES)
+        build_plan(desired(*entries), current, stores=STORES, moves=moves)

@@ -6,15 +6,24 @@ It carries the rules a user must follow (R3.3, R12.4, R12.5), where to get help 
 policy's ``support_contact``, else the operators' mailbox) and how to change the one-time password in the
 webmail (R6.1a). It goes through the local Postfix like every notice, so it is DKIM-signed on the way out
 of the filter. Each sent mail is recorded in the user database's ``welcome_mail`` table: never twice.
+
+A converge sends a bounded number (issue 19: 50,000 new mailboxes would hold it for an hour and a half, at about
+0.1 s per mail through the filter); the server's welcome job (``sonla-mail-welcome``, every few minutes) sends the
+rest. Both take the same lock, so the same mail is never sent by both.
 """
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ansible_collections.sonla.mail.plugins.module_utils._notices import _message
+from ansible_collections.sonla.mail.plugins.module_utils._notices import SMTP_HOST, SMTP_PORT, _message, send_each
 from ansible_collections.sonla.mail.plugins.module_utils._userdb import table_columns
+
+BATCH = 100  # mails per SMTP session, recorded once Postfix took them: a stopped run resends none it recorded
 
 SUBJECT = "Chào mừng đến với hệ thống thư điện tử tỉnh Sơn La / Welcome to the Sơn La mail system"
 
@@ -80,6 +89,48 @@ def render(mailboxes: list[dict], domain: str, webmail_url: str, support: str, s
     return [_message(sender, domain, mailbox["address"], mailbox["display_name"], SUBJECT,
                      body(mailbox["address"], mailbox["display_name"], webmail_url, support), moment)
             for mailbox in mailboxes]
+
+
+def settings(domain: str, support_contact: str = "", operators_mailbox: str = "", webmail_url: str | None = None,
+             sender: str | None = None, smtp_host: str = SMTP_HOST, smtp_port: int = SMTP_PORT) -> dict:
+    """The mails' fixed parts from the module's options (the welcome job reads the same options from a file)."""
+    return {"domain": domain, "support": support_contact or operators_mailbox or f"postmaster@{domain}",
+            "webmail_url": webmail_url or f"https://mail.{domain}", "sender": sender or f"postmaster@{domain}",
+            "smtp_host": smtp_host, "smtp_port": smtp_port}
+
+
+def send_pending(connection: sqlite3.Connection, options: dict, now: str, limit: int | None = None) -> dict:
+    """Send the welcome mails still owed, oldest mailbox first: at most ``limit``, or all.
+
+    Each batch is recorded as soon as Postfix took it. A batch Postfix took none of (it is down, or the filter
+    defers) ends the run: the rest waits for the next one. Returns the addresses welcomed, the errors, and how
+    many mailboxes are still owed their mail.
+    """
+    owed = pending(connection)
+    due = owed if limit is None else owed[:limit]
+    welcomed, errors = [], []
+    for start in range(0, len(due), BATCH):
+        messages = render(due[start:start + BATCH], options["domain"], options["webmail_url"], options["support"],
+                          options["sender"], now)
+        sent, failed = send_each(messages, options["smtp_host"], options["smtp_port"])
+        record_sent(connection, sent, now)
+        welcomed += sent
+        errors += failed
+        if not sent:
+            break
+    return {"welcomed": welcomed, "errors": errors, "pending": len(owed) - len(welcomed)}
+
+
+@contextmanager
+def exclusive(lock_file: str) -> Iterator[bool]:
+    """Whether this run holds the welcome lock; the converge and the welcome job never send at the same time."""
+    with open(lock_file, "a", encoding="utf-8") as stream:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def record_sent(connection: sqlite3.Connection, addresses: list[str], now: str) -> None:

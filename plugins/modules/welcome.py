@@ -16,6 +16,9 @@ description:
     password in the webmail (R6.1a).
   - Each mail Postfix takes is recorded in the database's C(welcome_mail) table, so it is never sent twice.
     Mailboxes that existed before this feature count as welcomed.
+  - A run sends at most O(max_mails) (oldest mailboxes first); the server's welcome job that the mailboxes role
+    installs (C(sonla-mail-welcome), every few minutes) sends the rest, so a converge that adds thousands of
+    mailboxes is not held up by their mails. The two take the same lock and never send the same mail.
   - Check mode returns the mails that would be sent.
 version_added: 0.3.0
 author: Sơn La IT center mail team (!UNKNOWN)
@@ -42,6 +45,12 @@ options:
     description: The operators' mailbox, named when O(support_contact) is empty.
     type: str
     default: ""
+  max_mails:
+    description:
+      - The most welcome mails this run sends. Each takes about 0.1 s through the filter.
+      - C(0) leaves them all to the welcome job.
+    type: int
+    default: 200
   now:
     description: The time of the mails, C(YYYY-MM-DD HH:MM:SS) UTC; defaults to the clock.
     type: str
@@ -62,8 +71,18 @@ welcomed:
   type: list
   elements: str
   sample: [annv.skhcn@sonla.gov.vn]
+pending:
+  description: Mailboxes still owed their welcome mail after this run, left to the welcome job.
+  returned: always
+  type: int
+  sample: 0
+sender_busy:
+  description: The welcome job was sending when this run started, so this run sent nothing.
+  returned: success
+  type: bool
+  sample: false
 notice_errors:
-  description: Welcome mails Postfix did not take; they are tried again at the next run.
+  description: Welcome mails Postfix did not take; they are tried again by the welcome job or at the next run.
   returned: always
   type: list
   elements: str
@@ -76,6 +95,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb, _welcome
 
+WELCOME_OPTIONS = ("domain", "support_contact", "operators_mailbox", "webmail_url", "sender", "smtp_host", "smtp_port")
+LOCK_NAME = "welcome.lock"  # next to the database; the welcome job (roles/mailboxes) takes the same
+
 
 def main():
     module = AnsibleModule(
@@ -84,31 +106,36 @@ def main():
             "domain": {"type": "str", "required": True},
             "support_contact": {"type": "str", "default": ""},
             "operators_mailbox": {"type": "str", "default": ""},
+            "max_mails": {"type": "int", "default": 200},
             "now": {"type": "str"},
             **_notices.SMTP_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
     params = module.params
-    domain = params["domain"]
+    if params["max_mails"] < 0:
+        module.fail_json(msg=f"max_mails must be 0 or more, not {params['max_mails']}")
     now = params["now"] or _userdb.utc_now()
     if module.check_mode and not os.path.exists(params["database"]):
-        module.exit_json(changed=False, welcomed=[], notice_errors=[])  # a new server: nothing to read yet
+        module.exit_json(changed=False, welcomed=[], pending=0, notice_errors=[])  # a new server: nothing to read yet
     try:
         connection = _userdb.connect(params["database"], upgrade=not module.check_mode)
-        mailboxes = _welcome.pending(connection)
+        if module.check_mode:
+            owed = [mailbox["address"] for mailbox in _welcome.pending(connection)]
+            due = owed[:params["max_mails"]]
+            module.exit_json(changed=bool(due), welcomed=due, pending=len(owed) - len(due), notice_errors=[])
+        options = _welcome.settings(**{name: params[name] for name in WELCOME_OPTIONS})
+        with _welcome.exclusive(os.path.join(os.path.dirname(params["database"]), LOCK_NAME)) as held:
+            if not held:  # the welcome job is sending: it sends what this run would have
+                module.exit_json(changed=False, welcomed=[], pending=len(_welcome.pending(connection)),
+                                 notice_errors=[], sender_busy=True)
+            result = _welcome.send_pending(connection, options, now, params["max_mails"])
     except _userdb.DatabaseError as error:
         module.fail_json(msg=f"{params['database']}: {error}")
-    support = params["support_contact"] or params["operators_mailbox"] or f"postmaster@{domain}"
-    messages = _welcome.render(mailboxes, domain, params["webmail_url"] or f"https://mail.{domain}", support,
-                               params["sender"] or f"postmaster@{domain}", now)
-    if module.check_mode or not messages:
-        module.exit_json(changed=bool(messages), welcomed=[m["address"] for m in mailboxes], notice_errors=[])
-    sent, errors = _notices.send_each(messages, params["smtp_host"], params["smtp_port"])
-    _welcome.record_sent(connection, sent, now)
-    for error in errors:
-        module.warn(f"welcome mail not sent, tried again at the next run: {error}")
-    module.exit_json(changed=bool(sent), welcomed=sent, notice_errors=errors)
+    for error in result["errors"]:
+        module.warn(f"welcome mail not sent, tried again by the welcome job or the next run: {error}")
+    module.exit_json(changed=bool(result["welcomed"]), welcomed=result["welcomed"], pending=result["pending"],
+                     notice_errors=result["errors"], sender_busy=False)
 
 
 if __name__ == "__main__":

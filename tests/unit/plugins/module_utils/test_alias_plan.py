@@ -136,6 +136,63 @@ def test_welcome_goes_once_to_new_mailboxes_only(tmp_path):
     assert _welcome.pending(connection) == []
 
 
+def welcomed_by(monkeypatch, refuse=()):
+    """Stands in for Postfix: records each SMTP session's recipients, and refuses those in ``refuse``."""
+    sessions = []
+
+    def send_each(messages, host, port):
+        recipients = [message["To"].addresses[0].addr_spec for message in messages]
+        sessions.append(recipients)
+        return ([r for r in recipients if r not in refuse],
+                [f"{r}: 451 try later" for r in recipients if r in refuse])
+    monkeypatch.setattr(_welcome, "send_each", send_each)
+    return sessions
+
+
+def test_a_run_sends_at_most_its_share_oldest_first_and_records_each_batch(tmp_path, monkeypatch):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    names = [f"u{number:03}.skhcn" for number in range(250)]
+    for name in names:
+        add_mailbox(connection, name)
+    sessions = welcomed_by(monkeypatch)
+    options = _welcome.settings("sonla.gov.vn")
+    result = _welcome.send_pending(connection, options, NOW, limit=120)
+    assert result == {"welcomed": [n + D for n in names[:120]], "errors": [], "pending": 130}
+    assert [len(session) for session in sessions] == [_welcome.BATCH, 120 - _welcome.BATCH]
+    result = _welcome.send_pending(connection, options, NOW)  # the welcome job: all that is left
+    assert result["welcomed"] == [n + D for n in names[120:]] and result["pending"] == 0
+    assert _welcome.pending(connection) == []
+
+
+def test_a_batch_postfix_refuses_whole_ends_the_run_and_stays_owed(tmp_path, monkeypatch):
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    names = [f"u{number:03}.skhcn" for number in range(_welcome.BATCH + 5)]
+    for name in names:
+        add_mailbox(connection, name)
+    refused = {n + D for n in names[:_welcome.BATCH]}
+    sessions = welcomed_by(monkeypatch, refuse=refused)
+    result = _welcome.send_pending(connection, _welcome.settings("sonla.gov.vn"), NOW)
+    assert len(sessions) == 1  # not one more session against a Postfix that takes nothing
+    assert result["welcomed"] == [] and len(result["errors"]) == _welcome.BATCH
+    assert result["pending"] == len(names)
+
+
+def test_the_converge_and_the_welcome_job_never_send_at_once(tmp_path):
+    lock = str(tmp_path / "welcome.lock")
+    with _welcome.exclusive(lock) as first:
+        with _welcome.exclusive(lock) as second:
+            assert (first, second) == (True, False)
+    with _welcome.exclusive(lock) as again:
+        assert again
+
+
+def test_the_welcome_settings_fall_back_to_the_operators_then_postmaster():
+    assert _welcome.settings("sonla.gov.vn", operators_mailbox="cntt@sonla.gov.vn")["support"] == "cntt@sonla.gov.vn"
+    options = _welcome.settings("sonla.gov.vn")
+    assert (options["support"], options["sender"], options["webmail_url"]) == (
+        "postmaster@sonla.gov.vn", "postmaster@sonla.gov.vn", "https://mail.sonla.gov.vn")
+
+
 def test_the_welcome_mail_carries_the_rules_the_help_and_the_password_change():
     [message] = _welcome.render([{"address": "annv.skhcn" + D, "display_name": "Nguyễn Văn An"}], "sonla.gov.vn",
                                 "https://mail.sonla.gov.vn", "Trung tâm CNTT, 0212 000", "postmaster@sonla.gov.vn", NOW)

@@ -84,11 +84,8 @@ def test_the_welcome_mail_arrived_once_signed_with_the_rules(host, server_ip):
 def test_the_welcome_job_sends_what_a_converge_left_once(host):
     """A converge sends at most mailboxes_welcome_max_mails; cron's welcome job sends the rest (issue 19). Two
     mailboxes made owed again get their mail from the job, recorded so that the next run sends nothing."""
-    counted_elsewhere = [*PEOPLE, f"skhcn@{DOMAIN}"]
-    owed = [row["address"] for row in sql(
-        host, f"SELECT address FROM welcome_mail WHERE address NOT IN ({', '.join('?' * len(counted_elsewhere))})"
-        " ORDER BY address LIMIT 2", *counted_elsewhere)]
-    assert len(owed) == 2
+    owed = [f"skhcn@{DOMAIN}", PEOPLE[-1]]  # PEOPLE's single welcome was counted above, before this test
+    assert set(owed) <= {row["address"] for row in sql(host, "SELECT address FROM welcome_mail")}
     before = {address: copies(host, address, "header", "Subject", "Welcome to the") for address in owed}
     sql(host, "DELETE FROM welcome_mail WHERE address IN (?, ?)", *owed)
     assert host.file("/etc/cron.d/sonla-mail-welcome").contains(r"^\*/5 \* \* \* \* root /usr/local/sbin/sonla-mail-welcome")

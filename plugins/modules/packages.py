@@ -14,6 +14,8 @@ description:
     missing (issue 19). The apt module loads the package cache on every run, which makes it one of the slowest
     tasks of a converge that changes nothing.
   - A package that is installed is never upgraded or removed, as with O(ansible.builtin.apt#module:state=present).
+  - Returns the installed upstream versions of O(name) and O(report), which the roles read instead of asking each
+    program for its version in a task of their own (issue 19).
 version_added: 0.9.0
 author: Sơn La IT center mail team (!UNKNOWN)
 extends_documentation_fragment:
@@ -36,6 +38,11 @@ options:
   install_recommends:
     description: Install the packages' recommended packages too. Unset, apt's own setting decides.
     type: bool
+  report:
+    description: Other packages whose installed versions to return in RV(versions), without installing them.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -53,9 +60,19 @@ missing:
   returned: always
   type: list
   elements: str
+versions:
+  description:
+    - The upstream versions of the packages of O(name) and O(report) that are installed, by package name (the
+      Debian epoch, revision and repackaging marks left out, as in V(2.4.1) for V(1:2.4.1+dfsg1-6)).
+    - In check mode, a package the task would install is not in it.
+  returned: always
+  type: dict
+  sample: {"dovecot-core": "2.4.1", "nginx": "1.26.3"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sonla.mail.plugins.module_utils._packages import DPKG_FORMAT, installed_versions
 
 
 def main():
@@ -65,14 +82,18 @@ def main():
             update_cache=dict(type="bool", default=False),
             cache_valid_time=dict(type="int", default=0),
             install_recommends=dict(type="bool"),
+            report=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
-    names = module.params["name"]
+    names, asked = module.params["name"], module.params["name"] + module.params["report"]
+    if not asked:  # dpkg-query without names lists every package
+        module.exit_json(changed=False, missing=[], versions={})
     # One line per package dpkg knows; an unknown package is reported on stderr (rc 1) and has no line.
-    _, out, _ = module.run_command(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Status}\n", *names])
-    installed = {line.split("\t")[0] for line in out.splitlines() if line.endswith("\tinstalled")}
-    module.exit_json(changed=False, missing=[name for name in names if name.split(":")[0] not in installed])
+    _, out, _ = module.run_command(["dpkg-query", "-W", f"-f={DPKG_FORMAT}", *asked])
+    versions = installed_versions(out, asked)
+    module.exit_json(changed=False, missing=[name for name in names if name.split(":")[0] not in versions],
+                     versions=versions)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ def converge(connection, desired, revoked=()):
 
 def postfix_lookup(connection, address):
     """What Postfix gets for ``address``: the role's one query, with %s replaced, rows joined by commas."""
-    maps = yaml.safe_load(ROLE_VARS.read_text(encoding="utf-8"))["__postfix_sqlite_maps"]
-    query = next(item["query"] for item in maps if item["name"] == "aliases")
+    maps = yaml.safe_load(ROLE_VARS.read_text(encoding="utf-8"))["__postfix_userdb_maps"]
+    query = next(item["vars"]["__postfix_userdb_query"] for item in maps if item["dest"].endswith("-aliases.cf"))
     return ",".join(row[0] for row in connection.execute(query.replace("%s", address)))
 
 

@@ -116,7 +116,8 @@ def test_dovecot_and_postfix_see_only_active_delegates(tmp_path):
     connection = _userdb.connect(str(tmp_path / "users.sqlite"))
     converge(connection, [mailbox(ORG, "organization", delegates=[AN]), mailbox(AN), mailbox(HAC)])
     with open("roles/postfix/vars/main.yml", encoding="utf-8") as stream:
-        maps = {item["name"]: item["query"] for item in yaml.safe_load(stream)["__postfix_sqlite_maps"]}
+        maps = {item["dest"].rsplit("}}-", 1)[1].removesuffix(".cf"): item["vars"]["__postfix_userdb_query"]
+                for item in yaml.safe_load(stream)["__postfix_userdb_maps"]}
     groups_sql = yaml.safe_load(open("roles/dovecot/vars/main.yml", encoding="utf-8"))["__dovecot_acl_groups_sql"]
     groups_sql = groups_sql.replace("{{ __dovecot_delegates_group_prefix | sonla.mail.sql_string }}", "'g-'")
 

@@ -4,6 +4,7 @@ check mode plans, diff mode shows, a hand edit is found and undone, a failed che
 import grp
 import os
 import pwd
+import subprocess
 
 from module_runner import run
 
@@ -110,3 +111,13 @@ def test_packages_reports_what_dpkg_lacks():
     # dpkg-query is on every Debian machine; a name no archive has is never installed.
     ok, result = run(packages, {"name": ["dpkg", "sonla-no-such-package"]})
     assert ok and not result["changed"] and result["missing"] == ["sonla-no-such-package"]
+
+
+def test_packages_returns_the_installed_versions_of_its_names_and_reported_ones():
+    # The roles read Dovecot's, Postfix's and nginx's versions here instead of a command task each (issue 19).
+    ok, result = run(packages, {"name": ["dpkg"], "report": ["coreutils", "sonla-no-such-package"]})
+    assert ok and result["missing"] == [] and sorted(result["versions"]) == ["coreutils", "dpkg"]
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
+    assert dpkg.startswith(result["versions"]["dpkg"]) and result["versions"]["dpkg"][0].isdigit()
+    ok, nothing = run(packages, {"name": []})  # dpkg-query without names would list every package
+    assert ok and nothing["versions"] == {} and nothing["missing"] == []

@@ -55,7 +55,8 @@ for part in ("defaults", "vars"):
 out = []
 for template, is_24, url in jobs:
     variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed",
-                     __dovecot_version={"stdout": "2.4.1" if is_24 else "2.3.19"})  # as the role registers it
+                     # as the role's package task registers it (sonla.mail.packages, issue 19)
+                     __dovecot_installed={"versions": {"dovecot-core": "2.4.1" if is_24 else "2.3.19"}})
     with open(os.path.join(role, "templates", template), encoding="utf-8") as stream:
         out.append(Templar(loader=loader, variables=variables).template(trust_as_template(stream.read())))
 print(json.dumps(out))

@@ -401,6 +401,18 @@ def connect_postgres(uri: str, upgrade: bool = True) -> PostgresConnection:
     return connection
 
 
+@contextmanager
+def postgres_lock(uri: str, key: int):
+    """Hold PostgreSQL's session advisory lock ``key`` on a connection of its own: one holder at a time among every
+    host that reaches the database (issue 15), released when the block ends or the process dies."""
+    connection = connect_postgres(uri, upgrade=False)
+    try:
+        connection.execute("SELECT pg_advisory_lock(?)", (key,))
+        yield
+    finally:
+        connection.close()  # ends the session, and with it the lock
+
+
 def grant_tiers(connection: PostgresConnection) -> list[str]:
     """Give each existing tier group role its rights, after taking every right away; returns the tiers granted."""
     existing = {row[0] for row in connection.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'sonla\\_mail\\_%'")}

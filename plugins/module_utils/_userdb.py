@@ -268,8 +268,9 @@ TIER_GRANTS = {
          " ON mailbox"),
         "GRANT SELECT ON delegation",
     ),
+    # A mailstore's delegation script also reads which of its mailboxes are organizations' (kind, issue 17).
     "mailstore": (
-        ("GRANT SELECT (address, local_part, domain, quota_mb, over_quota, state, password, must_change,"
+        ("GRANT SELECT (address, local_part, domain, kind, quota_mb, over_quota, state, password, must_change,"
          " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
         "GRANT SELECT ON delegation",

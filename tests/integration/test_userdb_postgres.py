@@ -227,7 +227,8 @@ def test_one_lifecycle_run_at_a_time_across_hosts(postgres_uri):
 
 def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_server, postgres_uri):
     """Issue 15, R8.2a, R9.2a: the stores' hooks write last_login_at and over_quota with the mailstore's role, which
-    may change nothing else and never reads the password history or the events."""
+    may change nothing else and never reads the password history or the events; its delegation script reads which of
+    its mailboxes are organizations' and their delegates (issue 17)."""
     database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
     for tier in _userdb.TIER_GRANTS:
         postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
@@ -240,6 +241,10 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
         store.execute("UPDATE mailbox SET last_login_at = datetime('now') WHERE address = %s AND (last_login_at IS NULL"
                       " OR last_login_at < datetime('now', '-1 hour'))", ("an@sonla.gov.vn",))
         store.execute("UPDATE mailbox SET over_quota = %s WHERE address = %s", (1, "an@sonla.gov.vn"))
+        # roles/dovecot/templates/delegation-acl.sh.j2
+        assert store.execute("SELECT address FROM mailbox WHERE kind = 'organization' AND host IS NULL").fetchall() == []
+        assert store.execute("SELECT delegate, 'shared/' || mailbox FROM delegation WHERE delegate IN"
+                             " (SELECT address FROM mailbox WHERE host IS NULL)").fetchall() == []
         for forbidden in ("UPDATE mailbox SET state = 'active'", "UPDATE mailbox SET password = 'x'",
                           "SELECT * FROM password_history", "SELECT * FROM mailbox_event",
                           "INSERT INTO mailbox_event (at, address, action) VALUES ('x', 'y', 'z')"):

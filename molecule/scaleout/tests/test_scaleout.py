@@ -280,6 +280,28 @@ def test_a_mailbox_moved_by_the_inventory_keeps_every_message_and_its_login(
     wait_for(lambda: stored_on(stores[target], address, after_move), "delivery on store2 after the move")
 
 
+# roles/dovecot/defaults/main.yml, dovecot_delegation_rights, as "doveadm acl get" prints them: sorted.
+DELEGATION_RIGHTS = "create delete expunge insert lookup post read write write-deleted write-seen"
+
+
+def test_the_organizations_mailbox_gets_its_delegates_acl_entry_on_its_store(front, stores):
+    """Issue 17 on several hosts (issue 15): the store that holds the organization's mailbox gave its INBOX the ACL
+    entry of its delegates' group, reading the delegation from PostgreSQL as the mailstore's role, and the delegate's
+    userdb lookup gives them that group."""
+    organization, store = psql(front, "SELECT address, host FROM mailbox WHERE kind = 'organization'").stdout.split("|")
+    organization, store = organization.strip(), store.strip()
+    delegate = psql(front, f"SELECT delegate FROM delegation WHERE mailbox = '{organization}'").stdout.strip()
+    assert delegate, "the scenario's inventory names a delegate"
+    entries = stores[store].run(f"doveadm -f tab acl get -u {organization} INBOX")
+    assert entries.rc == 0, entries.stderr
+    assert f"group=sonla-delegates-{organization}\t\t{DELEGATION_RIGHTS}" in entries.stdout, entries.stdout
+    other = next(name for name in STORES if name != store)
+    assert stores[other].run(f"test -e /var/vmail/{DOMAIN}/{organization.split('@')[0]}").rc != 0
+    delegate_host = psql(front, f"SELECT host FROM mailbox WHERE address = '{delegate}'").stdout.strip()
+    groups = stores[delegate_host].run(f"doveadm user -f acl_groups {delegate}")
+    assert groups.stdout.strip() == f"sonla-delegates-{organization}", (groups.stdout, groups.stderr)
+
+
 def person_on(front, store: str) -> str:
     """A person's address the user database places on ``store`` (after the move above, maybe both people)."""
     address = psql(front, f"SELECT address FROM mailbox WHERE host = '{store}' AND kind = 'person'"

@@ -244,6 +244,7 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
         # roles/dovecot/templates/delegation-acl.sh.j2
         assert store.execute("SELECT address FROM mailbox WHERE kind = 'organization' AND host IS NULL").fetchall() == []
         assert store.execute("SELECT delegate, 'shared/' || mailbox FROM delegation WHERE delegate IN"
+                             " (SELECT address FROM mailbox WHERE host IS NULL) AND mailbox IN"
                              " (SELECT address FROM mailbox WHERE host IS NULL)").fetchall() == []
         for forbidden in ("UPDATE mailbox SET state = 'active'", "UPDATE mailbox SET password = 'x'",
                           "SELECT * FROM password_history", "SELECT * FROM mailbox_event",

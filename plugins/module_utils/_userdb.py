@@ -409,9 +409,13 @@ def postgres_lock(uri: str, key: int):
     connection = connect_postgres(uri, upgrade=False)
     try:
         connection.execute("SELECT pg_advisory_lock(?)", (key,))
-        yield
+        try:
+            yield
+        finally:
+            # Released at once: the server ends a closed session's locks only some time after the client has gone.
+            connection.execute("SELECT pg_advisory_unlock(?)", (key,))
     finally:
-        connection.close()  # ends the session, and with it the lock
+        connection.close()
 
 
 def grant_tiers(connection: PostgresConnection) -> list[str]:

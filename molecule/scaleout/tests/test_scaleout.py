@@ -310,8 +310,8 @@ def person_on(front, store: str) -> str:
     return address
 
 
-def test_a_login_on_store2_is_its_last_login_in_postgres_and_the_quota_flag_is_put_right(front, server_ip, placement,
-                                                                                          stores):
+def test_a_login_on_store2_is_its_last_login_in_postgres_and_the_quota_flag_is_put_right(
+        front, server_ip, placement, stores):
     """R8.2a, R9.2a on several hosts (issue 15): store2's post-login hook records a login through the proxy as
     last_login_at in the shared database, and its quota check puts a wrong over_quota flag right, both as the
     mailstore's database role; the hook counted no failure."""

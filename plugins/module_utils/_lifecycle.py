@@ -445,9 +445,18 @@ def apply_plan(connection, plan: LifecyclePlan) -> None:
         _userdb.record_events(connection, events)
 
 
+# PostgreSQL's advisory lock of the lifecycle runs (issue 15); the schema upgrade holds key 15.
+POSTGRES_LOCK_KEY = 82
+
+
 @contextmanager
 def run_lock(database: str):
-    """One lifecycle run at a time (the daily job and an operator's playbook)."""
+    """One lifecycle run at a time (the daily job and an operator's playbook): a lock file beside the SQLite file, or
+    on several hosts PostgreSQL's advisory lock, which every host reaching the database shares (issue 15)."""
+    if _userdb.is_postgres(database):
+        with _userdb.postgres_lock(database, POSTGRES_LOCK_KEY):
+            yield
+        return
     with open(database + ".lifecycle.lock", "a", encoding="utf-8") as stream:
         fcntl.flock(stream, fcntl.LOCK_EX)
         try:
@@ -486,7 +495,7 @@ def run(database: str, *, now: str | None = None, policy: Policy | None = None, 
     ``result["alerts"]`` lists what a monitor must raise (a cap hit, an unreadable inventory entry); the
     callers log each at error level and the Department's summary carries them. The rest of the run is done."""
     now = format_time(parse_time(now)) if now else _userdb.utc_now()
-    if check and not os.path.exists(database):
+    if check and not _userdb.is_postgres(database) and not os.path.exists(database):
         rows, history = {}, {}
     else:
         connection = _userdb.connect(database, upgrade=not check)

@@ -268,8 +268,9 @@ TIER_GRANTS = {
          " ON mailbox"),
         "GRANT SELECT ON delegation",
     ),
+    # A mailstore's delegation script also reads which of its mailboxes are organizations' (kind, issue 17).
     "mailstore": (
-        ("GRANT SELECT (address, local_part, domain, quota_mb, over_quota, state, password, must_change,"
+        ("GRANT SELECT (address, local_part, domain, kind, quota_mb, over_quota, state, password, must_change,"
          " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
         "GRANT SELECT ON delegation",
@@ -399,6 +400,22 @@ def connect_postgres(uri: str, upgrade: bool = True) -> PostgresConnection:
             _migrate(connection)
             grant_tiers(connection)
     return connection
+
+
+@contextmanager
+def postgres_lock(uri: str, key: int):
+    """Hold PostgreSQL's session advisory lock ``key`` on a connection of its own: one holder at a time among every
+    host that reaches the database (issue 15), released when the block ends or the process dies."""
+    connection = connect_postgres(uri, upgrade=False)
+    try:
+        connection.execute("SELECT pg_advisory_lock(?)", (key,))
+        try:
+            yield
+        finally:
+            # Released at once: the server ends a closed session's locks only some time after the client has gone.
+            connection.execute("SELECT pg_advisory_unlock(?)", (key,))
+    finally:
+        connection.close()
 
 
 def grant_tiers(connection: PostgresConnection) -> list[str]:

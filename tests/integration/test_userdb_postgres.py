@@ -8,7 +8,7 @@ import os
 import psycopg
 import pytest
 
-from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
@@ -185,3 +185,71 @@ def test_the_servers_sqlite_functions_give_the_same_answers(tmp_path, postgres_u
         answers = [connection.execute(query).fetchone()[0] for connection in (sqlite, postgres)]
         assert answers[0] == answers[1] or (answers[0] == 1 and answers[1] is True), (query, answers)
     assert postgres.execute("SELECT hex(randomblob(32)) <> hex(randomblob(32))").fetchone()[0] is True
+
+
+def test_the_lifecycle_plans_and_applies_the_same_on_both_engines(tmp_path, postgres_uri):
+    """Issue 15, R8.2a: the daily run of several hosts (the db host, against PostgreSQL) is the single host's: the
+    same plan, the same rows and events; its preview changes nothing and one run at a time holds the lock."""
+    databases = [str(tmp_path / "users.sqlite"), postgres_uri]
+    for database in databases:
+        connection = _userdb.connect(database)
+        converge(connection, desired("an", "binh"), now="2027-01-01 08:00:00")
+        connection.execute("UPDATE mailbox SET last_login_at = '2027-03-20 09:00:00', password_changed_at = ?"
+                           " WHERE address = 'binh@sonla.gov.vn'", ("2027-03-20 09:00:00",))
+        connection.execute("UPDATE mailbox SET password_changed_at = '2027-03-20 09:00:00'")
+    day_91 = "2027-04-02 02:30:00"  # an: created 91 days ago, never logged in (R8.2a)
+
+    previews = [_lifecycle.run(database, now=day_91, notify=False, check=True) for database in databases]
+    assert [[action["address"] for action in preview["suspended"]] for preview in previews] == [["an@sonla.gov.vn"]] * 2
+    assert _userdb.read_mailboxes(_userdb.connect(postgres_uri))["an@sonla.gov.vn"]["state"] == "active"
+
+    results = []
+    for database in databases:
+        with _lifecycle.run_lock(database):
+            results.append(_lifecycle.run(database, now=day_91, notify=False))
+    assert results[0]["summary"] == results[1]["summary"] and results[1]["changed"]
+    sqlite, postgres = (_userdb.connect(database) for database in databases)
+    assert _userdb.read_mailboxes(postgres) == _userdb.read_mailboxes(sqlite)
+    assert events(postgres) == events(sqlite)
+    assert not _lifecycle.run(postgres_uri, now=day_91, notify=False)["changed"]
+
+
+def test_one_lifecycle_run_at_a_time_across_hosts(postgres_uri):
+    """Issue 15: the lock is PostgreSQL's, so a run started from another host waits for the one under way."""
+    probe = psycopg.connect(postgres_uri, autocommit=True)
+    try:
+        with _lifecycle.run_lock(postgres_uri):
+            assert probe.execute("SELECT pg_try_advisory_lock(%s)", (_lifecycle.POSTGRES_LOCK_KEY,)).fetchone()[0] is False
+        assert probe.execute("SELECT pg_try_advisory_lock(%s)", (_lifecycle.POSTGRES_LOCK_KEY,)).fetchone()[0] is True
+    finally:
+        probe.close()
+
+
+def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_server, postgres_uri):
+    """Issue 15, R8.2a, R9.2a: the stores' hooks write last_login_at and over_quota with the mailstore's role, which
+    may change nothing else and never reads the password history or the events; its delegation script reads which of
+    its mailboxes are organizations' and their delegates (issue 17)."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    for tier in _userdb.TIER_GRANTS:
+        postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
+                              " THEN NULL; END $$")
+    postgres_server.admin("DROP ROLE IF EXISTS store1; CREATE ROLE store1 LOGIN IN ROLE sonla_mail_mailstore")
+    converge(_userdb.connect(postgres_uri), desired("an"))
+
+    with psycopg.connect(postgres_server.uri(database, user="store1"), autocommit=True) as store:
+        # The hooks' statements (roles/dovecot/templates/last-login.py.j2, quota-flag.py.j2).
+        store.execute("UPDATE mailbox SET last_login_at = datetime('now') WHERE address = %s AND (last_login_at IS NULL"
+                      " OR last_login_at < datetime('now', '-1 hour'))", ("an@sonla.gov.vn",))
+        store.execute("UPDATE mailbox SET over_quota = %s WHERE address = %s", (1, "an@sonla.gov.vn"))
+        # roles/dovecot/templates/delegation-acl.sh.j2
+        assert store.execute("SELECT address FROM mailbox WHERE kind = 'organization' AND host IS NULL").fetchall() == []
+        assert store.execute("SELECT delegate, 'shared/' || mailbox FROM delegation WHERE delegate IN"
+                             " (SELECT address FROM mailbox WHERE host IS NULL) AND mailbox IN"
+                             " (SELECT address FROM mailbox WHERE host IS NULL)").fetchall() == []
+        for forbidden in ("UPDATE mailbox SET state = 'active'", "UPDATE mailbox SET password = 'x'",
+                          "SELECT * FROM password_history", "SELECT * FROM mailbox_event",
+                          "INSERT INTO mailbox_event (at, address, action) VALUES ('x', 'y', 'z')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                store.execute(forbidden)
+    row = _userdb.read_mailboxes(_userdb.connect(postgres_uri))["an@sonla.gov.vn"]
+    assert row["over_quota"] == 1 and row["last_login_at"] >= "2026"

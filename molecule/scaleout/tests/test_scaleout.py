@@ -1,8 +1,9 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Several hosts (issue 15): mail reaches the store the planner pinned, IMAP goes through the proxy, a stopped
-store holds up only its own users, the MX's database role cannot read a password hash, and a mailbox moved to
-another store by the inventory keeps every message byte for byte.
+store holds up only its own users, the MX's database role cannot read a password hash, a mailbox moved to
+another store by the inventory keeps every message byte for byte, and the lifecycle works across the hosts: the
+stores record logins and the quota flag in the shared database, and the daily run happens once, on the db host.
 
 Clients run on the host against the front container (MX and proxy); testinfra looks inside the stores.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import imaplib
+import json
 import os
 import shutil
 import smtplib
@@ -276,3 +278,94 @@ def test_a_mailbox_moved_by_the_inventory_keeps_every_message_and_its_login(
     assert stores[source].run(f"test -e /var/vmail/{DOMAIN}/{address.split('@')[0]}").rc != 0  # removed after the sync
     after_move = send(server_ip, address)
     wait_for(lambda: stored_on(stores[target], address, after_move), "delivery on store2 after the move")
+
+
+# roles/dovecot/defaults/main.yml, dovecot_delegation_rights, as "doveadm acl get" prints them: sorted.
+DELEGATION_RIGHTS = "create delete expunge insert lookup post read write write-deleted write-seen"
+
+
+def test_the_organizations_mailbox_gets_its_delegates_acl_entry_on_its_store(front, stores):
+    """Issue 17 on several hosts (issue 15): the store that holds the organization's mailbox gave its INBOX the ACL
+    entry of its delegates' group, reading the delegation from PostgreSQL as the mailstore's role, and the delegate's
+    userdb lookup gives them that group."""
+    organization, store = psql(front, "SELECT address, host FROM mailbox WHERE kind = 'organization'").stdout.split("|")
+    organization, store = organization.strip(), store.strip()
+    delegate = psql(front, f"SELECT delegate FROM delegation WHERE mailbox = '{organization}'").stdout.strip()
+    assert delegate, "the scenario's inventory names a delegate"
+    entries = stores[store].run(f"doveadm -f tab acl get -u {organization} INBOX")
+    assert entries.rc == 0, entries.stderr
+    assert f"group=sonla-delegates-{organization}\t\t{DELEGATION_RIGHTS}" in entries.stdout, entries.stdout
+    other = next(name for name in STORES if name != store)
+    assert stores[other].run(f"test -e /var/vmail/{DOMAIN}/{organization.split('@')[0]}").rc != 0
+    delegate_host = psql(front, f"SELECT host FROM mailbox WHERE address = '{delegate}'").stdout.strip()
+    groups = stores[delegate_host].run(f"doveadm user -f acl_groups {delegate}")
+    assert groups.stdout.strip() == f"sonla-delegates-{organization}", (groups.stdout, groups.stderr)
+
+
+def person_on(front, store: str) -> str:
+    """A person's address the user database places on ``store`` (after the move above, maybe both people)."""
+    address = psql(front, f"SELECT address FROM mailbox WHERE host = '{store}' AND kind = 'person'"
+                          " ORDER BY address LIMIT 1").stdout.strip()
+    assert address, f"no person on {store}"
+    return address
+
+
+def test_a_login_on_store2_is_its_last_login_in_postgres_and_the_quota_flag_is_put_right(
+        front, server_ip, placement, stores):
+    """R8.2a, R9.2a on several hosts (issue 15): store2's post-login hook records a login through the proxy as
+    last_login_at in the shared database, and its quota check puts a wrong over_quota flag right, both as the
+    mailstore's database role; the hook counted no failure."""
+    address = person_on(front, "sonla-scale-store2")
+    stale = psql(front, f"UPDATE mailbox SET last_login_at = '2000-01-01 00:00:00', over_quota = 1"
+                        f" WHERE address = '{address}'")
+    assert stale.rc == 0, stale.stderr
+    today = utc_now()[:10]
+    proxied(server_ip, address, lambda imap: imap.select("INBOX", readonly=True))
+
+    def recorded() -> bool:
+        last_login, over_quota = psql(front, f"SELECT last_login_at, over_quota FROM mailbox WHERE address = '{address}'"
+                                      ).stdout.strip().split("|")
+        return last_login >= today and over_quota == "0"
+
+    wait_for(recorded, "the login and the quota flag in PostgreSQL")
+    assert stores["sonla-scale-store2"].file("/var/lib/sonla-mail/last-login-failures").content_string.strip() == "0"
+
+
+LIFECYCLE = "/usr/local/sbin/sonla-mail-lifecycle"
+LIFECYCLE_CRON = "/etc/cron.d/sonla-mail-lifecycle"
+
+
+def lifecycle(front, *flags: str) -> dict:
+    result = front.run(" ".join([LIFECYCLE, *flags]))
+    assert result.rc == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_the_daily_lifecycle_runs_once_for_the_system_and_suspends_an_idle_mailbox(front, server_ip, placement, stores):
+    """R8.2a, R8.1 on several hosts (issue 15): the daily job is installed on the db host only and runs the planner
+    of one host (molecule/lifecycle, day 91) against PostgreSQL: a person idle for more than 90 days is suspended
+    by the lifecycle, the agency's notice is sent, and the proxy refuses the login with the reason."""
+    assert front.file(LIFECYCLE_CRON).contains(LIFECYCLE)
+    for store in stores.values():  # once for the whole system
+        assert not store.file(LIFECYCLE_CRON).exists and not store.file(LIFECYCLE).exists
+    address = person_on(front, "sonla-scale-store2")
+    idle = psql(front, "UPDATE mailbox SET created_at = datetime('now', '-100 days'),"
+                       f" last_login_at = datetime('now', '-100 days') WHERE address = '{address}'")
+    assert idle.rc == 0, idle.stderr
+
+    preview = lifecycle(front, "--check")
+    assert [action["address"] for action in preview["suspended"]] == [address]
+    assert psql(front, f"SELECT state FROM mailbox WHERE address = '{address}'").stdout.strip() == "active"
+    result = lifecycle(front)
+    assert [action["address"] for action in result["suspended"]] == [address], result
+    assert result["notices"] and not result["notice_errors"] and not result["alerts"], result  # R7.3
+    state = psql(front, f"SELECT state, suspended_by FROM mailbox WHERE address = '{address}'").stdout.strip()
+    assert state == "suspended|lifecycle"
+    event = psql(front, f"SELECT detail FROM mailbox_event WHERE address = '{address}' AND action = 'suspended'")
+    assert "cause=inactive" in event.stdout, event.stdout
+    assert not lifecycle(front)["changed"]  # the same day again: nothing more
+
+    with imaplib.IMAP4(server_ip, 143, timeout=30) as imap:  # R8.1: no access through the proxy, with the reason
+        imap.starttls(ssl_context=tls_context())
+        with pytest.raises(imaplib.IMAP4.error, match="Mailbox suspended"):
+            imap.login(address, PASSWORD)

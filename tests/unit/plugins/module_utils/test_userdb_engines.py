@@ -56,6 +56,15 @@ def test_the_mx_grant_names_no_hash_column():
     assert "password" not in mx and "SELECT ON" not in mx and "UPDATE" not in mx
 
 
+def test_the_mailstore_grant_writes_only_what_its_hooks_record():
+    # R8.2a, R9.2a on several hosts (issue 15): a store's hooks write the last login and the quota flag, nothing else;
+    # it never reads the password history or the events.
+    store = _userdb.TIER_GRANTS["mailstore"]
+    assert [grant for grant in store if not grant.startswith("GRANT SELECT")] == [
+        "GRANT UPDATE (last_login_at, over_quota) ON mailbox"]
+    assert "password_history" not in " ".join(store) and "mailbox_event" not in " ".join(store)
+
+
 def test_a_sqlite_version_3_database_gains_the_mailstore_column(tmp_path):
     path = str(tmp_path / "users.sqlite")
     connection = sqlite3.connect(path)

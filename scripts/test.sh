@@ -47,12 +47,8 @@ step "local test images"
 # Three scenarios at a time (MOLECULE_JOBS): each spends much of its time waiting on apt, daemons, browsers and
 # timeouts, so three share the 2 cores (two at a time took 58 minutes in CI). The longest go first, so that the
 # lanes end together. Each scenario's output is printed whole when it ends, followed by its result and time.
-# molecule/scaleout (issue 15, several hosts) has not yet passed one whole `molecule test`: until it has, it runs
-# only when asked for (MOLECULE_SCENARIOS=scaleout), so that an unproven scenario cannot block every change.
-not_yet_gating="scaleout"
-all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort \
-                 | grep -vxF "$not_yet_gating")"
-longest_first="hygiene webmail default lifecycle backup"
+all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)"
+longest_first="hygiene webmail default scaleout lifecycle backup"
 ordered="$(for s in $longest_first; do grep -qx "$s" <<<"$all_scenarios" && echo "$s"; done
            grep -vxF "$(printf '%s\n' $longest_first)" <<<"$all_scenarios" || true)"
 scenarios="${MOLECULE_SCENARIOS:-$ordered}"

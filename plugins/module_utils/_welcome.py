@@ -15,6 +15,7 @@ rest. Both take the same lock, so the same mail is never sent by both.
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,10 +122,15 @@ def send_pending(connection: sqlite3.Connection, options: dict, now: str, limit:
     return {"welcomed": welcomed, "errors": errors, "pending": len(owed) - len(welcomed)}
 
 
+def lock_file(database: str) -> str:
+    """The lock the converge and the welcome job share: next to the user database they both write."""
+    return os.path.join(os.path.dirname(database), "welcome.lock")
+
+
 @contextmanager
-def exclusive(lock_file: str) -> Iterator[bool]:
+def exclusive(path: str) -> Iterator[bool]:
     """Whether this run holds the welcome lock; the converge and the welcome job never send at the same time."""
-    with open(lock_file, "a", encoding="utf-8") as stream:
+    with open(path, "a", encoding="utf-8") as stream:
         try:
             fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

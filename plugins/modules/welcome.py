@@ -96,7 +96,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb, _welcome
 
 WELCOME_OPTIONS = ("domain", "support_contact", "operators_mailbox", "webmail_url", "sender", "smtp_host", "smtp_port")
-LOCK_NAME = "welcome.lock"  # next to the database; the welcome job (roles/mailboxes) takes the same
 
 
 def main():
@@ -125,7 +124,7 @@ def main():
             due = owed[:params["max_mails"]]
             module.exit_json(changed=bool(due), welcomed=due, pending=len(owed) - len(due), notice_errors=[])
         options = _welcome.settings(**{name: params[name] for name in WELCOME_OPTIONS})
-        with _welcome.exclusive(os.path.join(os.path.dirname(params["database"]), LOCK_NAME)) as held:
+        with _welcome.exclusive(_welcome.lock_file(params["database"])) as held:
             if not held:  # the welcome job is sending: it sends what this run would have
                 module.exit_json(changed=False, welcomed=[], pending=len(_welcome.pending(connection)),
                                  notice_errors=[], sender_busy=True)

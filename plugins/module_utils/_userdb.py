@@ -274,6 +274,8 @@ TIER_GRANTS = {
          " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
         "GRANT SELECT ON delegation",
+        # Its erasure of deleted mailboxes' mail reads which addresses were deleted (R7.2).
+        "GRANT SELECT (address, action) ON mailbox_event",
     ),
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",

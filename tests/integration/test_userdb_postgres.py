@@ -227,8 +227,9 @@ def test_one_lifecycle_run_at_a_time_across_hosts(postgres_uri):
 
 def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_server, postgres_uri):
     """Issue 15, R8.2a, R9.2a: the stores' hooks write last_login_at and over_quota with the mailstore's role, which
-    may change nothing else and never reads the password history or the events; its delegation script reads which of
-    its mailboxes are organizations' and their delegates (issue 17)."""
+    may change nothing else and never reads the password history or the events' details; its delegation script reads
+    which of its mailboxes are organizations' and their delegates (issue 17), its erasure which addresses were deleted
+    (R7.2)."""
     database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
     for tier in _userdb.TIER_GRANTS:
         postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
@@ -246,8 +247,11 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
         assert store.execute("SELECT delegate, 'shared/' || mailbox FROM delegation WHERE delegate IN"
                              " (SELECT address FROM mailbox WHERE host IS NULL) AND mailbox IN"
                              " (SELECT address FROM mailbox WHERE host IS NULL)").fetchall() == []
+        # roles/dovecot/templates/erase-deleted.py.j2 (R7.2)
+        assert store.execute("SELECT DISTINCT address FROM mailbox_event WHERE action IN ('removed', 'revoked')"
+                             " AND address NOT IN (SELECT address FROM mailbox)").fetchall() == []
         for forbidden in ("UPDATE mailbox SET state = 'active'", "UPDATE mailbox SET password = 'x'",
-                          "SELECT * FROM password_history", "SELECT * FROM mailbox_event",
+                          "SELECT * FROM password_history", "SELECT detail FROM mailbox_event",
                           "INSERT INTO mailbox_event (at, address, action) VALUES ('x', 'y', 'z')"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 store.execute(forbidden)

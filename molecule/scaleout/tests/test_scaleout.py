@@ -369,3 +369,46 @@ def test_the_daily_lifecycle_runs_once_for_the_system_and_suspends_an_idle_mailb
         imap.starttls(ssl_context=tls_context())
         with pytest.raises(imaplib.IMAP4.error, match="Mailbox suspended"):
             imap.login(address, PASSWORD)
+
+
+ERASE = "/usr/local/lib/sonla-mail/dovecot-erase-deleted"  # roles/dovecot/vars/main.yml, __dovecot_erase_script
+ERASE_CRON = "/etc/cron.d/sonla-mail-erase-deleted"
+
+
+def erase(store, *flags: str) -> dict | None:
+    result = store.run(" ".join([ERASE, *flags]))
+    assert result.rc == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def test_a_mailbox_revoked_on_the_db_host_loses_its_mail_on_its_store_only(front, server_ip, stores):
+    """R8.1, R7.2 on several hosts (issue 15): the lifecycle revokes the mailbox the test above suspended (its row goes
+    on the db host, which holds no mail); the store that holds its mail erases it, after a --check that erases
+    nothing, and touches no other mailbox; the other store has nothing to erase, and a second run nothing more."""
+    address, store = psql(front, "SELECT address, host FROM mailbox WHERE state = 'suspended'").stdout.strip().split("|")
+    message_id = send(server_ip, address)  # R8.1: a suspended mailbox still receives mail
+    wait_for(lambda: stored_on(stores[store], address, message_id), "delivery to the suspended mailbox")
+    # Suspended long enough ago, and warned (R8.1): the next daily run revokes it.
+    due = psql(front, f"UPDATE mailbox SET suspended_at = datetime('now', '-400 days') WHERE address = '{address}';"
+                      " INSERT INTO mailbox_event (at, address, action, detail)"
+                      f" VALUES (datetime('now', '-100 days'), '{address}', 'revocation_warning', 'test')")
+    assert due.rc == 0, due.stderr
+    assert lifecycle(front)["revoked"] == [address]
+    assert psql(front, f"SELECT count(*) FROM mailbox WHERE address = '{address}'").stdout.strip() == "0"
+
+    def mail_dir(name: str) -> str:
+        return f"/var/vmail/{DOMAIN}/{name.split('@')[0]}"
+
+    others = psql(front, f"SELECT address FROM mailbox WHERE host = '{store}'").stdout.split()
+    kept = [other for other in others if stores[store].file(mail_dir(other)).is_directory]
+    assert kept, "another mailbox's mail on the same store, which the erasure must leave alone"
+    for host in stores.values():  # installed on every store, with its daily clock
+        assert host.file(ERASE_CRON).contains(ERASE)
+    assert not front.file(ERASE_CRON).exists
+    assert erase(stores[store], "--check") == {"erased": [address], "check": True}
+    assert stores[store].file(mail_dir(address)).is_directory  # a plan erases nothing
+    assert erase(stores[store]) == {"erased": [address], "check": False}
+    assert not stores[store].file(mail_dir(address)).exists
+    assert all(stores[store].file(mail_dir(other)).is_directory for other in kept)
+    assert erase(stores[store]) is None
+    assert all(erase(host) is None for name, host in stores.items() if name != store)

@@ -1,6 +1,7 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The dovecot role's passdb and userdb queries keep configured text inert (issue 10 item 2).
+"""The dovecot role's passdb and userdb queries keep configured text inert (issue 10 item 2); a mailstore's erasure
+of deleted mailboxes' mail stays inside the mail root (R7.2, issue 15).
 
 The role's real vars and templates are rendered with Ansible's templating and a hostile webmail URL; the
 query is then expanded as Dovecot would (its % variables) and run on SQLite with the collection's schema.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 
@@ -53,10 +55,11 @@ base = {}
 for part in ("defaults", "vars"):
     base.update(trust(loader.load_from_file(os.path.join(role, part, "main.yml"))))
 out = []
-for template, is_24, url in jobs:
+for template, is_24, url, *extra in jobs:
     variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed",
                      # as the role's package task registers it (sonla.mail.packages, issue 19)
                      __dovecot_installed={"versions": {"dovecot-core": "2.4.1" if is_24 else "2.3.19"}})
+    variables.update(trust(extra[0]) if extra else {})
     with open(os.path.join(role, "templates", template), encoding="utf-8") as stream:
         out.append(Templar(loader=loader, variables=variables).template(trust_as_template(stream.read())))
 print(json.dumps(out))
@@ -68,15 +71,19 @@ def template_of(is_24: bool) -> str:
     return "dovecot-2.4.conf.j2" if is_24 else "dovecot-sql.conf.ext.j2"
 
 
-@pytest.fixture(scope="module")
-def rendered() -> dict:
-    """{(is_24, url): the rendered file}, all in one child process."""
-    jobs = [(template_of(is_24), is_24, url) for is_24, url in JOBS]
+def render(jobs: list) -> list[str]:
+    """Each job's (template, is_24, webmail URL[, other variables]) rendered, all in one child process."""
     result = subprocess.run(
         [sys.executable, "-c", RENDER, os.path.abspath(ROLE), os.path.abspath(COLLECTIONS), json.dumps(jobs)],
         capture_output=True, text=True, check=True, timeout=120,
     )
-    return dict(zip(JOBS, json.loads(result.stdout), strict=True))
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    """{(is_24, url): the rendered file}."""
+    return dict(zip(JOBS, render([(template_of(is_24), is_24, url) for is_24, url in JOBS]), strict=True))
 
 
 def dovecot_expand(query: str, is_24: bool, user: str) -> str:
@@ -132,3 +139,60 @@ def test_hostile_webmail_url_lands_as_inert_text(rendered, database, is_24, payl
 @pytest.mark.parametrize("is_24", [False, True], ids=["dovecot-2.3", "dovecot-2.4"])
 def test_the_mail_home_is_quoted_too(rendered, is_24):  # issue 10 item 2
     assert "'/var/vmail/' || domain" in rendered[(is_24, "https://mail.sonla.gov.vn/")]
+
+
+class FakePostgres:
+    """psycopg's connect as the erasure calls it: records the connection's settings and the query, answers rows."""
+
+    def __init__(self, rows):
+        self.rows, self.settings, self.queries = rows, None, []
+
+    def connect(self, **settings):
+        self.settings = settings
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def execute(self, query):
+        self.queries.append(query)
+        return iter(self.rows)
+
+
+def test_a_mailstore_erases_only_the_mail_of_deleted_mailboxes_inside_its_mail_root(tmp_path, monkeypatch, capsys):
+    """R7.2 on several hosts (issue 15): roles/dovecot/templates/erase-deleted.py.j2 erases the folders of the
+    addresses the database reports deleted, none with --check, never a folder outside the mail root whatever the
+    address, and it reads the database's password from libpq's password file, never from itself."""
+    root = tmp_path / "vmail"
+    for folder in ("sonla.gov.vn/gone", "sonla.gov.vn/kept", "sonla.gov.vn/.removing-other", "..outside/x"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "dovecot.index").write_text("mail", encoding="utf-8")
+    outside = tmp_path / "outside" / "x"
+    outside.mkdir(parents=True)
+    database = {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1", "password": "not-in-the-script"}
+    [script] = render([("erase-deleted.py.j2", True, "https://mail.sonla.gov.vn/",
+                        {"dovecot_vmail_dir": str(root), "dovecot_userdb_postgres": database})])
+    assert "not-in-the-script" not in script
+    path = tmp_path / "erase-deleted.py"
+    path.write_text(script, encoding="utf-8")
+    fake = FakePostgres([("gone@sonla.gov.vn",), ("absent@sonla.gov.vn",), ("x@../outside",), ("x@..outside",),
+                         ("..@sonla.gov.vn",), ("x@.",)])
+    monkeypatch.setitem(sys.modules, "psycopg", fake)
+    erase = runpy.run_path(str(path), run_name="erase-deleted")
+
+    erase["main"](True)
+    assert json.loads(capsys.readouterr().out) == {"erased": ["gone@sonla.gov.vn", "x@..outside"], "check": True}
+    assert (root / "sonla.gov.vn" / "gone").is_dir()  # a plan erases nothing
+    erase["main"](False)
+    assert json.loads(capsys.readouterr().out) == {"erased": ["gone@sonla.gov.vn", "x@..outside"], "check": False}
+    assert not (root / "sonla.gov.vn" / "gone").exists() and not (root / "..outside" / "x").exists()
+    assert (root / "sonla.gov.vn" / "kept").is_dir() and (root / "sonla.gov.vn" / ".removing-other").is_dir()
+    assert outside.is_dir() and root.is_dir() and (root / "sonla.gov.vn").is_dir()
+    assert fake.settings == {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1",
+                             "passfile": "/etc/dovecot/userdb.pgpass", "connect_timeout": 10}
+    assert "action IN ('removed', 'revoked')" in fake.queries[0] and "NOT IN (SELECT address FROM mailbox)" in fake.queries[0]
+    erase["main"](False)
+    assert capsys.readouterr().out == ""  # nothing left: prints nothing

@@ -26,6 +26,7 @@ ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "write_lock": {"type": "bool", "default": True},
     "resolved_dir": {"type": "path", "default": DEFAULT_RESOLVED_DIR},
+    "return_mailboxes": {"type": "bool", "default": True},
 }
 
 
@@ -46,4 +47,6 @@ class ActionModule(ActionBase):
         # Later tasks of the run (mailboxes, notices) read this file instead of resolving the inventory again.
         # A controller-side scratch file, written in check mode too: those tasks preview from it.
         result["resolved_file"] = write_resolved(result, os.path.expanduser(args["resolved_dir"]))
+        if not args["return_mailboxes"]:
+            del result["mailboxes"]  # the file has them; Ansible would copy and scan each one (issue 19)
         return result

@@ -36,6 +36,13 @@ options:
         Files there older than a day are deleted.
     type: path
     default: ~/.cache/sonla-mail/resolved
+  return_mailboxes:
+    description:
+      - Return the desired mailbox set as RV(mailboxes). A playbook that hands the set on by RV(resolved_file) sets
+        it to V(false), since Ansible copies and scans every registered result, which at 50,000 mailboxes costs
+        seconds per run (issue 19).
+    type: bool
+    default: true
 seealso:
   - module: sonla.mail.mailboxes
 """
@@ -89,7 +96,7 @@ organizations:
   sample: [{id: skhcn, name: Sở Khoa học và Công nghệ, kind: department, parent: null, address: skhcn@sonla.gov.vn}]
 mailboxes:
   description: The desired mailbox set, the input of M(sonla.mail.mailboxes).
-  returned: success
+  returned: when O(return_mailboxes) is V(true)
   type: list
   elements: dict
   sample: [{address: annv.skhcn@sonla.gov.vn, kind: person, owner_id: skhcn-0001, display_name: Nguyễn Văn An}]
@@ -132,6 +139,7 @@ def main():
             "path": {"type": "path", "required": True},
             "write_lock": {"type": "bool", "default": True},
             "resolved_dir": {"type": "path", "default": "~/.cache/sonla-mail/resolved"},  # used by the action plugin
+            "return_mailboxes": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -139,6 +147,8 @@ def main():
         result = converge_inventory(module.params["path"], module.params["write_lock"], module.check_mode, module._diff)
     except InventoryProblems as error:
         module.fail_json(msg=str(error), problems=error.problems)
+    if not module.params["return_mailboxes"]:
+        del result["mailboxes"]
     module.exit_json(**result)
 
 

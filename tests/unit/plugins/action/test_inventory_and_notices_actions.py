@@ -21,8 +21,9 @@ def plugin(module, args, check_mode=False):
     return module.ActionModule(task, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
 
 
-def load(inventory_folder, tmp_path, check_mode=False):
-    action = plugin(mail_inventory, {"path": str(inventory_folder), "resolved_dir": str(tmp_path / "resolved")}, check_mode)
+def load(inventory_folder, tmp_path, check_mode=False, **options):
+    action = plugin(mail_inventory, {"path": str(inventory_folder), "resolved_dir": str(tmp_path / "resolved"), **options},
+                    check_mode)
     with mock.patch.object(ActionBase, "run", return_value={}):
         return action.run(task_vars={})
 
@@ -36,6 +37,15 @@ def test_mail_inventory_saves_the_resolved_inventory_privately(inventory_folder,
         saved = json.load(stream)
     assert saved["mailboxes"] == result["mailboxes"] and saved["domain"] == "sonla.gov.vn"
     assert "Nguyễn Văn An" in {mailbox["display_name"] for mailbox in saved["mailboxes"]}  # R3.4: UTF-8 as written
+
+
+def test_without_return_mailboxes_the_set_is_only_in_the_resolved_file(inventory_folder, tmp_path):
+    # Issue 19: site.yml hands the set on by path; a registered 50,000-entry list costs seconds of Ansible's copies.
+    result = load(inventory_folder, tmp_path, return_mailboxes=False)
+    assert "mailboxes" not in result and result["notified"] is not None and result["organizations"]
+    with open(result["resolved_file"], encoding="utf-8") as stream:
+        saved = json.load(stream)
+    assert saved["mailboxes"] == load(inventory_folder, tmp_path)["mailboxes"]
 
 
 def test_mail_inventory_writes_nothing_when_the_inventory_has_problems(inventory_folder, tmp_path):

@@ -28,10 +28,10 @@ def test_the_table_has_each_step_of_both_strategies_and_packages_apart():
     step = {"wall": 10.0, "tasks": {"sonla.mail.postfix : Install Postfix": 4.0, "sonla.mail.postfix : Write main.cf": 1.0},
             "actions": {"sonla.mail.postfix : Install Postfix": "sonla.mail.packages"}}
     figures = {name: dict(step) for name in bench_site.STEPS}
-    figures["first"] = dict(step, packages=4.0)
+    figures["first"] = dict(step, packages=4.0, welcome_left=49800)
     figures["drift"] = dict(step, found=True)
     table = bench_site.table(1000, figures).splitlines()
     assert table[2] == "| step | whole playbook | postfix |"
-    assert "| first converge (packages apart: 4 s) | 6.0 s | 1.0 |" in table
+    assert "| first converge (packages apart: 4 s); welcome mails left to the job: 49,800 | 6.0 s | 1.0 |" in table
     assert "| noop (mitogen) | 10.0 s | 1.0 |" in table and "| quota (linear) | 10.0 s | 1.0 |" in table
     assert "| drift check (--check; hand edit found: True) | 10.0 s | 1.0 |" in table

@@ -18,7 +18,7 @@ from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
     converge_inventory,
     read_resolved,
 )
-from ansible_collections.sonla.mail.plugins.module_utils._notices import touched_addresses
+from ansible_collections.sonla.mail.plugins.module_utils._notices import RUN_SECTIONS, touched_addresses
 
 
 class ActionModule(ActionBase):
@@ -28,8 +28,8 @@ class ActionModule(ActionBase):
         inventory = module_args.pop("inventory", None)
         resolved = module_args.pop("resolved", None)
         converge = module_args.get("result") or {}
-        # Only the refusals; the rest is read from the database. "unchanged" alone can hold 50,000 addresses.
-        module_args["result"] = {"refused": converge.get("refused") or []}
+        # Only what the database does not hold; "unchanged" alone can hold 50,000 addresses.
+        module_args["result"] = {section: converge.get(section) or [] for section in RUN_SECTIONS}
         loaded = None
         if resolved is not None:  # resolved once per run by mail_inventory
             try:

@@ -106,6 +106,9 @@ def _request(ref: str | None) -> str:
 
 
 NOTICE_SECTIONS = ("added", "updated", "suspended", "restored", "removed", "refused", "list_member_dropped")
+# What a notice takes from this run's results rather than from the user database's events: the inventory entries
+# the converge refused, and the lists' members sonla.mail.directory left out because their mailbox is gone (issue 17).
+RUN_SECTIONS = ("refused", "list_member_dropped")
 
 
 def touched_addresses(result: dict) -> set[str]:

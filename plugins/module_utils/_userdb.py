@@ -700,6 +700,32 @@ def remove_mail(mail_root: str, address: str) -> bool:
     return True
 
 
+# The addresses the user database records as deleted (the inventory removed them, or the lifecycle revoked them, R8.1)
+# that have no mailbox row any more; an address created again has a row, and its mail is never touched.
+_DELETED_WITHOUT_ROW = ("SELECT DISTINCT address FROM mailbox_event WHERE action IN ('removed', 'revoked')"
+                        " AND address NOT IN (SELECT address FROM mailbox) ORDER BY address")
+
+
+def erase_deleted_mail(connection, mail_root: str, check: bool) -> list[str]:
+    """R7.2 on several hosts (issue 15): erase the mail a mailstore still holds for deleted mailboxes.
+
+    The db host deletes the row and holds no mail; each mailstore runs this against the shared database with
+    its own role, which may read only ``mailbox_event``'s address and action. Returns the addresses whose
+    folder was erased, or in check mode would be. An address whose folder would leave the mail root has none.
+    """
+    erased = []
+    for (address,) in connection.execute(_DELETED_WITHOUT_ROW):
+        try:
+            _, target = _mail_dir(mail_root, address)
+        except ValueError:
+            continue
+        if os.path.isdir(target):
+            if not check:
+                shutil.rmtree(target)
+            erased.append(address)
+    return erased
+
+
 _INSERT = """
 INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,
                      state, password, must_change, created_at, password_changed_at,

@@ -29,7 +29,10 @@ extends_documentation_fragment:
   - sonla.mail.notices
 options:
   result:
-    description: The registered result of M(sonla.mail.mailboxes); only its C(refused) list is read.
+    description:
+      - What the user database's events do not hold, from this run's results.
+      - C(refused), the refusals of M(sonla.mail.mailboxes), and C(list_member_dropped), the C(dropped) list of
+        M(sonla.mail.directory); other keys are ignored, so a whole registered result may be given.
     type: dict
     default: {}
   database:
@@ -81,7 +84,9 @@ seealso:
 EXAMPLES = r"""
 - name: Send the result notices of this converge (R7.3)
   sonla.mail.notices:
-    result: "{{ mailboxes_result }}"
+    result:
+      refused: "{{ mailboxes_result.refused }}"
+      list_member_dropped: "{{ mailboxes_directory_result.dropped }}"
     inventory: "{{ hostvars['localhost'].sonla_mail_inventory.path }}"
 """
 
@@ -144,7 +149,8 @@ def main():
         pending = _userdb.pending_notices(connection)
     carried_out, described = _notices.pending_result(pending)
     directory = _notices.Directory(params["organizations"], params["department"], params["mailboxes"] + described)
-    items = _notices.converge_items({**carried_out, "refused": params["result"].get("refused") or []}, directory)
+    from_this_run = {section: params["result"].get(section) or [] for section in _notices.RUN_SECTIONS}
+    items = _notices.converge_items({**carried_out, **from_this_run}, directory)
     messages = _notices.render(items, directory, now, "converge", params["domain"], params["sender"],
                                params["webmail_url"]) if params["send"] else []
     result = {"changed": bool(messages or pending), "notices": _notices.preview(messages), "items": len(items),

@@ -405,10 +405,14 @@ def test_day_121_check_previews_then_revocation_deletes_mailbox_and_mail(host, s
 
 
 def test_a_converge_after_the_revocation_does_not_recreate_it(host, ansible_inventory, scenario):
-    """R7.2: revocation is final; the converge refuses and the agency is told why (R7.3)."""
+    """R7.2: revocation is final; the converge refuses and the agency is told why (R7.3). The list that named the
+    person leaves them out, and the list's agency is told so (issue 17)."""
     playbook(ansible_inventory, f"{scenario}/converge.yml")
     assert row(host, IDLE) is None
     wait_text(host, AGENCY, IDLE, "R7.2", "Không thực hiện")
+    wait_text(host, AGENCY, IDLE, f"danh sách / list canbo.skhcn@{DOMAIN}: hộp thư đã bị thu hồi")
+    assert sql(host, "SELECT member FROM alias_member WHERE alias = ?", f"canbo.skhcn@{DOMAIN}") == [
+        {"member": f"hoatdv.skhcn@{DOMAIN}"}]
 
 
 def test_every_lifecycle_event_carries_a_request_reference(host):

@@ -71,16 +71,19 @@ def run_notices(args):
     return execute.call_args.kwargs["module_args"]
 
 
-def test_notices_read_the_resolved_inventory_and_send_only_the_refused_mailboxes(inventory_folder, tmp_path):
+def test_notices_read_the_resolved_inventory_and_send_only_the_refused_and_dropped(inventory_folder, tmp_path):
     resolved = load(inventory_folder, tmp_path)["resolved_file"]
+    dropped = [{"alias": "canbo.skhcn@sonla.gov.vn", "organization": "skhcn", "member": "gone.skhcn@sonla.gov.vn",
+                "reason": "revoked"}]
     converge = {"added": ["annv.skhcn@sonla.gov.vn"], "unchanged": ["haclv.skhcn@sonla.gov.vn"],
-                "refused": [{"address": "haclv.skhcn@sonla.gov.vn", "reason": "R8.3a"}]}
+                "refused": [{"address": "haclv.skhcn@sonla.gov.vn", "reason": "R8.3a"}], "list_member_dropped": dropped}
     with mock.patch.object(notices, "converge_inventory", side_effect=AssertionError("resolved twice")):
         args = run_notices({"result": converge, "resolved": resolved})
     # What was carried out is read from the server's database (R7.3); only refusals need names from here.
     assert [mailbox["address"] for mailbox in args["mailboxes"]] == ["haclv.skhcn@sonla.gov.vn"]
     assert args["domain"] == "sonla.gov.vn" and args["department"] == "skhcn" and args["organizations"]
-    assert args["result"] == {"refused": converge["refused"]}  # 50,000 unchanged addresses never travel
+    # 50,000 unchanged addresses never travel; the list members left out do (issue 17).
+    assert args["result"] == {"refused": converge["refused"], "list_member_dropped": dropped}
 
 
 def test_notices_refuse_a_file_that_is_not_a_resolved_inventory(tmp_path):

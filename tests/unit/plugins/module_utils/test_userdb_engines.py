@@ -73,3 +73,32 @@ def test_a_sqlite_version_3_database_gains_the_mailstore_column(tmp_path):
     assert "host" not in {row[1] for row in connection.execute("PRAGMA table_info(mailbox)")}
     connection.close()
     assert "host" in _userdb.table_columns(_userdb.connect(path), "mailbox")
+
+
+def test_a_mailstore_erases_only_the_mail_of_deleted_mailboxes_without_a_row(tmp_path):
+    """R7.2 on several hosts (issue 15): _userdb.erase_deleted_mail, which each mailstore's erasure runs. It erases
+    the folder of an address with a 'removed' or 'revoked' event and no row, none in check mode, never the mail of
+    an address created again (it has a row), and never a folder outside the mail root, whatever the address."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    connection.execute(
+        "INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,"
+        " state, password, created_at, updated_at) VALUES ('back@sonla.gov.vn', 'back', 'sonla.gov.vn', 'person',"
+        " 'p1', 'Lò Văn Back', 'o1', 1024, 'active', '{BLF-CRYPT}x', '2026', '2026')")
+    events = [("gone@sonla.gov.vn", "removed"), ("revoked@sonla.gov.vn", "revoked"), ("back@sonla.gov.vn", "removed"),
+              ("left@sonla.gov.vn", "suspended"), ("absent@sonla.gov.vn", "removed"), ("x@../outside", "removed"),
+              ("x@..outside", "removed"), ("..@sonla.gov.vn", "revoked"), ("x@.", "removed"), ("no-at", "removed")]
+    connection.executemany("INSERT INTO mailbox_event (at, address, action) VALUES ('2026', ?, ?)", events)
+    root = tmp_path / "vmail"
+    for folder in ("sonla.gov.vn/gone", "sonla.gov.vn/revoked", "sonla.gov.vn/back", "sonla.gov.vn/left",
+                   "sonla.gov.vn/.removing-other", "..outside/x"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "dovecot.index").write_text("mail", encoding="utf-8")
+    (tmp_path / "outside" / "x").mkdir(parents=True)
+    erased = ["gone@sonla.gov.vn", "revoked@sonla.gov.vn", "x@..outside"]
+
+    assert _userdb.erase_deleted_mail(connection, str(root), check=True) == erased
+    assert (root / "sonla.gov.vn" / "gone").is_dir()  # a plan erases nothing
+    assert _userdb.erase_deleted_mail(connection, str(root), check=False) == erased
+    assert sorted(path.name for path in (root / "sonla.gov.vn").iterdir()) == [".removing-other", "back", "left"]
+    assert not (root / "..outside" / "x").exists() and (tmp_path / "outside" / "x").is_dir()
+    assert _userdb.erase_deleted_mail(connection, str(root), check=False) == []

@@ -192,6 +192,18 @@ def test_refusals_come_from_the_result_and_a_removal_keeps_its_agency(sent, tmp_
     assert "old.skhcn@sonla.gov.vn (Lò Văn Hặc): Lý do / reason: Revoked (R7.2)" in text
 
 
+def test_a_list_member_left_out_is_named_to_the_agency_that_owns_the_list(sent, tmp_path):
+    """Issue 17, R7.3: sonla.mail.directory's dropped members come from the run's result (site.yml passes them) and
+    reach the notice of the list's agency, which may not be the member's."""
+    dropped = [{"alias": "canbo.skhcn@sonla.gov.vn", "organization": "skhcn", "member": "old.skhcn@sonla.gov.vn",
+                "reason": "revoked (R8.1)"}]
+    ok, done = run(notices, {"database": converged(tmp_path, mailbox("annv.skhcn")), "organizations": ORGANIZATIONS,
+                             "domain": "sonla.gov.vn", "result": {"list_member_dropped": dropped}})
+    assert ok and done["items"] == 2
+    [text] = [message.get_content() for message in sent if message["To"].addresses[0].addr_spec == "skhcn@sonla.gov.vn"]
+    assert "old.skhcn@sonla.gov.vn" in text and "danh sách / list canbo.skhcn@sonla.gov.vn: revoked (R8.1)" in text
+
+
 def test_notices_module_fails_when_nothing_was_sent(monkeypatch, tmp_path):
     monkeypatch.setattr(_notices, "send", lambda batch, host, port: ["SMTP 127.0.0.1:25: refused"] * len(batch))
     ok, result = run(notices, {"database": converged(tmp_path, mailbox("annv.skhcn")),

@@ -37,6 +37,8 @@ import re
 import shutil
 import sys
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
@@ -52,7 +54,8 @@ STRATEGIES = ("linear", "mitogen")
 STEPS = ("first", *(f"{step} ({strategy})" for strategy in STRATEGIES for step in ("noop", "add", "quota")), "drift")
 PACKAGE_ACTIONS = ("apt", "ansible.builtin.apt", "sonla.mail.packages")
 HAND_EDIT = "# a hand edit the drift check must find"
-USER_DATABASE = "/var/lib/sonla-mail/users.sqlite"  # mailboxes_database's default
+with open(os.path.join(ROOT, "roles", "mailboxes", "defaults", "main.yml"), encoding="utf-8") as _defaults:
+    USER_DATABASE = yaml.safe_load(_defaults)["mailboxes_database"]  # where the site converge writes it
 HAND_EDITED = ("/etc/postfix/main.cf", "/etc/dovecot/dovecot.conf", "/etc/nginx/sites-available/sonla-webmail")
 
 

@@ -21,6 +21,7 @@ Safety rules (DEVELOPERS.md, R7.2, R8.1):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ansible_collections.sonla.mail.plugins.module_utils._userdb import IDENTITY_COLUMNS, INVENTORY_COLUMNS
@@ -258,8 +259,11 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
 def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], stores, moves: dict[str, dict]) -> None:
     """Issue 15: give each new mailbox a mailstore, keep every existing one where it is, and record the moves asked.
 
-    A new mailbox goes to the store its entry names, else to the store holding the least quota (the sum of
-    its mailboxes' quota_mb, counting this run's and the moves'), first in ``stores`` order on a tie. The choice
+    A new mailbox goes to the store its entry names, else to the store holding most of the mailboxes it shares a
+    delegation with (an organization's delegates, or the organizations a person is a delegate of: Dovecot's shared
+    namespace reads the organization's mail on the delegate's own store, issue 17), else to the store holding the
+    least quota (the sum of its mailboxes' quota_mb, counting this run's and the moves'), first in ``stores`` order
+    on a tie. The choice
     is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it. A mailbox made
     before there were several stores (no host) is pinned to the first store, the old single host, where its mail is.
     An existing mailbox whose entry names another store is moved there: the plan records the move (``moved``) and
@@ -284,10 +288,20 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
             raise PlanError(f"mailbox {mailbox['address']}: store {mailbox['store']!r} is not among the mailstores "
                             f"({', '.join(stores)})")
     _plan_moves(plan, desired, current, moves, load)
-    for mailbox in plan.added:
-        store = mailbox.get("store") or min(stores, key=lambda name: (load[name], stores.index(name)))
+    named = {mailbox["address"]: mailbox.get("store") for mailbox in desired}
+    where = {address: moves[address]["target"] if address in moves else row.get("host") or named.get(address)
+             or stores[0] for address, row in current.items() if address not in removed}
+    where.update({move["address"]: move["target"] for move in plan.moved})
+    partners = _delegation_partners(desired)
+    # Organizations first, so that their new delegates can follow them.
+    for mailbox in sorted(plan.added, key=lambda entry: entry["kind"] != "organization"):
+        address = mailbox["address"]
+        together = Counter(where[partner] for partner in partners.get(address, ()) if partner in where)
+        store = mailbox.get("store") or min(
+            stores, key=lambda name: (-together[name], load[name], stores.index(name)))
         load[store] += mailbox["quota_mb"]
-        plan.placement[mailbox["address"]] = store
+        plan.placement[address] = store
+        where[address] = store
 
     updates = {update["address"]: update for update in plan.updated}
     pinned = set()
@@ -305,6 +319,19 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
                 pinned.add(address)
     if pinned:
         plan.unchanged = [address for address in plan.unchanged if address not in pinned]
+
+
+def _delegation_partners(desired: list[dict]) -> dict[str, list[str]]:
+    """Address -> the addresses it shares a delegation with in the inventory: an organization's delegates, and the
+    organizations' mailboxes a person is a delegate of."""
+    partners: dict[str, list[str]] = {}
+    for mailbox in desired:
+        if mailbox["state"] == "absent":
+            continue
+        for delegate in mailbox.get("delegates") or ():
+            partners.setdefault(mailbox["address"], []).append(delegate)
+            partners.setdefault(delegate, []).append(mailbox["address"])
+    return partners
 
 
 def _plan_moves(plan: Plan, desired: list[dict], current: dict[str, dict], moves: dict[str, dict],

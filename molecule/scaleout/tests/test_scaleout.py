@@ -130,6 +130,13 @@ def test_the_planner_spread_the_mailboxes_over_both_stores(placement):
     assert set(placement.values()) == set(STORES), placement
 
 
+def test_the_planner_put_the_delegate_with_the_organizations_mailbox(front, placement):
+    """Issue 15 with issue 17: Dovecot's shared namespace reads the organization's mail on the delegate's own store,
+    so the planner placed the new delegate where the organization's mailbox is (before any test moves one)."""
+    pairs = [line.split("|") for line in psql(front, "SELECT mailbox, delegate FROM delegation").stdout.splitlines()]
+    assert pairs and all(placement[delegate] == placement[organization] for organization, delegate in pairs), pairs
+
+
 def test_mail_for_a_store2_user_lands_on_store2_and_is_read_through_the_proxy(server_ip, placement, stores):
     address = on(placement, "sonla-scale-store2")
     message_id = send(server_ip, address)

@@ -22,7 +22,7 @@ def rows(**hosts):
 
 def converge(connection, entries, stores=STORES):
     plan = build_plan(desired(*entries), _userdb.read_mailboxes(connection), stores=stores,
-                      moves=_userdb.read_moves(connection))
+                      moves=_userdb.read_moves(connection), delegations=_userdb.read_delegations(connection))
     _userdb.apply_plan(connection, plan, {m["address"]: "{SSHA512}x" for m in plan.added}, "2027-01-05 08:00:00")
     return plan
 
@@ -149,3 +149,44 @@ def test_an_unknown_store_fails_before_anything_is_written(current, entries, mov
                    state="active", suspended_by=None, suspended_reason=None, suspended_at=None)
     with pytest.raises(PlanError, match=message):
         build_plan(desired(*entries), current, stores=STORES, moves=moves)
+
+
+def organization(name, quota, delegates, **fields):
+    """An organization's entry with its delegates (issue 17), in desired()'s form."""
+    return (name, quota, {"kind": "organization", "delegates": [f"{d}@sonla.gov.vn" for d in delegates], **fields})
+
+
+def test_delegates_are_placed_with_their_organizations_mailbox(tmp_path):
+    """Issue 15 with issue 17: Dovecot's shared namespace reads the organization's mail on the delegate's own store,
+    so a new delegate goes where the organization's mailbox is, and a new organization where most of its delegates
+    are; balance by quota comes after, and an entry's store: still wins."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [organization("org", 1024, [], store="store2"), ("big", 50_000, {"store": "store2"}),
+                          ("d1", 1024, {"store": "store1"}), ("d2", 1024, {"store": "store1"}),
+                          ("d3", 1024, {"store": "store2"})])
+    plan = converge(connection, [
+        organization("org", 1024, ["d1", "n1", "n2"]), ("big", 50_000, {}), ("d1", 1024, {}), ("d2", 1024, {}),
+        ("d3", 1024, {}), ("n1", 1024, {}), ("n2", 1024, {"store": "store1"}),
+        organization("neworg", 1024, ["d2", "d3", "d1"]), organization("alone", 1024, ["n3"]), ("n3", 1024, {}),
+        ("free", 1024, {})])
+    assert plan.placement == {
+        "n1@sonla.gov.vn": "store2",  # with org, although store2 holds far more quota
+        "n2@sonla.gov.vn": "store1",  # its entry names the store
+        "neworg@sonla.gov.vn": "store1",  # two of its three delegates are there
+        "alone@sonla.gov.vn": "store1",  # no partner placed yet: by quota; its new delegate follows it
+        "n3@sonla.gov.vn": "store1",
+        "free@sonla.gov.vn": "store1",  # by quota
+    }
+    assert plan.moved == []  # d1 stays on store1: existing mailboxes are never reshuffled
+
+
+def test_the_placement_with_delegates_is_pinned_like_any_other(tmp_path):
+    """Placed together once, never reshuffled: a later delegate of the organization follows it."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("big", 50_000, {}), organization("org", 1024, ["a"]), ("a", 1024, {})])
+    first = {address: row["host"] for address, row in _userdb.read_mailboxes(connection).items()}
+    # The organization first (a tie: store1), its delegate with it, then the rest by quota.
+    assert first == {"org@sonla.gov.vn": "store1", "a@sonla.gov.vn": "store1", "big@sonla.gov.vn": "store2"}
+    plan = converge(connection, [("big", 50_000, {}), organization("org", 1024, ["a", "b"]), ("a", 1024, {}),
+                                 ("b", 1024, {}), ("c", 1024, {})])
+    assert plan.placement == {"b@sonla.gov.vn": "store1", "c@sonla.gov.vn": "store1"} and plan.moved == []

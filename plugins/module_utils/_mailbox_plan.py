@@ -263,9 +263,9 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
     delegation with (an organization's delegates, or the organizations a person is a delegate of: Dovecot's shared
     namespace reads the organization's mail on the delegate's own store, issue 17), else to the store holding the
     least quota (the sum of its mailboxes' quota_mb, counting this run's and the moves'), first in ``stores`` order
-    on a tie. The choice
-    is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it. A mailbox made
-    before there were several stores (no host) is pinned to the first store, the old single host, where its mail is.
+    on a tie. The choice is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it.
+    A mailbox made before there were several stores (no host) is pinned to the first store, the old single host,
+    where its mail is.
     An existing mailbox whose entry names another store is moved there: the plan records the move (``moved``) and
     the mover (``sonla.mail.mailbox_move``, docs/architecture.md) copies the mail before the host switches. While
     a move is under way (``moves``: address -> its source, target), naming a third store is refused.

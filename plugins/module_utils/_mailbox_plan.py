@@ -288,11 +288,14 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
             raise PlanError(f"mailbox {mailbox['address']}: store {mailbox['store']!r} is not among the mailstores "
                             f"({', '.join(stores)})")
     _plan_moves(plan, desired, current, moves, load)
-    named = {mailbox["address"]: mailbox.get("store") for mailbox in desired}
-    where = {address: moves[address]["target"] if address in moves else row.get("host") or named.get(address)
-             or stores[0] for address, row in current.items() if address not in removed}
-    where.update({move["address"]: move["target"] for move in plan.moved})
     partners = _delegation_partners(desired)
+    # Where each existing mailbox that shares a delegation is, or will be after this plan: its move's target, else its
+    # host, else the store it is pinned to below.
+    named = {mailbox["address"]: mailbox.get("store") for mailbox in desired if mailbox["address"] in partners}
+    where = {address: moves[address]["target"] if address in moves else current[address].get("host")
+             or named.get(address) or stores[0] for address in partners
+             if address in current and address not in removed}
+    where.update({move["address"]: move["target"] for move in plan.moved if move["address"] in partners})
     # Organizations first, so that their new delegates can follow them.
     for mailbox in sorted(plan.added, key=lambda entry: entry["kind"] != "organization"):
         address = mailbox["address"]

@@ -716,12 +716,10 @@ def erase_deleted_mail(connection, mail_root: str, check: bool) -> list[str]:
     erased = []
     for (address,) in connection.execute(_DELETED_WITHOUT_ROW):
         try:
-            _, target = _mail_dir(mail_root, address)
+            held = os.path.isdir(_mail_dir(mail_root, address)[1]) if check else remove_mail(mail_root, address)
         except ValueError:
             continue
-        if os.path.isdir(target):
-            if not check:
-                shutil.rmtree(target)
+        if held:
             erased.append(address)
     return erased
 

@@ -549,7 +549,7 @@ def suspend_automatically(database: str, address: str, cause: str, detail: str, 
     now = now or _userdb.utc_now()
     connection = _userdb.connect(database, upgrade=False)
     try:
-        row = _userdb.read_mailbox(connection, address)
+        row = _userdb.read_mailbox(connection, address, _userdb.SUSPENSION_COLUMNS)  # the MX's limits role reads no more
         if row is None or row["state"] != "active":
             return None
         plan = LifecyclePlan(now=now)

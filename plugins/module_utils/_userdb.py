@@ -255,6 +255,9 @@ def table_columns(connection, table: str) -> set[str]:
 # --- PostgreSQL (issue 15) -------------------------------------------------------------------------------
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# What a suspension reads of a mailbox (_lifecycle's planner, its notice and its event): no password, no login time.
+SUSPENSION_COLUMNS = ("address", "organization", "display_name", "kind", "state", "suspended_at", "suspended_reason",
+                      "suspended_by", "request_ref")
 # What each tier's database role may read and write; nothing else is granted. The MX never sees a password
 # hash; only the webmail changes passwords; the mailstores record logins and the quota flag (R6, R8.2a, R9.2a).
 TIER_GRANTS = {
@@ -276,6 +279,14 @@ TIER_GRANTS = {
         "GRANT SELECT ON delegation",
         # Its erasure of deleted mailboxes' mail reads which addresses were deleted (R7.2).
         "GRANT SELECT (address, action) ON mailbox_event",
+    ),
+    # The MX's sending limits (R12.6, R8.2b): the policy service reads a sender's state and suspends an account
+    # that keeps meeting them as compromised, with its event (_lifecycle.suspend_automatically), never a hash.
+    "limits": (
+        f"GRANT SELECT ({', '.join(SUSPENSION_COLUMNS)}) ON mailbox",
+        "GRANT UPDATE (state, suspended_at, suspended_reason, suspended_by, updated_at) ON mailbox",
+        "GRANT SELECT (id, address, organization) ON mailbox_event",
+        "GRANT INSERT ON mailbox_event",
     ),
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",
@@ -536,9 +547,9 @@ def finish_moves(connection, addresses: list[str], now: str) -> list[str]:
     return finished
 
 
-def read_mailbox(connection, address: str) -> dict | None:
-    """One mailbox row, or None."""
-    row = connection.execute("SELECT * FROM mailbox WHERE address = ?", (address,)).fetchone()
+def read_mailbox(connection, address: str, columns: tuple[str, ...] = ("*",)) -> dict | None:
+    """One mailbox row, or None; ``columns`` for a role that may read only those (``TIER_GRANTS``)."""
+    row = connection.execute(f"SELECT {', '.join(columns)} FROM mailbox WHERE address = ?", (address,)).fetchone()
     return dict(row) if row else None
 
 

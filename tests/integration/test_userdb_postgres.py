@@ -4,9 +4,12 @@ the copy of a SQLite database with nothing lost, and each tier's role limited to
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import psycopg
 import pytest
+import role_templates
 
 from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
@@ -136,12 +139,17 @@ def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(tmp_path, postgre
         _userdb.copy_to_postgres(sqlite, postgres)
 
 
+def tier_login(postgres_server, tier: str, login: str) -> None:
+    """Every tier's group role (as the userdb role makes them) and ``login``, a member of ``tier``'s."""
+    for name in _userdb.TIER_GRANTS:
+        postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{name} NOLOGIN; EXCEPTION WHEN duplicate_object"
+                              " THEN NULL; END $$")
+    postgres_server.admin(f"DROP ROLE IF EXISTS {login}; CREATE ROLE {login} LOGIN IN ROLE sonla_mail_{tier}")
+
+
 def test_the_mx_role_reads_addresses_and_never_hashes(postgres_server, postgres_uri):
     database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
-    for tier in _userdb.TIER_GRANTS:
-        postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
-                              " THEN NULL; END $$")
-    postgres_server.admin("DROP ROLE IF EXISTS mx1; CREATE ROLE mx1 LOGIN IN ROLE sonla_mail_mx")
+    tier_login(postgres_server, "mx", "mx1")
     owner = _userdb.connect(postgres_uri)  # the schema upgrade grants each tier its rights
     converge(owner, desired("an"))
 
@@ -231,10 +239,7 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
     which of its mailboxes are organizations' and their delegates (issue 17), its erasure which addresses were deleted
     (R7.2)."""
     database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
-    for tier in _userdb.TIER_GRANTS:
-        postgres_server.admin(f"DO $$ BEGIN CREATE ROLE sonla_mail_{tier} NOLOGIN; EXCEPTION WHEN duplicate_object"
-                              " THEN NULL; END $$")
-    postgres_server.admin("DROP ROLE IF EXISTS store1; CREATE ROLE store1 LOGIN IN ROLE sonla_mail_mailstore")
+    tier_login(postgres_server, "mailstore", "store1")
     converge(_userdb.connect(postgres_uri), desired("an"))
     with psycopg.connect(postgres_uri, autocommit=True) as owner:
         owner.execute("INSERT INTO mailbox_event (at, address, action) VALUES ('2026', 'gone@sonla.gov.vn', 'removed')")
@@ -259,3 +264,63 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
                 store.execute(forbidden)
     row = _userdb.read_mailboxes(_userdb.connect(postgres_uri))["an@sonla.gov.vn"]
     assert row["over_quota"] == 1 and row["last_login_at"] >= "2026"
+
+
+def test_the_limits_role_suspends_a_compromised_account_and_reads_no_hash(postgres_server, postgres_uri):
+    """R12.6, R8.2b on several hosts (issue 15): the MX's policy service, as the limits role, reads a sender's state and
+    suspends the account as compromised with its event, exactly as on one host; it may not read a password hash or
+    the history, change a password, or delete an account."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    tier_login(postgres_server, "limits", "limits1")
+    converge(_userdb.connect(postgres_uri), desired("an", "binh"))
+    limits_uri = postgres_server.uri(database, user="limits1")
+
+    result = _lifecycle.suspend_automatically(limits_uri, "an@sonla.gov.vn", "compromised", "test: 3 refusals",
+                                              organizations=None, department=None, domain="sonla.gov.vn", notify=False)
+    assert [action["address"] for action in result["suspended"]] == ["an@sonla.gov.vn"]
+    assert _lifecycle.suspend_automatically(limits_uri, "an@sonla.gov.vn", "compromised", "again", organizations=None,
+                                            department=None, domain="sonla.gov.vn", notify=False) is None
+    row = _userdb.read_mailboxes(_userdb.connect(postgres_uri))["an@sonla.gov.vn"]
+    assert (row["state"], row["suspended_by"]) == ("suspended", "lifecycle")
+    (event,) = [event for event in events(_userdb.connect(postgres_uri)) if event[3] == "suspended"]
+    assert event[4] == "1/QĐ-SKHCN" and "by=lifecycle; cause=compromised" in event[5]  # R11.2
+
+    limits = _userdb.connect(limits_uri, upgrade=False)  # what roles/lifecycle/templates/sonla-mail-limits.j2 opens
+    assert limits.execute("SELECT state FROM mailbox WHERE address = ?", ("an@sonla.gov.vn",)).fetchone()["state"] == "suspended"
+    limits.close()
+    with psycopg.connect(limits_uri) as raw:
+        for forbidden in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history",
+                          "UPDATE mailbox SET password = 'x'", "UPDATE mailbox SET quota_mb = 1",
+                          "DELETE FROM mailbox", "SELECT detail FROM mailbox_event", "DELETE FROM mailbox_event"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                raw.execute(forbidden)
+            raw.rollback()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_policy_service_defers_then_suspends_on_either_engine(engine, postgres_server, postgres_uri, tmp_path):
+    """R12.6, R8.2b: roles/lifecycle/templates/sonla-mail-limits.j2, as Postfix's spawn(8) runs it (one connection on
+    stdin and stdout), refuses past the hour's limit and suspends at the threshold in the SQLite file of one host, or in
+    PostgreSQL as the limits role of an MX of several hosts (issue 15); the account's next message is refused."""
+    if engine == "sqlite":
+        database = str(tmp_path / "users.sqlite")
+    else:
+        tier_login(postgres_server, "limits", "limits1")
+        database = postgres_server.uri(postgres_uri.split("?")[0].rsplit("/", 1)[1], user="limits1")
+    converge(_userdb.connect(postgres_uri if engine == "postgresql" else database), desired("an"))
+    config = tmp_path / "limits.json"
+    config.write_text(json.dumps({
+        "database": database, "state_database": str(tmp_path / "counts.sqlite"), "organizations": [], "department": None,
+        "domain": "sonla.gov.vn", "webmail_url": None, "notify": False,
+        "policy": {"max_messages_per_hour": 1, "suspend_after_limit_refusals": 2}}), encoding="utf-8")
+    [script] = role_templates.render("lifecycle", [("sonla-mail-limits.j2", {
+        "lifecycle_library_dir": role_templates.COLLECTIONS, "lifecycle_limits_config_file": str(config)})])
+    request = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=an@sonla.gov.vn\nrecipient_count=1\n\n"
+
+    answers = subprocess.run([sys.executable, "-c", script], input=request * 4, capture_output=True, text=True,
+                             check=True, timeout=60).stdout.split("\n\n")
+    assert [answer.split(" ", 1)[0] for answer in answers[:4]] == ["action=DUNNO", "action=450", "action=450", "action=450"]
+    assert "per hour" in answers[2] and "Account suspended" in answers[3]  # the suspension came between them
+    row = _userdb.read_mailboxes(_userdb.connect(postgres_uri if engine == "postgresql" else database))["an@sonla.gov.vn"]
+    assert (row["state"], row["suspended_by"]) == ("suspended", "lifecycle")
+    assert "Account compromised" in row["suspended_reason"]

@@ -3,7 +3,8 @@
 """Several hosts (issue 15): mail reaches the store the planner pinned, IMAP goes through the proxy, a stopped
 store holds up only its own users, the MX's database role cannot read a password hash, a mailbox moved to
 another store by the inventory keeps every message byte for byte, and the lifecycle works across the hosts: the
-stores record logins and the quota flag in the shared database, and the daily run happens once, on the db host.
+stores record logins and the quota flag in the shared database, and the daily run happens once, on the db host;
+the MX's sending limits suspend a hijacked account in the shared database.
 
 Clients run on the host against the front container (MX and proxy); testinfra looks inside the stores.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from sonla_molecule import tls_context, wait_for
+from sonla_molecule import submission, tls_context, wait_for
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only, set below in the test database only
@@ -419,3 +420,42 @@ def test_a_mailbox_revoked_on_the_db_host_loses_its_mail_on_its_store_only(front
     assert all(stores[store].file(mail_dir(other)).is_directory for other in kept)
     assert erase(stores[store]) is None
     assert all(erase(host) is None for name, host in stores.items() if name != store)
+
+
+def submit(ip: str, sender: str, subject: str) -> None:
+    """One message from ``sender`` to the Department's mailbox on the MX's port 587; a refusal raises smtplib's error."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, f"skhcn@{DOMAIN}", subject
+    message.set_content("Thử giới hạn gửi thư trên nhiều máy chủ.")
+    with submission(ip, 587) as smtp:
+        smtp.login(sender, PASSWORD)
+        smtp.send_message(message)
+
+
+def test_the_mx_limits_defer_then_suspend_the_account_in_postgres(front, server_ip):
+    """R12.6, R8.2b on several hosts (issue 15): the MX's policy service accepts 4 messages in the hour (the scenario's
+    policy), refuses the next with 4xx, and at the third refusal suspends the account as compromised in the shared
+    database, as the limits role, with its event; the proxy then refuses the login with the reason."""
+    sender = psql(front, "SELECT address FROM mailbox WHERE kind = 'person' AND state = 'active' ORDER BY address"
+                         " LIMIT 1").stdout.strip()
+    assert sender, "an active person left by the tests above"
+    assert front.file("/etc/sonla-mail/limits.pgpass").mode == 0o600  # the limits role's password: libpq's file only
+    assert "password" not in front.file("/etc/sonla-mail/limits.json").content_string
+    for number in range(1, 5):
+        submit(server_ip, sender, f"Thư {number}")  # accepted: within the hour's 4
+    for number in range(5, 8):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            submit(server_ip, sender, f"Thư {number}")
+        assert refused.value.smtp_code == 450 and b"per hour" in refused.value.smtp_error, refused.value
+
+    def suspended() -> bool:
+        return psql(front, f"SELECT state, suspended_by FROM mailbox WHERE address = '{sender}'").stdout.strip() == (
+            "suspended|lifecycle")
+
+    wait_for(suspended, "the automatic suspension in PostgreSQL")
+    event = psql(front, f"SELECT detail FROM mailbox_event WHERE address = '{sender}' AND action = 'suspended'")
+    assert "by=lifecycle; cause=compromised" in event.stdout, event.stdout
+    with imaplib.IMAP4(server_ip, 143, timeout=30) as imap:  # R8.1: no access through the proxy, with the reason
+        imap.starttls(ssl_context=tls_context())
+        with pytest.raises(imaplib.IMAP4.error, match="Account compromised"):
+            imap.login(sender, PASSWORD)

@@ -11,18 +11,15 @@ The refusal text must come back as exactly the configured text: one row, no pass
 from __future__ import annotations
 
 import json
-import os
 import re
 import runpy
-import subprocess
 import sys
 
 import pytest
+import role_templates
 
 from ansible_collections.sonla.mail.plugins.module_utils import _userdb
 
-ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "dovecot")
-COLLECTIONS = os.path.join(ROLE, "..", "..", ".collections")
 HOSTILE = [
     "x' UNION SELECT password FROM mailbox --",
     "x' || (SELECT group_concat(address || password) FROM mailbox) || '",
@@ -33,37 +30,6 @@ ADDRESS = "dungct.skhcn@sonla.gov.vn"
 OTHER = "annv.skhcn@sonla.gov.vn"
 
 
-# Rendered in a child process: there the collection loader is set up as ansible-playbook does, so the
-# templates' sonla.mail.sql_string resolves (the unit tests import the collection as a plain package).
-RENDER = """
-import json, os, sys
-from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar, trust_as_template
-role, collections, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-init_plugin_loader([collections])
-def trust(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, dict):
-        return {key: trust(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trust(item) for item in value]
-    return value
-loader = DataLoader()
-base = {}
-for part in ("defaults", "vars"):
-    base.update(trust(loader.load_from_file(os.path.join(role, part, "main.yml"))))
-out = []
-for template, is_24, url, *extra in jobs:
-    variables = dict(base, __dovecot_is_24=is_24, dovecot_webmail_url=url, ansible_managed="managed",
-                     # as the role's package task registers it (sonla.mail.packages, issue 19)
-                     __dovecot_installed={"versions": {"dovecot-core": "2.4.1" if is_24 else "2.3.19"}})
-    variables.update(trust(extra[0]) if extra else {})
-    with open(os.path.join(role, "templates", template), encoding="utf-8") as stream:
-        out.append(Templar(loader=loader, variables=variables).template(trust_as_template(stream.read())))
-print(json.dumps(out))
-"""
 JOBS = [(is_24, "https://mail.sonla.gov.vn/" + payload) for is_24 in (False, True) for payload in [""] + HOSTILE]
 
 
@@ -73,11 +39,12 @@ def template_of(is_24: bool) -> str:
 
 def render(jobs: list) -> list[str]:
     """Each job's (template, is_24, webmail URL[, other variables]) rendered, all in one child process."""
-    result = subprocess.run(
-        [sys.executable, "-c", RENDER, os.path.abspath(ROLE), os.path.abspath(COLLECTIONS), json.dumps(jobs)],
-        capture_output=True, text=True, check=True, timeout=120,
-    )
-    return json.loads(result.stdout)
+    return role_templates.render("dovecot", [
+        (template, {"__dovecot_is_24": is_24, "dovecot_webmail_url": url,
+                    # as the role's package task registers it (sonla.mail.packages, issue 19)
+                    "__dovecot_installed": {"versions": {"dovecot-core": "2.4.1" if is_24 else "2.3.19"}},
+                    **(extra[0] if extra else {})})
+        for template, is_24, url, *extra in jobs])
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +138,7 @@ def test_a_mailstore_erasure_runs_the_collections_rule_with_libpq_s_password_fil
     database = {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1", "password": "not-in-the-script"}
     [script] = render([("erase-deleted.py.j2", True, "https://mail.sonla.gov.vn/",
                         {"dovecot_vmail_dir": str(root), "dovecot_userdb_postgres": database,
-                         "dovecot_library_dir": os.path.abspath(COLLECTIONS)})])
+                         "dovecot_library_dir": role_templates.COLLECTIONS})])
     assert "not-in-the-script" not in script
     path = tmp_path / "erase-deleted.py"
     path.write_text(script, encoding="utf-8")

@@ -182,13 +182,15 @@ def _owner_problems(desired: list[dict], current: dict[str, dict]) -> list[str]:
 def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = False, max_removals: int = 10,
                revoked: dict[str, str] | None = None, restores_done: set | None = None, stores: tuple = (),
                delegations: set[tuple[str, str]] | None = None, exclusive_request: str | None = None,
-               moves: dict[str, dict] | None = None) -> Plan:
+               moves: dict[str, dict] | None = None, erasing: dict[str, list[str]] | None = None) -> Plan:
     """Compare the whole desired set with the database rows (keyed by address).
 
     ``revoked`` maps the addresses the lifecycle revoked to the time (``_lifecycle.read_revoked``);
     ``restores_done`` holds the (address, request) pairs of restore requests already carried out.
     ``stores`` names the mailstores of a several-host layout (issue 15; empty on a single host): see
-    ``place_mailboxes``, which also takes ``moves``, the moves under way (``_userdb.read_moves``).
+    ``place_mailboxes``, which also takes ``moves``, the moves under way (``_userdb.read_moves``); ``erasing``, the
+    deleted mailboxes whose mail a mailstore has not erased yet (``_userdb.read_pending_erasures``), which are not
+    created again before it has (R7.2).
     ``delegations``: the (organization mailbox, delegate) pairs in the database
     (``_userdb.read_delegations``). ``exclusive_request``: the request reference that the removals by
     ``exclusive`` are made under, required when there are any: no inventory entry names them (R11.2).
@@ -204,6 +206,7 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
         )
     plan = Plan()
     revoked = revoked or {}
+    erasing = erasing or {}
     restores_done = restores_done or set()
     seen: set[str] = set()
     for mailbox in desired:
@@ -225,6 +228,13 @@ def build_plan(desired: list[dict], current: dict[str, dict], exclusive: bool = 
                 plan.refused.append({"address": address, "reason": (
                     f"Hộp thư đã bị thu hồi ngày {revoked[address][:10]}, không thể khôi phục (R7.2) / "
                     f"Revoked on {revoked[address][:10]}; a revoked mailbox cannot be restored (R7.2)")})
+                continue
+            if address in erasing:
+                holders = ", ".join(erasing[address])
+                plan.refused.append({"address": address, "reason": (
+                    f"Thư của hộp thư cũ cùng địa chỉ trên {holders} chưa được xoá; tạo lại sau khi máy chủ đó xoá xong "
+                    f"(R7.2) / The deleted mailbox's mail on {holders} is not erased yet; it is created once that "
+                    "mailstore has erased it (R7.2)")})
                 continue
             plan.added.append(mailbox)
             continue

@@ -31,8 +31,9 @@ except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-
     psycopg = None
 
 # 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns; 7: issue 17, aliases,
-# lists, the welcome mail and migration; 8: issue 15, moving a mailbox to another mailstore.
-SCHEMA_VERSION = 8
+# lists, the welcome mail and migration; 8: issue 15, moving a mailbox to another mailstore; 9: issue 15, the mail the
+# mailstores still have to erase.
+SCHEMA_VERSION = 9
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -160,6 +161,28 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_forget_move AFTER DELETE ON mailbox
 END;
 """
 
+# Schema 9 (issue 15, R7.2): on several hosts the db host deletes a mailbox's row and holds none of its mail; the row's
+# deletion records here each mailstore that still holds it (its host, and both ends of a move under way). The store
+# erases the folder, then this row (erase_deleted_mail); until then the planner does not create the address again,
+# which would hand the old mail to the new mailbox. A single host (host NULL) erases at once and records nothing.
+# The trigger's name sorts before mailbox_removed_forget_move: PostgreSQL fires a table's triggers by name, and SQLite
+# fires the newest first; either way the move is still there to read.
+ERASURE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mail_erasure (
+    address TEXT NOT NULL,
+    host    TEXT NOT NULL,                              -- the mailstore that holds the mail
+    since   TEXT NOT NULL,
+    PRIMARY KEY (address, host)
+);
+CREATE TRIGGER IF NOT EXISTS mailbox_removed_erase_mail AFTER DELETE ON mailbox BEGIN
+    INSERT INTO mail_erasure (address, host, since)
+    SELECT old.address, old.host, datetime('now') WHERE old.host IS NOT NULL
+    UNION SELECT address, source, datetime('now') FROM mailbox_move WHERE address = old.address
+    UNION SELECT address, target, datetime('now') FROM mailbox_move WHERE address = old.address
+    ON CONFLICT DO NOTHING;
+END;
+"""
+
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
 # Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
@@ -213,6 +236,9 @@ def _migrate(connection) -> None:
         connection.execute("INSERT INTO welcome_mail (address, sent_at) SELECT address, ? FROM mailbox", (utc_now(),))
     # Issue 15, 7 -> 8: the mailboxes moving to another mailstore.
     connection.executescript(postgres_schema(MOVES_SCHEMA) if is_postgres_connection(connection) else MOVES_SCHEMA)
+    # Issue 15, 8 -> 9: the mail the mailstores still have to erase. Mailboxes deleted before it are erased by no one:
+    # none was, on a single host, and several hosts came with this version's tests only.
+    connection.executescript(postgres_schema(ERASURE_SCHEMA) if is_postgres_connection(connection) else ERASURE_SCHEMA)
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
@@ -277,8 +303,8 @@ TIER_GRANTS = {
          " password_changed_at, suspended_reason, host, last_login_at) ON mailbox"),
         "GRANT UPDATE (last_login_at, over_quota) ON mailbox",
         "GRANT SELECT ON delegation",
-        # Its erasure of deleted mailboxes' mail reads which addresses were deleted (R7.2).
-        "GRANT SELECT (address, action) ON mailbox_event",
+        # Its erasure of deleted mailboxes' mail reads and clears what it still holds (R7.2).
+        "GRANT SELECT, DELETE ON mail_erasure",
     ),
     # The MX's sending limits (R12.6, R8.2b): the policy service reads a sender's state and suspends an account
     # that keeps meeting them as compromised, with its event (_lifecycle.suspend_automatically), never a hash.
@@ -711,27 +737,37 @@ def remove_mail(mail_root: str, address: str) -> bool:
     return True
 
 
-# The addresses the user database records as deleted (the inventory removed them, or the lifecycle revoked them, R8.1)
-# that have no mailbox row any more; an address created again has a row, and its mail is never touched.
-_DELETED_WITHOUT_ROW = ("SELECT DISTINCT address FROM mailbox_event WHERE action IN ('removed', 'revoked')"
-                        " AND address NOT IN (SELECT address FROM mailbox) ORDER BY address")
+def read_pending_erasures(connection) -> dict[str, list[str]]:
+    """The deleted mailboxes whose mail a mailstore still holds (issue 15): address -> those stores. None when the table
+    is not there yet (check mode)."""
+    if not table_columns(connection, "mail_erasure"):
+        return {}
+    pending: dict[str, list[str]] = {}
+    for row in connection.execute("SELECT address, host FROM mail_erasure ORDER BY address, host"):
+        pending.setdefault(row[0], []).append(row[1])
+    return pending
 
 
-def erase_deleted_mail(connection, mail_root: str, check: bool) -> list[str]:
-    """R7.2 on several hosts (issue 15): erase the mail a mailstore still holds for deleted mailboxes.
+def erase_deleted_mail(connection, mail_root: str, check: bool, store: str) -> list[str]:
+    """R7.2 on several hosts (issue 15): erase the mail ``store`` still holds for deleted mailboxes.
 
-    The db host deletes the row and holds no mail; each mailstore runs this against the shared database with
-    its own role, which may read only ``mailbox_event``'s address and action. Returns the addresses whose
-    folder was erased, or in check mode would be. An address whose folder would leave the mail root has none.
+    The db host deletes the row and holds no mail; the deletion records each store that holds the mail
+    (``mail_erasure``). Each mailstore runs this against the shared database with its own role: it erases the folder,
+    then that record, after which the address may be created again. Returns the addresses whose folder was erased, or
+    in check mode would be, which changes nothing. An address whose folder would leave the mail root has none.
     """
     erased = []
-    for (address,) in connection.execute(_DELETED_WITHOUT_ROW):
+    pending = [row[0] for row in connection.execute("SELECT address FROM mail_erasure WHERE host = ? ORDER BY address",
+                                                    (store,))]
+    for address in pending:
         try:
             held = os.path.isdir(_mail_dir(mail_root, address)[1]) if check else remove_mail(mail_root, address)
         except ValueError:
-            continue
+            held = False
         if held:
             erased.append(address)
+        if not check:
+            connection.execute("DELETE FROM mail_erasure WHERE address = ? AND host = ?", (address, store))
     return erased
 
 

@@ -271,8 +271,9 @@ unmanaged:
   sample: []
 refused:
   description:
-    - Requests not carried out, with the reason (R7.3), such as a revoked address (R7.2) or a restore request
-      older than the suspension (R8.3a).
+    - Requests not carried out, with the reason (R7.3), such as a revoked address (R7.2), a restore request
+      older than the suspension (R8.3a), or on several mailstores an address deleted earlier whose mail a store has
+      not erased yet (R7.2, issue 15; created at the first converge after that store has).
   returned: always
   type: list
   elements: dict
@@ -481,7 +482,7 @@ def main():
     database = params["database"]
     postgres = _userdb.is_postgres(database)
     connection = None
-    current, revoked, restores_done, delegations, moves = {}, {}, set(), set(), {}
+    current, revoked, restores_done, delegations, moves, erasing = {}, {}, set(), set(), {}, {}
     if postgres or not (module.check_mode and not os.path.exists(database)):
         try:
             connection = open_database(module, database, postgres)
@@ -493,11 +494,12 @@ def main():
         restores_done = _userdb.restores_done(connection)  # R8.3a: each request applies once
         delegations = _userdb.read_delegations(connection)  # issue 17: agency mailboxes by delegation
         moves = _userdb.read_moves(connection)  # issue 15: moves to another mailstore under way
+        erasing = _userdb.read_pending_erasures(connection)  # issue 15, R7.2: old mail not erased yet
 
     try:
         plan = build_plan(desired, current, params["exclusive"], params["max_removals"], revoked=revoked,
                           restores_done=restores_done, stores=params["stores"], delegations=delegations,
-                          exclusive_request=params["exclusive_request"], moves=moves)
+                          exclusive_request=params["exclusive_request"], moves=moves, erasing=erasing)
     except PlanError as error:
         module.fail_json(msg=str(error))
     reissue, reissue_refused = plan_reissue(connection, params["reissue"], current)

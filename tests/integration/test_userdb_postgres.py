@@ -235,14 +235,19 @@ def test_one_lifecycle_run_at_a_time_across_hosts(postgres_uri):
 
 def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_server, postgres_uri, tmp_path):
     """Issue 15, R8.2a, R9.2a: the stores' hooks write last_login_at and over_quota with the mailstore's role, which
-    may change nothing else and never reads the password history or the events' details; its delegation script reads
-    which of its mailboxes are organizations' and their delegates (issue 17), its erasure which addresses were deleted
-    (R7.2)."""
+    may change nothing else and never reads the password history or the events; its delegation script reads which of
+    its mailboxes are organizations' and their delegates (issue 17), its erasure the mail deleted mailboxes left on it,
+    both ends of a move included, and clears those records (R7.2)."""
     database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
     tier_login(postgres_server, "mailstore", "store1")
-    converge(_userdb.connect(postgres_uri), desired("an"))
-    with psycopg.connect(postgres_uri, autocommit=True) as owner:
-        owner.execute("INSERT INTO mailbox_event (at, address, action) VALUES ('2026', 'gone@sonla.gov.vn', 'removed')")
+    converge(_userdb.connect(postgres_uri), desired("an", "gone", "moving"))
+    with psycopg.connect(postgres_uri, autocommit=True) as owner:  # deleted on the db host (R7.2, PostgreSQL's trigger)
+        owner.execute("UPDATE mailbox SET host = 'store1' WHERE address <> 'an@sonla.gov.vn'")
+        owner.execute("INSERT INTO mailbox_move (address, source, target, planned_at) VALUES"
+                      " ('moving@sonla.gov.vn', 'store1', 'store2', '2026')")
+        owner.execute("DELETE FROM mailbox WHERE address <> 'an@sonla.gov.vn'")
+    assert _userdb.read_pending_erasures(_userdb.connect(postgres_uri)) == {
+        "gone@sonla.gov.vn": ["store1"], "moving@sonla.gov.vn": ["store1", "store2"]}
     (tmp_path / "sonla.gov.vn" / "gone").mkdir(parents=True)
 
     with psycopg.connect(postgres_server.uri(database, user="store1"), autocommit=True) as store:
@@ -255,10 +260,14 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
         assert store.execute("SELECT delegate, 'shared/' || mailbox FROM delegation WHERE delegate IN"
                              " (SELECT address FROM mailbox WHERE host IS NULL) AND mailbox IN"
                              " (SELECT address FROM mailbox WHERE host IS NULL)").fetchall() == []
-        # The erasure of deleted mailboxes' mail (R7.2) reads what it needs with this role's rights.
-        assert _userdb.erase_deleted_mail(store, str(tmp_path), check=True) == ["gone@sonla.gov.vn"]
+        # The erasure of deleted mailboxes' mail (R7.2) reads and clears this store's records with this role's rights.
+        erasing = _userdb.PostgresConnection(store)
+        assert _userdb.erase_deleted_mail(erasing, str(tmp_path), True, "store1") == ["gone@sonla.gov.vn"]
+        assert _userdb.erase_deleted_mail(erasing, str(tmp_path), False, "store1") == ["gone@sonla.gov.vn"]
+        assert not (tmp_path / "sonla.gov.vn" / "gone").exists()
+        assert store.execute("SELECT address, host FROM mail_erasure").fetchall() == [("moving@sonla.gov.vn", "store2")]
         for forbidden in ("UPDATE mailbox SET state = 'active'", "UPDATE mailbox SET password = 'x'",
-                          "SELECT * FROM password_history", "SELECT detail FROM mailbox_event",
+                          "SELECT * FROM password_history", "SELECT address FROM mailbox_event",
                           "INSERT INTO mailbox_event (at, address, action) VALUES ('x', 'y', 'z')"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 store.execute(forbidden)

@@ -22,7 +22,8 @@ def rows(**hosts):
 
 def converge(connection, entries, stores=STORES):
     plan = build_plan(desired(*entries), _userdb.read_mailboxes(connection), stores=stores,
-                      moves=_userdb.read_moves(connection), delegations=_userdb.read_delegations(connection))
+                      moves=_userdb.read_moves(connection), delegations=_userdb.read_delegations(connection),
+                      erasing=_userdb.read_pending_erasures(connection))
     _userdb.apply_plan(connection, plan, {m["address"]: "{SSHA512}x" for m in plan.added}, "2027-01-05 08:00:00")
     return plan
 
@@ -190,3 +191,23 @@ def test_the_placement_with_delegates_is_pinned_like_any_other(tmp_path):
     plan = converge(connection, [("big", 50_000, {}), organization("org", 1024, ["a", "b"]), ("a", 1024, {}),
                                  ("b", 1024, {}), ("c", 1024, {})])
     assert plan.placement == {"b@sonla.gov.vn": "store1", "c@sonla.gov.vn": "store1"} and plan.moved == []
+
+
+def test_a_removed_address_comes_back_only_once_its_store_has_erased_the_old_mail(tmp_path):
+    """R7.2 on several hosts: the db host deletes the row while the mail is on a store, which may be down. Creating the
+    address again before that store has erased it would hand the old mail to the new mailbox: it is refused, naming
+    the store, and created at the first converge after the erasure."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [("a", 1024, {}), ("b", 1024, {})])
+    host = _userdb.read_mailboxes(connection)["a@sonla.gov.vn"]["host"]
+    converge(connection, [("a", 1024, {"state": "absent"}), ("b", 1024, {})])
+    assert _userdb.read_pending_erasures(connection) == {"a@sonla.gov.vn": [host]}
+
+    plan = converge(connection, [("a", 1024, {}), ("b", 1024, {})])
+    assert plan.added == [] and [refusal["address"] for refusal in plan.refused] == ["a@sonla.gov.vn"]
+    assert f"mail on {host} is not erased yet" in plan.refused[0]["reason"]
+    assert "a@sonla.gov.vn" not in _userdb.read_mailboxes(connection)
+
+    assert _userdb.erase_deleted_mail(connection, str(tmp_path / "vmail"), False, host) == []  # no folder: still cleared
+    plan = converge(connection, [("a", 1024, {}), ("b", 1024, {})])
+    assert [mailbox["address"] for mailbox in plan.added] == ["a@sonla.gov.vn"] and not plan.refused

@@ -58,12 +58,11 @@ def test_the_mx_grant_names_no_hash_column():
 
 def test_the_mailstore_grant_writes_only_what_its_hooks_record():
     # R8.2a, R9.2a on several hosts (issue 15): a store's hooks write the last login and the quota flag, nothing else;
-    # it never reads the password history, and of the events only which addresses were deleted (R7.2, its erasure).
+    # its erasure clears the records of the mail it erased (R7.2); it never reads the password history or the events.
     store = _userdb.TIER_GRANTS["mailstore"]
-    assert [grant for grant in store if not grant.startswith("GRANT SELECT")] == [
-        "GRANT UPDATE (last_login_at, over_quota) ON mailbox"]
-    assert "password_history" not in " ".join(store)
-    assert [grant for grant in store if "mailbox_event" in grant] == ["GRANT SELECT (address, action) ON mailbox_event"]
+    assert [grant for grant in store if "UPDATE" in grant or "DELETE" in grant or "INSERT" in grant] == [
+        "GRANT UPDATE (last_login_at, over_quota) ON mailbox", "GRANT SELECT, DELETE ON mail_erasure"]
+    assert "password_history" not in " ".join(store) and "mailbox_event" not in " ".join(store)
 
 
 def test_a_sqlite_version_3_database_gains_the_mailstore_column(tmp_path):
@@ -75,30 +74,51 @@ def test_a_sqlite_version_3_database_gains_the_mailstore_column(tmp_path):
     assert "host" in _userdb.table_columns(_userdb.connect(path), "mailbox")
 
 
-def test_a_mailstore_erases_only_the_mail_of_deleted_mailboxes_without_a_row(tmp_path):
-    """R7.2 on several hosts (issue 15): _userdb.erase_deleted_mail, which each mailstore's erasure runs. It erases
-    the folder of an address with a 'removed' or 'revoked' event and no row, none in check mode, never the mail of
-    an address created again (it has a row), and never a folder outside the mail root, whatever the address."""
-    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+def _insert_mailbox(connection, address: str, host: str | None) -> None:
+    local_part = address.split("@")[0]
     connection.execute(
         "INSERT INTO mailbox (address, local_part, domain, kind, owner_id, display_name, organization, quota_mb,"
-        " state, password, created_at, updated_at) VALUES ('back@sonla.gov.vn', 'back', 'sonla.gov.vn', 'person',"
-        " 'p1', 'Lò Văn Back', 'o1', 1024, 'active', '{BLF-CRYPT}x', '2026', '2026')")
-    events = [("gone@sonla.gov.vn", "removed"), ("revoked@sonla.gov.vn", "revoked"), ("back@sonla.gov.vn", "removed"),
-              ("left@sonla.gov.vn", "suspended"), ("absent@sonla.gov.vn", "removed"), ("x@../outside", "removed"),
-              ("x@..outside", "removed"), ("..@sonla.gov.vn", "revoked"), ("x@.", "removed"), ("no-at", "removed")]
-    connection.executemany("INSERT INTO mailbox_event (at, address, action) VALUES ('2026', ?, ?)", events)
+        " state, password, created_at, updated_at, host) VALUES (?, ?, 'sonla.gov.vn', 'person', ?, 'Lò Văn Hặc', 'o1',"
+        " 1024, 'active', '{BLF-CRYPT}x', '2026', '2026', ?)", (address, local_part, local_part, host))
+
+
+def test_a_deleted_mailbox_leaves_its_stores_mail_to_erase_and_a_single_host_nothing(tmp_path):
+    """R7.2 on several hosts (issue 15): deleting a row records the store that holds its mail, and both ends of a move
+    under way; a single host's row (no host) records nothing, its mail goes with the row."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    for address, host in (("an@sonla.gov.vn", "store1"), ("binh@sonla.gov.vn", "store1"), ("one@sonla.gov.vn", None)):
+        _insert_mailbox(connection, address, host)
+    connection.execute("INSERT INTO mailbox_move (address, source, target, planned_at) VALUES"
+                       " ('binh@sonla.gov.vn', 'store1', 'store2', '2026')")
+    connection.execute("DELETE FROM mailbox")
+    assert _userdb.read_pending_erasures(connection) == {"an@sonla.gov.vn": ["store1"],
+                                                         "binh@sonla.gov.vn": ["store1", "store2"]}
+    assert connection.execute("SELECT count(*) FROM mailbox_move").fetchone()[0] == 0  # the move is forgotten too
+
+
+def test_a_mailstore_erases_only_its_own_mail_of_deleted_mailboxes(tmp_path):
+    """R7.2 on several hosts (issue 15): _userdb.erase_deleted_mail, which each mailstore's erasure runs. It erases
+    the folders the deletions left on this store and clears those records, nothing in check mode, never another
+    store's record or a live mailbox's mail, and never a folder outside the mail root, whatever the address."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    _insert_mailbox(connection, "live@sonla.gov.vn", "store1")
+    pending = [("gone@sonla.gov.vn", "store1"), ("revoked@sonla.gov.vn", "store1"), ("elsewhere@sonla.gov.vn", "store2"),
+               ("absent@sonla.gov.vn", "store1"), ("x@../outside", "store1"), ("x@..outside", "store1"),
+               ("..@sonla.gov.vn", "store1"), ("x@.", "store1"), ("no-at", "store1")]
+    connection.executemany("INSERT INTO mail_erasure (address, host, since) VALUES (?, ?, '2026')", pending)
     root = tmp_path / "vmail"
-    for folder in ("sonla.gov.vn/gone", "sonla.gov.vn/revoked", "sonla.gov.vn/back", "sonla.gov.vn/left",
+    for folder in ("sonla.gov.vn/gone", "sonla.gov.vn/revoked", "sonla.gov.vn/live", "sonla.gov.vn/elsewhere",
                    "sonla.gov.vn/.removing-other", "..outside/x"):
         (root / folder).mkdir(parents=True)
         (root / folder / "dovecot.index").write_text("mail", encoding="utf-8")
     (tmp_path / "outside" / "x").mkdir(parents=True)
     erased = ["gone@sonla.gov.vn", "revoked@sonla.gov.vn", "x@..outside"]
 
-    assert _userdb.erase_deleted_mail(connection, str(root), check=True) == erased
-    assert (root / "sonla.gov.vn" / "gone").is_dir()  # a plan erases nothing
-    assert _userdb.erase_deleted_mail(connection, str(root), check=False) == erased
-    assert sorted(path.name for path in (root / "sonla.gov.vn").iterdir()) == [".removing-other", "back", "left"]
+    assert _userdb.erase_deleted_mail(connection, str(root), True, "store1") == erased
+    assert (root / "sonla.gov.vn" / "gone").is_dir()  # a plan erases nothing...
+    assert len(_userdb.read_pending_erasures(connection)) == len(pending)  # ...and clears nothing
+    assert _userdb.erase_deleted_mail(connection, str(root), False, "store1") == erased
+    assert sorted(path.name for path in (root / "sonla.gov.vn").iterdir()) == [".removing-other", "elsewhere", "live"]
     assert not (root / "..outside" / "x").exists() and (tmp_path / "outside" / "x").is_dir()
-    assert _userdb.erase_deleted_mail(connection, str(root), check=False) == []
+    assert _userdb.read_pending_erasures(connection) == {"elsewhere@sonla.gov.vn": ["store2"]}  # store2's own
+    assert _userdb.erase_deleted_mail(connection, str(root), False, "store1") == []

@@ -109,10 +109,11 @@ def test_the_mail_home_is_quoted_too(rendered, is_24):  # issue 10 item 2
 
 
 class FakePostgres:
-    """psycopg's connect as the erasure calls it: records the connection's settings, answers rows to any query."""
+    """psycopg as the erasure calls it: records the connection's settings and keeps the ``mail_erasure`` records
+    (address, host), which its two queries read and clear."""
 
-    def __init__(self, rows):
-        self.rows, self.settings = rows, None
+    def __init__(self, records):
+        self.records, self.settings, self.rows = list(records), None, []
 
     def connect(self, **settings):
         self.settings = settings
@@ -124,35 +125,49 @@ class FakePostgres:
     def __exit__(self, *exc_info):
         return False
 
-    def execute(self, _query):
+    def cursor(self):
+        return self
+
+    def execute(self, query, parameters):
+        self.rows = []
+        if query.startswith("SELECT address FROM mail_erasure WHERE host = %s"):
+            self.rows = [(address,) for address, host in self.records if host == parameters[0]]
+        else:
+            assert query == "DELETE FROM mail_erasure WHERE address = %s AND host = %s", query
+            self.records.remove(tuple(parameters))
+
+    def __iter__(self):
         return iter(self.rows)
 
 
 def test_a_mailstore_erasure_runs_the_collections_rule_with_libpq_s_password_file(tmp_path, monkeypatch, capsys):
     """R7.2 on several hosts (issue 15): roles/dovecot/templates/erase-deleted.py.j2 runs
-    _userdb.erase_deleted_mail (tested in test_userdb_engines.py) from the library installed beside it, against the
-    database named by the role's variables, reading the password from libpq's password file, never from itself; it
-    prints the addresses only when there were some."""
+    _userdb.erase_deleted_mail (tested in test_userdb_engines.py) from the library installed beside it, for this
+    store (its inventory name, as mailbox.host holds it), against the database named by the role's variables, reading
+    the password from libpq's password file, never from itself; it prints the addresses only when there were some."""
     root = tmp_path / "vmail"
     (root / "sonla.gov.vn" / "gone").mkdir(parents=True)
     database = {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1", "password": "not-in-the-script"}
     [script] = render([("erase-deleted.py.j2", True, "https://mail.sonla.gov.vn/",
                         {"dovecot_vmail_dir": str(root), "dovecot_userdb_postgres": database,
-                         "dovecot_library_dir": role_templates.COLLECTIONS})])
+                         "dovecot_library_dir": role_templates.COLLECTIONS,
+                         "inventory_hostname": "store1.sonla.internal"})])
     assert "not-in-the-script" not in script
     path = tmp_path / "erase-deleted.py"
     path.write_text(script, encoding="utf-8")
-    fake = FakePostgres([("gone@sonla.gov.vn",), ("absent@sonla.gov.vn",)])
+    fake = FakePostgres([("gone@sonla.gov.vn", "store1.sonla.internal"), ("absent@sonla.gov.vn", "store1.sonla.internal"),
+                         ("other@sonla.gov.vn", "store2.sonla.internal")])
     monkeypatch.setitem(sys.modules, "psycopg", fake)
     erase = runpy.run_path(str(path), run_name="erase-deleted")
 
     erase["main"](True)
     assert json.loads(capsys.readouterr().out) == {"erased": ["gone@sonla.gov.vn"], "check": True}
-    assert (root / "sonla.gov.vn" / "gone").is_dir()
+    assert (root / "sonla.gov.vn" / "gone").is_dir() and len(fake.records) == 3
     erase["main"](False)
     assert json.loads(capsys.readouterr().out) == {"erased": ["gone@sonla.gov.vn"], "check": False}
     assert not (root / "sonla.gov.vn" / "gone").exists() and (root / "sonla.gov.vn").is_dir()
     assert fake.settings == {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1",
                              "passfile": "/etc/dovecot/userdb.pgpass", "connect_timeout": 10}
+    assert fake.records == [("other@sonla.gov.vn", "store2.sonla.internal")]  # this store's records only are cleared
     erase["main"](False)
     assert capsys.readouterr().out == ""  # nothing left: prints nothing

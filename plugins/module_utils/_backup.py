@@ -274,8 +274,9 @@ PRUNE_ALL = ["prune", "--max-unused", "0"]  # repack every pack with a deleted b
 
 
 def read_deletion_events(database: str) -> list[dict]:
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    connection.row_factory = sqlite3.Row
+    """The deletions and purges of ``mailbox_event``, oldest first: from the SQLite file, or on several hosts from
+    PostgreSQL (issue 15)."""
+    connection = _userdb.connect(database, upgrade=False)
     try:
         marks = ", ".join("?" * (len(DELETION_ACTIONS) + 1))
         rows = connection.execute(

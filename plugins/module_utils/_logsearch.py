@@ -51,7 +51,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ansible_collections.sonla.mail.plugins.module_utils import _backup
+from ansible_collections.sonla.mail.plugins.module_utils import _backup, _userdb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_file (
@@ -606,14 +606,19 @@ def expire(connection: sqlite3.Connection, cutoff: str) -> int:
 
 def deletions(user_database: str) -> dict[str, str]:
     """Addresses whose mailbox was removed or revoked (R7.2), with the time of the latest deletion (mailbox_event,
-    read as the backup's purge reads it)."""
-    if not user_database or not os.path.exists(user_database):
+    read as the backup's purge reads it), from the SQLite file or on several hosts from PostgreSQL (issue 15)."""
+    if not _user_database_exists(user_database):
         return {}
     deleted: dict[str, str] = {}
     for event in _backup.read_deletion_events(user_database):
         if event["action"] in _backup.DELETION_ACTIONS:
             deleted[event["address"].lower()] = max(event["at"], deleted.get(event["address"].lower(), ""))
     return deleted
+
+
+def _user_database_exists(user_database: str | None) -> bool:
+    """A PostgreSQL URI is taken as there; a SQLite file that is not yet made is not opened (it would be made)."""
+    return bool(user_database) and (_userdb.is_postgres(user_database) or os.path.exists(user_database))
 
 
 def purge(connection: sqlite3.Connection, deleted: dict[str, str]) -> int:
@@ -743,10 +748,9 @@ def _login_rows(connection, kind: str, value: str, since: str, until: str) -> li
 
 def _event_rows(user_database: str | None, kind: str, value: str, since: str, until: str) -> list[dict]:
     """The lifecycle's events of an address (mailbox_event: added, suspended, restored, removed, ...)."""
-    if kind != "address" or not user_database or not os.path.exists(user_database):
+    if kind != "address" or not _user_database_exists(user_database):
         return []
-    connection = sqlite3.connect(f"file:{user_database}?mode=ro", uri=True, timeout=30)
-    connection.row_factory = sqlite3.Row
+    connection = _userdb.connect(user_database, upgrade=False)
     try:
         found = connection.execute(
             "SELECT at, action, request_ref, detail FROM mailbox_event WHERE lower(address) = ? AND at BETWEEN ? AND ?",

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import role_templates
 
-from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _logsearch, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
@@ -333,3 +333,22 @@ def test_the_policy_service_defers_then_suspends_on_either_engine(engine, postgr
     row = _userdb.read_mailboxes(_userdb.connect(postgres_uri if engine == "postgresql" else database))["an@sonla.gov.vn"]
     assert (row["state"], row["suspended_by"]) == ("suspended", "lifecycle")
     assert "Account compromised" in row["suspended_reason"]
+
+
+def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):
+    """R9.1, R7.2 on several hosts (issue 15): the db host's log search (its user_database is the shared PostgreSQL
+    one) shows an address's events, and erases a deleted mailbox's address from its index."""
+    connection = _userdb.connect(postgres_uri)
+    converge(connection, desired("an", "binh"))
+    converge(connection, desired("an") + desired("binh", state="absent"), now="2027-01-06 08:00:00")
+    assert _logsearch.deletions(postgres_uri) == {"binh@sonla.gov.vn": "2027-01-06 08:00:00"}
+
+    index = _logsearch.open_index(str(tmp_path / "logindex.sqlite"))
+    found = _logsearch.search(index, "address", "an@sonla.gov.vn", "2027-01-01 00:00:00", "2027-12-31 00:00:00",
+                              postgres_uri)
+    assert [(row["kind"], row["status"]) for row in found] == [("event", "added")]
+    assert found[0]["detail"].startswith("request=1/QĐ-SKHCN")
+    index.execute("INSERT INTO login (at, user, service, client_ip, result) VALUES"
+                  " ('2027-01-05 09:00:00', 'binh@sonla.gov.vn', 'imap', '10.0.0.9', 'ok')")
+    assert _logsearch.purge(index, _logsearch.deletions(postgres_uri)) == 1
+    assert index.execute("SELECT count(*) FROM login").fetchone()[0] == 0

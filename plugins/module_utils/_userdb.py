@@ -738,8 +738,8 @@ def remove_mail(mail_root: str, address: str) -> bool:
 
 
 def read_pending_erasures(connection) -> dict[str, list[str]]:
-    """The deleted mailboxes whose mail a mailstore still holds (issue 15): address -> those stores. None when the table
-    is not there yet (check mode)."""
+    """The deleted mailboxes whose mail a mailstore still holds (issue 15): address -> those stores; empty when the
+    table is not there yet (check mode)."""
     if not table_columns(connection, "mail_erasure"):
         return {}
     pending: dict[str, list[str]] = {}

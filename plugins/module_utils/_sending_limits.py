@@ -2,18 +2,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Sending limits of authenticated users (R12.6) and the automatic suspension of a hijacked account (R8.2b).
 
-Stdlib only: the ``sonla-mail-limits`` policy service on the mail server imports this file. Postfix
-spawns one service process per policy connection (spawn(8), a unix socket in its queue directory; an
-smtpd process keeps its connection across SMTP sessions) and asks it at the end of every message
-submitted on 587 or 465 by an authenticated user
+Stdlib (and the user database's module) only: the ``sonla-mail-limits`` policy service on the mail server
+imports this file. Postfix spawns one service process per policy connection (spawn(8), a unix socket in its
+queue directory; an smtpd process keeps its connection across SMTP sessions) and asks it at the end of every
+message submitted on 587 or 465 by an authenticated user
 (``smtpd_end_of_data_restrictions``: the recipient count is known there, with DATA and with BDAT alike).
 docs/limits.md tells the why of every choice below.
 
 - ``decide`` is the whole rule, pure: too many recipients, or the hourly count reached, refuse the message
   with a 4xx reply in Vietnamese and English; past ``suspend_after_limit_refusals`` refusals within the
   hour, the account is to be suspended as compromised (R8.2b).
-- ``Counter`` keeps per-minute counts of sent and refused messages per user in a small SQLite file of its
-  own, never in the user database's hot tables: the last 60 minutes make the hourly window.
+- ``Counter`` keeps per-minute counts of sent and refused messages per user: on one host in a small SQLite file of
+  its own, never in the user database's hot tables; on several hosts in the shared PostgreSQL database, so every MX
+  counts the same hour (issue 15). The last 60 minutes make the hourly window.
 - ``serve`` speaks Postfix's policy protocol. Any error inside a decision answers DUNNO (the message goes
   on) and is logged: a broken brake must not stop the province's mail, and nothing is lost either way.
 """
@@ -24,9 +25,11 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ansible_collections.sonla.mail.plugins.module_utils import _regulation
+from ansible_collections.sonla.mail.plugins.module_utils import _regulation, _userdb
 
 WINDOW_MINUTES = 60  # "per hour": a sliding window of 60 one-minute buckets
+# PostgreSQL's advisory locks of the shared counts: (this space, a hash of the user's address), one per user.
+USAGE_LOCK_SPACE = 126  # R12.6
 ACCEPT = "DUNNO"  # Postfix goes on with its other restrictions; nothing is counted as refused
 
 # Replies (SMTP text is ASCII: Vietnamese without diacritics, as the project's other Postfix replies).
@@ -98,40 +101,56 @@ def window_start(minute: int) -> int:
     return minute - WINDOW_MINUTES + 1
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    address TEXT NOT NULL,
-    kind    TEXT NOT NULL CHECK (kind IN ('sent', 'refused')),
-    minute  INTEGER NOT NULL,                  -- minute_of(): Unix time // 60
-    count   INTEGER NOT NULL,
-    PRIMARY KEY (address, kind, minute)
-) WITHOUT ROWID;
-"""
-
-
 class Counter:
-    """Per-user, per-minute counts in their own SQLite file (WAL; every process of the service shares it)."""
+    """Per-user, per-minute counts (``_userdb.SENDING_USAGE_SCHEMA``): one host's in a SQLite file of their own
+    (``local``), several hosts' in the shared PostgreSQL database (``shared``, issue 15). ``begin(address)`` opens a
+    decision's write transaction, holding what keeps another process from deciding for the same user meanwhile."""
 
-    def __init__(self, path: str, timeout: float = 5):
-        self.connection = sqlite3.connect(path, isolation_level=None, timeout=timeout)
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
-        self.connection.executescript(_SCHEMA)
+    def __init__(self, connection, begin: Callable[[str], None]):
+        self.connection = connection
+        self._begin = begin
+
+    @classmethod
+    def local(cls, path: str, timeout: float = 5) -> Counter:
+        """The counts of one host's processes, in a SQLite file (WAL) shared by every process of the service."""
+        connection = sqlite3.connect(path, isolation_level=None, timeout=timeout)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("DROP TABLE IF EXISTS usage")  # the table's name before issue 15: an hour's counts at most
+        connection.executescript(_userdb.SENDING_USAGE_SCHEMA)
+        return cls(connection, lambda address: connection.execute("BEGIN IMMEDIATE"))
+
+    @classmethod
+    def shared(cls, connection, timeout: float = 5) -> Counter:
+        """The counts of every MX, in PostgreSQL; ``connection`` is a ``_userdb.PostgresConnection`` as the limits
+        role. A decision holds its user's advisory lock until it commits, so two MX hosts cannot both take the last
+        message of that user's hour; past ``timeout`` waiting for it, the decision fails (and the message goes on)."""
+        connection.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
+
+        def begin(address: str) -> None:
+            connection.execute("BEGIN")
+            try:
+                connection.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (USAGE_LOCK_SPACE, address))
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+        return cls(connection, begin)
 
     def decide(self, limits: Limits, address: str, recipients: int, minute: int) -> Decision:
         """Read the user's hour, decide and count, in one write transaction: two connections of the same
         user cannot both take the last message of the hour."""
         start = window_start(minute)
-        self.connection.execute("BEGIN IMMEDIATE")
+        self._begin(address)
         try:
             # Old buckets of this user go as they leave the window; other users' with forget_before().
-            self.connection.execute("DELETE FROM usage WHERE address = ? AND minute < ?", (address, start))
+            self.connection.execute("DELETE FROM sending_usage WHERE address = ? AND minute < ?", (address, start))
             totals = dict(self.connection.execute(
-                "SELECT kind, sum(count) FROM usage WHERE address = ? GROUP BY kind", (address,)).fetchall())
+                "SELECT kind, sum(count) FROM sending_usage WHERE address = ? GROUP BY kind", (address,)).fetchall())
             decision = decide(limits, recipients, totals.get("sent", 0), totals.get("refused", 0))
             self.connection.execute(
-                "INSERT INTO usage (address, kind, minute, count) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (address, kind, minute) DO UPDATE SET count = count + 1",
+                "INSERT INTO sending_usage (address, kind, minute, count) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (address, kind, minute) DO UPDATE SET count = sending_usage.count + 1",
                 (address, decision.counted, minute))
         except BaseException:
             self.connection.execute("ROLLBACK")
@@ -141,11 +160,11 @@ class Counter:
 
     def forget(self, address: str) -> None:
         """A suspended user starts afresh once restored: refusals before the suspension no longer count."""
-        self.connection.execute("DELETE FROM usage WHERE address = ?", (address,))
+        self.connection.execute("DELETE FROM sending_usage WHERE address = ?", (address,))
 
     def forget_before(self, minute: int) -> None:
         """Drop every bucket older than the hour ending with ``minute`` (users who stopped sending)."""
-        self.connection.execute("DELETE FROM usage WHERE minute < ?", (window_start(minute),))
+        self.connection.execute("DELETE FROM sending_usage WHERE minute < ?", (window_start(minute),))
 
 
 def read_request(stream) -> dict[str, str] | None:

@@ -32,8 +32,8 @@ except ImportError:  # only hosts that use PostgreSQL need it (Debian's python3-
 
 # 4: issue 15, mailbox.host; 5: issue 17, the delegation table; 6: issue 16, event columns; 7: issue 17, aliases,
 # lists, the welcome mail and migration; 8: issue 15, moving a mailbox to another mailstore; 9: issue 15, the mail the
-# mailstores still have to erase.
-SCHEMA_VERSION = 9
+# mailstores still have to erase; 10: issue 15, the sending limits' counts every MX shares (PostgreSQL only).
+SCHEMA_VERSION = 10
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -183,6 +183,20 @@ CREATE TRIGGER IF NOT EXISTS mailbox_removed_erase_mail AFTER DELETE ON mailbox 
 END;
 """
 
+# The sending limits' counts (R12.6, docs/limits.md), per user and minute; the last 60 minutes make the hour. One host
+# counts in a SQLite file of its own, away from this database's hot tables (_sending_limits.Counter.local). On several
+# hosts every MX counts in this table of the shared PostgreSQL database, so a user's hour is the same whichever MX takes
+# the message (issue 15): schema 10 makes it there only.
+SENDING_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sending_usage (
+    address TEXT NOT NULL,
+    kind    TEXT NOT NULL CHECK (kind IN ('sent', 'refused')),
+    minute  INTEGER NOT NULL,                           -- Unix time // 60
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (address, kind, minute)
+);
+"""
+
 # Columns the inventory owns: a converge compares and writes these, and only these.
 INVENTORY_COLUMNS = ("kind", "owner_id", "display_name", "organization", "quota_mb", "request_ref")
 # Whose mailbox it is: fixed at creation, never changed by a converge (issue 10, R5.3).
@@ -239,6 +253,9 @@ def _migrate(connection) -> None:
     # Issue 15, 8 -> 9: the mail the mailstores still have to erase. Mailboxes deleted before it are erased by no one:
     # none was, on a single host, and several hosts came with this version's tests only.
     connection.executescript(postgres_schema(ERASURE_SCHEMA) if is_postgres_connection(connection) else ERASURE_SCHEMA)
+    # Issue 15, 9 -> 10: the sending limits' counts every MX shares; one host keeps them in a file of their own.
+    if is_postgres_connection(connection):
+        connection.executescript(postgres_schema(SENDING_USAGE_SCHEMA))
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         " WHERE meta.value <> excluded.value",
@@ -313,6 +330,8 @@ TIER_GRANTS = {
         "GRANT UPDATE (state, suspended_at, suspended_reason, suspended_by, updated_at) ON mailbox",
         "GRANT SELECT (id, address, organization) ON mailbox_event",
         "GRANT INSERT ON mailbox_event",
+        # Every MX counts each user's hour here (issue 15).
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON sending_usage",
     ),
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",

@@ -1,17 +1,19 @@
 """The PostgreSQL user database against a real server (issue 15): the same plan/apply path as SQLite,
 the copy of a SQLite database with nothing lost, and each tier's role limited to its rights."""
 
+import concurrent.futures
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
 import role_templates
 
-from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _logsearch, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _logsearch, _sending_limits, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
@@ -333,6 +335,65 @@ def test_the_policy_service_defers_then_suspends_on_either_engine(engine, postgr
     row = _userdb.read_mailboxes(_userdb.connect(postgres_uri if engine == "postgresql" else database))["an@sonla.gov.vn"]
     assert (row["state"], row["suspended_by"]) == ("suspended", "lifecycle")
     assert "Account compromised" in row["suspended_reason"]
+
+
+def test_every_mx_counts_the_same_hour_in_postgres(postgres_server, postgres_uri, tmp_path):
+    """R12.6 on several hosts (issue 15): the policy service of two MX hosts (two processes, each with its own counts
+    file, as two hosts have) counts one user's hour in the shared database: the second MX refuses the message that
+    goes past the hour's limit counted by the first."""
+    tier_login(postgres_server, "limits", "limits1")
+    converge(_userdb.connect(postgres_uri), desired("an"))
+    database = postgres_server.uri(postgres_uri.split("?")[0].rsplit("/", 1)[1], user="limits1")
+    [script] = role_templates.render("lifecycle", [("sonla-mail-limits.j2", {
+        "lifecycle_library_dir": role_templates.COLLECTIONS, "lifecycle_limits_config_file": str(tmp_path / "limits.json")})])
+    request = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=an@sonla.gov.vn\nrecipient_count=1\n\n"
+
+    def mx(host: str, messages: int) -> list[str]:
+        (tmp_path / "limits.json").write_text(json.dumps({
+            "database": database, "state_database": str(tmp_path / f"{host}.sqlite"), "organizations": [],
+            "department": None, "domain": "sonla.gov.vn", "webmail_url": None, "notify": False,
+            "policy": {"max_messages_per_hour": 3, "suspend_after_limit_refusals": 0}}), encoding="utf-8")
+        answers = subprocess.run([sys.executable, "-c", script], input=request * messages, capture_output=True,
+                                 text=True, check=True, timeout=60).stdout.split("\n\n")
+        return [answer.split(" ", 1)[0] for answer in answers[:messages]]
+
+    assert mx("mx1", 2) == ["action=DUNNO", "action=DUNNO"]
+    assert mx("mx2", 2) == ["action=DUNNO", "action=450"]  # the first MX's two count on the second
+    assert mx("mx1", 1) == ["action=450"]
+    owner = _userdb.connect(postgres_uri)
+    counts = dict(owner.execute("SELECT kind, sum(count) FROM sending_usage GROUP BY kind").fetchall())
+    assert counts == {"sent": 3, "refused": 2}
+    assert not (tmp_path / "mx1.sqlite").exists() and not (tmp_path / "mx2.sqlite").exists()  # nothing counted apart
+
+
+def test_a_decision_waits_for_another_mx_deciding_for_the_same_user(postgres_server, postgres_uri):
+    """R12.6 on several hosts (issue 15): while one MX decides for a user (holding that user's lock), another MX's
+    decision for the same user waits and then sees its count, so two MX hosts cannot both take the hour's last message.
+    A lock held past the timeout fails that decision (the service then answers DUNNO) and leaves the connection usable."""
+    tier_login(postgres_server, "limits", "limits1")
+    converge(_userdb.connect(postgres_uri), desired("an"))
+    database = postgres_server.uri(postgres_uri.split("?")[0].rsplit("/", 1)[1], user="limits1")
+    address, minute, limits = "an@sonla.gov.vn", 29_000_000, _sending_limits.Limits(1, 500, 0)
+    first = _userdb.connect(database, upgrade=False)
+    second = _sending_limits.Counter.shared(_userdb.connect(database, upgrade=False))
+
+    first.execute("BEGIN")  # the first MX, in the middle of its decision: it holds the user's lock and takes the message
+    first.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_sending_limits.USAGE_LOCK_SPACE, address))
+    first.execute("INSERT INTO sending_usage (address, kind, minute, count) VALUES (?, 'sent', ?, 1)", (address, minute))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(second.decide, limits, address, 1, minute)
+        time.sleep(1)
+        assert not waiting.done()
+        first.execute("COMMIT")
+        assert waiting.result(timeout=10).action.startswith("450 ")
+
+    impatient = _sending_limits.Counter.shared(_userdb.connect(database, upgrade=False), timeout=0.2)
+    first.execute("BEGIN")
+    first.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_sending_limits.USAGE_LOCK_SPACE, address))
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        impatient.decide(limits, address, 1, minute)
+    first.execute("COMMIT")
+    assert impatient.decide(limits, address, 1, minute + 60).action == _sending_limits.ACCEPT  # a new hour
 
 
 def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):

@@ -445,6 +445,10 @@ def test_the_mx_limits_defer_then_suspend_the_account_in_postgres(front, server_
     assert password not in front.file("/etc/sonla-mail/limits.json").content_string
     for number in range(1, 5):
         submit(server_ip, sender, f"Thư {number}")  # accepted: within the hour's 4
+    # Counted in the shared database, where every MX reads the same hour, not in this MX's own file (issue 15).
+    sent = psql(front, f"SELECT sum(count) FROM sending_usage WHERE address = '{sender}' AND kind = 'sent'")
+    assert sent.stdout.strip() == "4", sent.stdout
+    assert not front.file("/var/lib/sonla-mail/sending-limits.sqlite").exists
     for number in range(5, 8):
         with pytest.raises(smtplib.SMTPDataError) as refused:
             submit(server_ip, sender, f"Thư {number}")

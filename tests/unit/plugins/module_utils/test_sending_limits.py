@@ -64,7 +64,7 @@ def test_limits_from_the_policy_ignore_other_keys():
 
 @pytest.fixture
 def counter(tmp_path):
-    counter = Counter(str(tmp_path / "limits.sqlite"))
+    counter = Counter.local(str(tmp_path / "limits.sqlite"))
     yield counter
     counter.connection.close()
 
@@ -97,7 +97,7 @@ def test_old_buckets_of_every_user_are_dropped(counter):
     counter.decide(LIMITS, "a@sonla.gov.vn", 1, MINUTE)
     counter.decide(LIMITS, "b@sonla.gov.vn", 1, MINUTE + 30)
     counter.forget_before(MINUTE + 60)
-    rows = counter.connection.execute("SELECT address FROM usage").fetchall()
+    rows = counter.connection.execute("SELECT address FROM sending_usage").fetchall()
     assert rows == [("b@sonla.gov.vn",)]
 
 
@@ -137,7 +137,7 @@ def test_the_service_suspends_after_answering_and_then_refuses_the_session(count
     assert recorder.suspensions == []  # not before Postfix has its answer
     answers[2][1]()
     assert recorder.suspensions == [(USER, 3)]
-    assert counter.connection.execute("SELECT count(*) FROM usage").fetchone() == (0,)  # forgotten
+    assert counter.connection.execute("SELECT count(*) FROM sending_usage").fetchone() == (0,)  # forgotten
     action, after = recorder.service.handle(request())
     assert action == _sending_limits.SUSPENDED and after is None
 

@@ -7,7 +7,9 @@ server (processes, certificates, the Postfix queue, disks, the state files of th
 database); ``evaluate`` turns what it read into checks against the thresholds; ``table``, ``metrics`` and
 ``operators_mail`` present them. Only ``gather`` touches the system, so the rest is tested without a server.
 
-Each check is OK, FAIL, or "-" (not applicable: backups before the first one is configured).
+Each check is OK, FAIL, or "-" (not applicable: backups before the first one is configured). On several hosts
+(issue 15) each host checks what it runs: the configuration leaves out the queue of a host without Postfix, the
+daily run and the newest login where the lifecycle does not run, the last-login hook where Dovecot holds no mail.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from ansible_collections.sonla.mail.plugins.module_utils import _backup
+from ansible_collections.sonla.mail.plugins.module_utils import _backup, _userdb
 
 QUEUE_DIRECTORIES = ("maildrop", "incoming", "active", "deferred", "hold")
+# The checks a host has only when its configuration names what they read (issue 15): check -> configuration key.
+HOST_CHECKS = {"queue": "queue_directory", "lifecycle": "lifecycle_alert_file", "last_login": "database",
+               "login_hook": "hook_failure_file"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Facts:
     last_login_at: datetime | None = None  # the newest last login in the user database
     hook_failures: int = 0  # logins the last-login hook could not record, ever
     hook_failure_at: datetime | None = None  # the last of them
+    present: frozenset = frozenset(HOST_CHECKS)  # which of HOST_CHECKS this host has: all of them on one host
 
 
 @dataclass(frozen=True)
@@ -89,21 +95,26 @@ def evaluate(facts: Facts, limits: Thresholds) -> list[Check]:
         days = (not_after - now).days
         checks.append(Check(f"certificate {path}", f"{days} days left", days >= limits.certificate_min_days,
                             f"under {limits.certificate_min_days} days" if days < limits.certificate_min_days else ""))
-    if facts.queue is None:
-        checks.append(Check("mail queue", "unreadable", False))
-    else:
-        checks.append(Check("mail queue", f"{facts.queue} messages", facts.queue <= limits.queue_max,
-                            f"above {limits.queue_max}" if facts.queue > limits.queue_max else ""))
+    if "queue" in facts.present:
+        checks.append(_queue_check(facts, limits))
     for path, used in facts.disks.items():
         if used is None:
             checks.append(Check(f"disk {path}", "unreadable", False))
             continue
         checks.append(Check(f"disk {path}", f"{used:.0f}% used", used <= limits.disk_max_percent,
                             f"above {limits.disk_max_percent:g}%" if used > limits.disk_max_percent else ""))
-    checks.append(_lifecycle_check(facts, limits))
+    if "lifecycle" in facts.present:
+        checks.append(_lifecycle_check(facts, limits))
     checks.append(_backup_check(facts))
     checks.extend(_last_login_checks(facts, limits))
     return checks
+
+
+def _queue_check(facts: Facts, limits: Thresholds) -> Check:
+    if facts.queue is None:
+        return Check("mail queue", "unreadable", False)
+    return Check("mail queue", f"{facts.queue} messages", facts.queue <= limits.queue_max,
+                 f"above {limits.queue_max}" if facts.queue > limits.queue_max else "")
 
 
 def _lifecycle_check(facts: Facts, limits: Thresholds) -> Check:
@@ -127,21 +138,27 @@ def _backup_check(facts: Facts) -> Check:
 
 
 def _last_login_checks(facts: Facts, limits: Thresholds) -> list[Check]:
-    """R8.2a: a broken last-login hook would make everyone look idle; two views of it."""
+    """R8.2a: a broken last-login hook would make everyone look idle; two views of it: the newest login in the user
+    database, and the hook's own failures (on several hosts, the lifecycle's host and each mailstore)."""
+    checks = []
+    if "last_login" in facts.present:
+        checks.append(_newest_login_check(facts, limits))
+    if "login_hook" in facts.present:
+        recent = (facts.hook_failure_at is not None and facts.hook_failures > 0
+                  and _hours(facts.hook_failure_at, facts.now) <= limits.hook_failure_window_hours)
+        value = f"{facts.hook_failures} failed" + (f", last {facts.hook_failure_at:%Y-%m-%d %H:%M} UTC"
+                                                   if facts.hook_failures and facts.hook_failure_at else "")
+        checks.append(Check("last-login hook", value, not recent,
+                            f"failed in the last {limits.hook_failure_window_hours:g} h (Dovecot's log)" if recent else ""))
+    return checks
+
+
+def _newest_login_check(facts: Facts, limits: Thresholds) -> Check:
     if facts.last_login_at is None:
-        fresh = Check("last login recorded", "never", False, "no login recorded in the user database")
-    else:
-        age = _hours(facts.last_login_at, facts.now)
-        fresh = Check("last login recorded", f"{age:.1f} h ago", age <= limits.last_login_max_age_hours,
-                      f"older than {limits.last_login_max_age_hours:g} h" if age > limits.last_login_max_age_hours
-                      else "")
-    recent = (facts.hook_failure_at is not None and facts.hook_failures > 0
-              and _hours(facts.hook_failure_at, facts.now) <= limits.hook_failure_window_hours)
-    value = f"{facts.hook_failures} failed" + (f", last {facts.hook_failure_at:%Y-%m-%d %H:%M} UTC"
-                                               if facts.hook_failures and facts.hook_failure_at else "")
-    failing = Check("last-login hook", value, not recent,
-                    f"failed in the last {limits.hook_failure_window_hours:g} h (Dovecot's log)" if recent else "")
-    return [fresh, failing]
+        return Check("last login recorded", "never", False, "no login recorded in the user database")
+    age = _hours(facts.last_login_at, facts.now)
+    return Check("last login recorded", f"{age:.1f} h ago", age <= limits.last_login_max_age_hours,
+                 f"older than {limits.last_login_max_age_hours:g} h" if age > limits.last_login_max_age_hours else "")
 
 
 def healthy(checks: list[Check]) -> bool:
@@ -180,23 +197,27 @@ def metrics(facts: Facts, checks: list[Check]) -> str:
            [(f'{{service="{_label(name)}"}}', str(int(up))) for name, up in facts.services.items()])
     family("sonla_mail_certificate_expiry_timestamp_seconds", "gauge", "When the certificate expires (0: unreadable).",
            [(f'{{path="{_label(path)}"}}', _timestamp(end)) for path, end in facts.certificates.items()])
-    family("sonla_mail_queue_messages", "gauge", "Messages in Postfix's queue (-1: unreadable).",
-           [("", str(-1 if facts.queue is None else facts.queue))])
+    if "queue" in facts.present:
+        family("sonla_mail_queue_messages", "gauge", "Messages in Postfix's queue (-1: unreadable).",
+               [("", str(-1 if facts.queue is None else facts.queue))])
     family("sonla_mail_disk_used_ratio", "gauge", "Share of the file system in use (-1: unreadable).",
            [(f'{{path="{_label(path)}"}}', "-1" if used is None else f"{used / 100:.4f}")
             for path, used in facts.disks.items()])
-    family("sonla_mail_lifecycle_last_run_timestamp_seconds", "gauge", "End of the last completed daily lifecycle run.",
-           [("", _timestamp(facts.lifecycle_at))])
-    family("sonla_mail_lifecycle_alerts", "gauge", "Alerts of the last lifecycle run (a cap hit, bad data).",
-           [("", str(len(facts.lifecycle_alerts)))])
+    if "lifecycle" in facts.present:
+        family("sonla_mail_lifecycle_last_run_timestamp_seconds", "gauge",
+               "End of the last completed daily lifecycle run.", [("", _timestamp(facts.lifecycle_at))])
+        family("sonla_mail_lifecycle_alerts", "gauge", "Alerts of the last lifecycle run (a cap hit, bad data).",
+               [("", str(len(facts.lifecycle_alerts)))])
     if facts.backup is not None:
         last_good = facts.backup.get("last_good_at")
         family("sonla_mail_backup_last_good_timestamp_seconds", "gauge", "Time of the last good backup (0: none).",
                [("", _timestamp(_backup.parse_time(last_good) if last_good else None))])
-    family("sonla_mail_last_login_timestamp_seconds", "gauge", "The newest last login in the user database.",
-           [("", _timestamp(facts.last_login_at))])
-    family("sonla_mail_last_login_failures_total", "counter", "Logins the last-login hook could not record (R8.2a).",
-           [("", str(facts.hook_failures))])
+    if "last_login" in facts.present:
+        family("sonla_mail_last_login_timestamp_seconds", "gauge", "The newest last login in the user database.",
+               [("", _timestamp(facts.last_login_at))])
+    if "login_hook" in facts.present:
+        family("sonla_mail_last_login_failures_total", "counter",
+               "Logins the last-login hook could not record (R8.2a).", [("", str(facts.hook_failures))])
     family("sonla_mail_healthy", "gauge", "1 when every check of sonla-mail-health passes.",
            [("", str(int(healthy(checks))))])
     return "\n".join(out) + "\n"
@@ -268,24 +289,29 @@ def _mtime(path: str) -> datetime | None:
 
 
 def newest_login(database: str) -> datetime | None:
+    """From the SQLite file, read-only, or on several hosts from PostgreSQL (issue 15)."""
     try:
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+        if _userdb.is_postgres(database):
+            connection = _userdb.connect(database, upgrade=False)
+        else:
+            connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
         try:
             (newest,) = connection.execute("SELECT max(last_login_at) FROM mailbox").fetchone()
         finally:
             connection.close()
-    except sqlite3.Error:
+    except _userdb.DatabaseError:
         return None  # the check fails as "never"
     return _backup.parse_time(newest) if newest else None
 
 
 def gather(config: dict, host: str, now: datetime | None = None) -> Facts:
     """Read the server as ``config`` (the role's health.json) describes it."""
-    facts = Facts(host=host, now=now or datetime.now(UTC))
+    facts = Facts(host=host, now=now or datetime.now(UTC),
+                  present=frozenset(check for check, key in HOST_CHECKS.items() if config.get(key)))
     processes = running_processes()
     facts.services = {service["name"]: service["process"] in processes for service in config.get("services", [])}
     facts.certificates = {path: certificate_end(path) for path in config.get("certificates", [])}
-    facts.queue = queue_size(config.get("queue_directory", "/var/spool/postfix"))
+    facts.queue = queue_size(config["queue_directory"]) if "queue" in facts.present else None
     facts.disks = {path: disk_used_percent(path) for path in config.get("disks", ["/"])}
     alert_file = config.get("lifecycle_alert_file", "")
     facts.lifecycle_at = _mtime(alert_file)
@@ -295,7 +321,7 @@ def gather(config: dict, host: str, now: datetime | None = None) -> Facts:
         facts.lifecycle_alerts = lines[2:] if lines and lines[0] != "0" else []
     state_file = config.get("backup_state_file")
     facts.backup = _backup.backup_age(state_file, facts.now) if state_file and os.path.exists(state_file) else None
-    facts.last_login_at = newest_login(config["database"])
+    facts.last_login_at = newest_login(config["database"]) if "last_login" in facts.present else None
     failure_file = config.get("hook_failure_file", "")
     try:
         with open(failure_file, encoding="utf-8") as stream:

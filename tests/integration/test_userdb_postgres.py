@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 import role_templates
 
-from ansible_collections.sonla.mail.plugins.module_utils import _lifecycle, _logsearch, _sending_limits, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _health, _lifecycle, _logsearch, _sending_limits, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
@@ -394,6 +395,17 @@ def test_a_decision_waits_for_another_mx_deciding_for_the_same_user(postgres_ser
         impatient.decide(limits, address, 1, minute)
     first.execute("COMMIT")
     assert impatient.decide(limits, address, 1, minute + 60).action == _sending_limits.ACCEPT  # a new hour
+
+
+def test_the_health_check_reads_the_newest_login_from_postgres(postgres_uri):
+    """R8.2a, R10.2a on several hosts (issue 15): the lifecycle host's health check reads the newest last login from
+    the shared database; a database it cannot reach counts as no login (the check fails), not as a crash."""
+    owner = _userdb.connect(postgres_uri)
+    converge(owner, desired("an", "binh"))
+    assert _health.newest_login(postgres_uri) is None
+    owner.execute("UPDATE mailbox SET last_login_at = '2027-01-05 07:59:00' WHERE address = 'binh@sonla.gov.vn'")
+    assert _health.newest_login(postgres_uri) == datetime(2027, 1, 5, 7, 59, tzinfo=UTC)
+    assert _health.newest_login("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2") is None
 
 
 def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):

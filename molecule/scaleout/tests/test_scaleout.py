@@ -465,3 +465,48 @@ def test_the_mx_limits_defer_then_suspend_the_account_in_postgres(front, server_
         imap.starttls(ssl_context=tls_context())
         with pytest.raises(imaplib.IMAP4.error, match="Account compromised"):
             imap.login(sender, PASSWORD)
+
+
+HEALTH = "/usr/local/sbin/sonla-mail-health"
+
+
+def health(host, *flags: str) -> tuple[int, str, dict[str, str]]:
+    """The health check's exit code, output and each check's status (OK, FAIL, -), from its table."""
+    result = host.run(" ".join([HEALTH, *flags]))
+    assert result.rc in (0, 1), result.stderr
+    return result.rc, result.stdout, {line[8:].split("  ")[0]: line.split()[0] for line in result.stdout.splitlines()[1:]}
+
+
+def test_every_host_checks_what_it_runs_and_a_store_mails_the_operators_through_the_mx(front, stores):
+    """R10.2a on several hosts (issue 15): each host's health check covers its own tiers. The front (db, mx, proxy):
+    PostgreSQL, Postfix and its queue, Dovecot, the daily run and the newest login from the shared database. A store:
+    Dovecot, its mail's disk and its last-login hook, and nothing it does not run, so it is green and its metrics
+    leave the rest out. A store has no Postfix: its mail to the operators goes through the MX to their mailbox."""
+    _, _, checks = health(front)
+    assert {"service postgresql", "service postfix", "service dovecot", "service cron", "mail queue", "lifecycle run",
+            "last login recorded", "disk /var/lib/postgresql"} <= set(checks), checks
+    assert checks["service postgresql"] == checks["last login recorded"] == "OK", checks
+    assert "last-login hook" not in checks and "disk /var/vmail" not in checks
+    for name, store in stores.items():
+        code, _, checks = health(store, "--textfile")
+        assert code == 0, (name, checks)
+        assert set(checks) == {"service dovecot", "service cron", "certificate /etc/ssl/sonla-mail/mail.crt", "disk /",
+                               "disk /var/log", "disk /var/vmail", "last backup", "last-login hook"}, (name, checks)
+        scraped = store.run("python3 -c 'import urllib.request;"
+                            " print(urllib.request.urlopen(\"http://127.0.0.1:9100/metrics\").read().decode())'")
+        assert 'sonla_mail_service_up{service="dovecot"} 1' in scraped.stdout, (name, scraped.stderr)
+        assert "sonla_mail_last_login_failures_total 0" in scraped.stdout
+        assert "sonla_mail_queue_messages" not in scraped.stdout  # no queue here: nothing to alert on
+
+    operator = person_on(front, "sonla-scale-store2")
+    store = stores["sonla-scale-store1"]
+    config = json.loads(store.file("/etc/sonla-mail/health.json").content_string)
+    assert config["smtp_host"] == "sonla-scale-front"
+    config.update(operators_mailbox=operator,
+                  services=[*config["services"], {"name": "absent-test", "process": "no-such-process"}])
+    assert store.run(f"printf %s {_quote(json.dumps(config))} > /tmp/health-test.json").rc == 0
+    code, output, checks = health(store, "--mail", "--config", "/tmp/health-test.json")
+    assert code == 1 and checks["service absent-test"] == "FAIL", output
+    wait_for(lambda: stores["sonla-scale-store2"].run(
+        f"doveadm search -u {operator} mailbox INBOX subject absent-test").stdout.strip() != "",
+        "the store's health mail in the operators' mailbox")

@@ -109,6 +109,34 @@ def test_no_backup_metric_before_backups_exist_and_unreadable_values_are_marked(
     assert "sonla_mail_lifecycle_last_run_timestamp_seconds 0" in text
 
 
+def test_a_host_of_several_checks_only_what_it_runs():
+    """Issue 15: a mailstore has no Postfix queue, no daily run and no user database of its own to read, but its
+    last-login hook; the checks and the metrics leave the rest out instead of failing or alerting on it."""
+    store = healthy_facts(services={"dovecot": True}, queue=None, lifecycle_at=None, last_login_at=None,
+                          present=frozenset({"login_hook"}))
+    checks = _health.evaluate(store, DEFAULTS)
+    assert [c.name for c in checks] == ["service dovecot", "certificate /etc/ssl/sonla-mail/mail.crt", "disk /",
+                                        "last backup", "last-login hook"]
+    assert _health.healthy(checks)
+    text = _health.metrics(store, checks)
+    for absent in ("sonla_mail_queue_messages", "sonla_mail_lifecycle_last_run_timestamp_seconds",
+                   "sonla_mail_lifecycle_alerts", "sonla_mail_last_login_timestamp_seconds"):
+        assert absent not in text
+    assert "sonla_mail_last_login_failures_total 0" in text and "sonla_mail_healthy 1" in text
+    lifecycle_host = healthy_facts(lifecycle_at=None, present=frozenset({"queue", "lifecycle", "last_login"}))
+    assert failed(lifecycle_host) == ["lifecycle run"]
+    assert "last-login hook" not in verdicts(lifecycle_host)
+
+
+def test_gather_leaves_out_what_the_configuration_does_not_name(tmp_path):
+    """Issue 15: an empty path is a check this host does not have; nothing is read for it."""
+    facts = _health.gather({"services": [], "disks": [str(tmp_path)], "queue_directory": "", "database": "",
+                            "lifecycle_alert_file": "", "hook_failure_file": str(tmp_path / "none")}, "store1")
+    assert facts.present == {"login_hook"}
+    assert [check.name for check in _health.evaluate(facts, DEFAULTS)] == [f"disk {tmp_path}", "last backup",
+                                                                           "last-login hook"]
+
+
 def test_the_operators_mail_names_the_failed_checks():
     checks = _health.evaluate(healthy_facts(services={"dovecot": False}), _health.Thresholds())
     message = _health.operators_mail("mail.sonla.gov.vn", checks, "no-reply@sonla.gov.vn", "ops@sonla.gov.vn")

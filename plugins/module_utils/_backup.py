@@ -6,7 +6,8 @@ Stdlib only: the ``sonla-mail-backup`` command on the mail server imports this f
 archive (encrypted, deduplicated, incremental); this module decides what goes in, in what order, and
 what a failure means:
 
-- the user database (and the webmail's) is copied with SQLite's online backup API, never a bare copy;
+- the user database (and the webmail's) is copied with SQLite's online backup API, never a bare copy; on several
+  hosts the db host dumps the shared PostgreSQL database with ``pg_dump`` (issue 15), and has no mail of its own;
 - the mail storage goes in whole, with Dovecot's index files (sdbox keeps the flags there);
 - a repository that is missing or refuses the passphrase stops the run before anything is written or
   forgotten, with a plain message;
@@ -26,6 +27,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -88,6 +90,9 @@ class Config:
         return os.path.join(self.staging_dir, "db")
 
     def database_copy(self, database: str) -> str:
+        """Where a database's copy is staged: the SQLite file's name, or ``<dbname>.pgdump`` for PostgreSQL."""
+        if _userdb.is_postgres(database):
+            return os.path.join(self.database_dir, f"{urllib.parse.urlsplit(database).path.strip('/') or 'postgres'}.pgdump")
         return os.path.join(self.database_dir, os.path.basename(database))
 
 
@@ -189,14 +194,29 @@ def copy_database(source: str, target: str) -> None:
     os.replace(temporary, target)
 
 
+def dump_postgres(uri: str, target: str) -> None:
+    """A consistent dump of a live PostgreSQL database (one snapshot of it, pg_dump's custom format), as the
+    database's owner: every row, hashes and events included, like the SQLite copy."""
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    temporary = f"{target}.tmp"
+    result = subprocess.run(["pg_dump", "--format=custom", "--file", temporary, "--dbname", uri],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BackupError(f"pg_dump of the user database failed (exit {result.returncode}): {result.stderr.strip()}")
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, target)
+
+
 def backup_paths(config: Config) -> list[str]:
-    paths = [config.mail_root, config.database_dir]
+    """The mail (none on a db host of several, issue 15), the databases' copies and the configuration."""
+    paths = [path for path in (config.mail_root, config.database_dir) if path]
     return paths + [path for path in config.config_paths if os.path.exists(path)]
 
 
 def backup_args(config: Config, paths: list[str]) -> list[str]:
-    args = ["backup", "--json", "--tag", TAG, "--host", os.uname().nodename,
-            "--exclude", os.path.join(config.mail_root, RESTORE_PREFIX + "*")]
+    args = ["backup", "--json", "--tag", TAG, "--host", os.uname().nodename]
+    if config.mail_root:
+        args += ["--exclude", os.path.join(config.mail_root, RESTORE_PREFIX + "*")]
     for pattern in config.excludes:
         args += ["--exclude", pattern]
     return args + paths
@@ -251,7 +271,7 @@ def rewrite_plan(snapshots: list[dict], pending: dict[str, str], config: Config,
     """
     if not pending:
         return []
-    folders = sorted(mail_dir(config.mail_root, address) for address in pending)
+    folders = sorted(mail_dir(config.mail_root, address) for address in pending) if config.mail_root else []
     latest_deletion = max(parse_time(at) for at in pending.values())
     copies = sorted(config.database_copy(database) for database in config.databases)
     groups: dict[tuple, list[str]] = {}
@@ -259,7 +279,8 @@ def rewrite_plan(snapshots: list[dict], pending: dict[str, str], config: Config,
         excludes = list(folders)
         if snapshot["id"] not in keep_databases and parse_time(snapshot["time"]) <= latest_deletion:
             excludes += copies
-        groups.setdefault(tuple(excludes), []).append(snapshot["id"])
+        if excludes:  # a db host's snapshot taken after the deletion holds nothing of it (issue 15)
+            groups.setdefault(tuple(excludes), []).append(snapshot["id"])
     return [(list(excludes), ids) for excludes, ids in groups.items()]
 
 
@@ -295,6 +316,11 @@ def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pen
     unknown when no snapshot has the row."""
     mailboxes = {address: {"address": address, "organization": None, "display_name": "", "deleted_at": at}
                  for address, at in pending.items()}
+    if _userdb.is_postgres(config.user_database):
+        # Several hosts (issue 15): the dumps cannot be read here; the deletion's event keeps the agency.
+        for address, organization in deleted_organizations(config.user_database, list(pending)).items():
+            mailboxes[address]["organization"] = organization
+        return [mailboxes[address] for address in sorted(mailboxes)]
     by_snapshot: dict[str, list[str]] = {}
     for address, at in pending.items():
         older = last_good([snapshot for snapshot in snapshots if snapshot["id"] not in keep_databases
@@ -320,6 +346,19 @@ def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pen
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return [mailboxes[address] for address in sorted(mailboxes)]
+
+
+def deleted_organizations(database: str, addresses: list[str]) -> dict[str, str]:
+    """The organization each address had when it was removed or revoked, from its latest deletion event."""
+    connection = _userdb.connect(database, upgrade=False)
+    try:
+        marks = ", ".join("?" * len(addresses))
+        rows = connection.execute(
+            f"SELECT address, organization FROM mailbox_event WHERE address IN ({marks}) AND action IN (?, ?)"
+            " AND organization IS NOT NULL ORDER BY id", (*addresses, *DELETION_ACTIONS))
+        return {row["address"]: row["organization"] for row in rows}
+    finally:
+        connection.close()
 
 
 def purge_notices(config: Config, purged_mailboxes: list[dict], now: str) -> list:
@@ -455,7 +494,9 @@ def init_repository(restic: Restic) -> str:
 def take_snapshot(config: Config, restic: Restic) -> str:
     """Copy the databases online, then one restic snapshot; returns its id."""
     for database in config.databases:
-        if os.path.exists(database):
+        if _userdb.is_postgres(database):
+            dump_postgres(database, config.database_copy(database))
+        elif os.path.exists(database):
             copy_database(database, config.database_copy(database))
     messages = restic.run(*backup_args(config, backup_paths(config)), what="backup")
     summary = {}

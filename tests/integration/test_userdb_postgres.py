@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import role_templates
 
-from ansible_collections.sonla.mail.plugins.module_utils import _health, _lifecycle, _logsearch, _sending_limits, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import _backup, _health, _lifecycle, _logsearch, _sending_limits, _userdb
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
@@ -32,6 +32,7 @@ def _load(name: str, *path: str):
 # The unit tests' in-process module runner serves these tests too; the throwaway cluster is the benchmark's.
 run = _load("module_runner", "tests", "unit", "plugins", "modules", "module_runner.py").run
 ThrowawayPostgres = _load("bench_postgres", "bench", "postgres.py").ThrowawayPostgres
+FakeRestic = _load("backup_tests", "tests", "unit", "plugins", "module_utils", "test_backup.py").FakeRestic
 
 NOW = "2027-01-05 08:00:00"
 
@@ -406,6 +407,46 @@ def test_the_health_check_reads_the_newest_login_from_postgres(postgres_uri):
     owner.execute("UPDATE mailbox SET last_login_at = '2027-01-05 07:59:00' WHERE address = 'binh@sonla.gov.vn'")
     assert _health.newest_login(postgres_uri) == datetime(2027, 1, 5, 7, 59, tzinfo=UTC)
     assert _health.newest_login("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2") is None
+
+
+def test_the_db_host_backs_up_the_shared_database_and_a_deletion_leaves_the_older_dumps(
+        postgres_server, postgres_uri, tmp_path):
+    """R10.2c, R7.2 on several hosts (issue 15): the db host's backup dumps the shared PostgreSQL database with pg_dump
+    (a dump that restores every row), and takes no mail, which it does not hold. A mailbox the inventory removed leaves
+    the dumps of the snapshots older than its deletion, not this run's; its agency comes from the deletion's event,
+    and the purge is recorded there. restic is faked: molecule/scaleout runs the real one."""
+    owner = _userdb.connect(postgres_uri)
+    converge(owner, desired("an", "binh"))
+    config = _backup.Config(repository=str(tmp_path / "repo"), password_file=str(tmp_path / "pass"), mail_root="",
+                            databases=[postgres_uri], user_database=postgres_uri, staging_dir=str(tmp_path / "staging"),
+                            state_file=str(tmp_path / "state"))
+    dump = config.database_copy(postgres_uri)
+    assert dump.endswith(".pgdump") and dump.startswith(config.database_dir)
+
+    def restic(snapshot_id):
+        snapshots = json.dumps([{"id": "old", "time": "2027-01-01T00:00:00Z"}, {"id": snapshot_id, "time": NOW}])
+        return FakeRestic({"backup": (0, json.dumps({"message_type": "summary", "snapshot_id": snapshot_id}), ""),
+                           "snapshots": (0, snapshots, ""), "version": (0, "restic 0.18.0", "")})
+
+    first = restic("s1")
+    assert _backup.run_backup(config, _backup.Restic(config, first))["purged"] == []
+    [backup] = [call for call in first.calls if call[0] == "backup"]
+    assert backup[-1] == config.database_dir and "--exclude" not in backup  # the dumps; no mail folder at all
+    copy = postgres_server.new_database()
+    subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--dbname", postgres_server.uri(copy), dump],
+                   check=True, capture_output=True)
+    assert _userdb.read_mailboxes(_userdb.connect(postgres_server.uri(copy), upgrade=False)) == _userdb.read_mailboxes(owner)
+
+    converge(owner, desired("an") + desired("binh", state="absent"), now="2027-01-06 08:00:00")
+    second = restic("s2")
+    result = _backup.run_backup(config, _backup.Restic(config, second))
+    assert result["purged"] == ["binh@sonla.gov.vn"]
+    rewrites = {call[-1]: call for call in second.calls if call[0] == "rewrite"}
+    assert list(rewrites) == ["old"] and rewrites["old"][2:4] == ["--exclude", dump]  # this run's dump holds only "an"
+    assert _backup.deleted_organizations(postgres_uri, ["binh@sonla.gov.vn"]) == {"binh@sonla.gov.vn": "skhcn"}
+    assert [row[3] for row in events(owner) if row[2] == "binh@sonla.gov.vn"][-1] == _backup.PURGED_ACTION
+    with pytest.raises(_backup.BackupError, match="pg_dump of the user database failed"):
+        _backup.dump_postgres(postgres_server.uri("no_such_database"), str(tmp_path / "x.pgdump"))
 
 
 def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):

@@ -510,3 +510,39 @@ def test_every_host_checks_what_it_runs_and_a_store_mails_the_operators_through_
     wait_for(lambda: stores["sonla-scale-store2"].run(
         f"doveadm search -u {operator} mailbox INBOX subject absent-test").stdout.strip() != "",
         "the store's health mail in the operators' mailbox")
+
+
+BACKUP = "/usr/local/sbin/sonla-mail-backup"
+DUMP = "/var/backups/sonla-mail/staging/db/sonla_mail.pgdump"  # the backup role's staging folder, db/<dbname>.pgdump
+
+
+def backup(front, *arguments: str):
+    result = front.run(" ".join([BACKUP, *arguments]))
+    assert result.rc == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_db_host_backs_up_the_shared_database_and_purges_the_revoked_mailbox(front):
+    """R10.2c, R7.2 on several hosts (issue 15): the db host's daily backup (real restic) dumps the shared PostgreSQL
+    database, a dump that restores every row with its password hash, and takes no mail, which it does not hold. The
+    mailbox the lifecycle revoked above is purged from the backups and the purge recorded in PostgreSQL; the next run
+    has nothing left to purge, and the front's health check sees a good backup."""
+    revoked = psql(front, "SELECT DISTINCT address FROM mailbox_event WHERE action = 'revoked'").stdout.split()
+    assert revoked, "the revocation of the lifecycle test above"
+    first = backup(front, "run")
+    assert set(revoked) <= set(first["purged"]), first
+    purged = psql(front, f"SELECT count(*) FROM mailbox_event WHERE action = 'backup_purged' AND address = '{revoked[0]}'")
+    assert purged.stdout.strip() == "1", purged.stdout
+    assert backup(front, "run")["purged"] == []
+    snapshots = backup(front, "snapshots")
+    assert len(snapshots) == 2 and all("/var/vmail" not in snapshot["paths"] for snapshot in snapshots), snapshots
+    assert "/var/backups/sonla-mail/staging/db" in snapshots[-1]["paths"]
+
+    assert front.file(DUMP).mode == 0o600
+    restored = front.run("runuser -u postgres -- createdb sonla_mail_restored && runuser -u postgres --"
+                         f" pg_restore --no-owner --no-privileges -d sonla_mail_restored < {DUMP}")
+    assert restored.rc == 0, restored.stderr
+    rows = "SELECT count(*), md5(string_agg(address || password || state, ',' ORDER BY address)) FROM mailbox"
+    copy = front.run(f"runuser -u postgres -- psql -X -At -d sonla_mail_restored -c {_quote(rows)}")
+    assert copy.stdout.strip() == psql(front, rows).stdout.strip() != "", copy.stderr
+    assert health(front)[2]["last backup"] == "OK"

@@ -200,6 +200,18 @@ def test_restic_0_14_cannot_purge_and_says_so_without_recording_anything(config)
         ADDRESS: "2025-01-02 00:00:00"}
 
 
+def test_a_host_without_mail_rewrites_only_the_snapshots_older_than_the_deletion(config):
+    """Issue 15: the db host of several holds no mail (an empty mail root): it takes no mail folder, excludes none,
+    and rewrites only the snapshots whose database copy still holds the deleted row; restic refuses a rewrite that
+    excludes nothing, so the newer snapshots are left alone."""
+    config.mail_root = ""
+    snapshots = [{"id": "s1", "time": "2025-01-01T00:00:00Z"}, {"id": "s2", "time": "2025-01-03T00:00:00Z"}]
+    plan = _backup.rewrite_plan(snapshots, {ADDRESS: "2025-01-02 00:00:00"}, config)
+    assert plan == [([config.database_copy(config.user_database)], ["s1"])]
+    assert _backup.backup_paths(config) == [config.database_dir]
+    assert "--exclude" not in _backup.backup_args(config, [config.database_dir])
+
+
 def test_a_failed_rewrite_records_no_purge(config):
     connection = _userdb.connect(config.user_database)
     events(connection, ("2025-01-02 00:00:00", ADDRESS, "removed"))

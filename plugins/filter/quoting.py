@@ -9,6 +9,8 @@ Each filter returns the whole literal, quotes included, so a template cannot for
 
 from __future__ import annotations
 
+import urllib.parse
+
 from ansible.errors import AnsibleFilterError
 
 
@@ -32,6 +34,24 @@ def sql_string(value) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def pgpass_line(account) -> str:
+    """libpq's password file line of a database role ``{host, dbname, user, password}``, for any port: backslash and
+    colon escaped in every field."""
+    def field(name):
+        return _text(account[name], "pgpass_line").replace("\\", "\\\\").replace(":", "\\:")
+
+    return ":".join([field("host"), "*", field("dbname"), field("user"), field("password")])
+
+
+def postgres_uri(account, passfile: str) -> str:
+    """The libpq URI of a database role ``{host, dbname, user}`` over TCP, its password read from ``passfile`` and
+    never written in the URI (issue 15); a connection gives up after 5 s."""
+    host, dbname = (urllib.parse.quote(_text(account[name], "postgres_uri"), safe="") for name in ("host", "dbname"))
+    query = urllib.parse.urlencode({"user": account["user"], "passfile": passfile, "connect_timeout": 5}, safe="/")
+    return f"postgresql://{host}/{dbname}?{query}"
+
+
 class FilterModule:
     def filters(self):
-        return {"php_string": php_string, "sql_string": sql_string}
+        return {"php_string": php_string, "sql_string": sql_string, "pgpass_line": pgpass_line,
+                "postgres_uri": postgres_uri}

@@ -16,6 +16,10 @@ what a failure means:
   copies of the user database, which still hold its row, go from the snapshots older than the deletion.
   A ``backup_purged`` event records it (R7.2), and the agencies' notice names it (R7.3): who each mailbox
   belonged to is read from the copy of the user database in the newest snapshot taken before its deletion.
+
+On several hosts (issue 15) every host that backs up (the db host, each mailstore) purges its own repository and
+records its own ``backup_purged`` event (``host=<name>`` in its detail). The agencies' notice goes out once, from the
+host whose purge is the last of ``hosts``: only then is the mailbox gone from every backup.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 from ansible_collections.sonla.mail.plugins.module_utils import _notices, _userdb
 
 DELETION_ACTIONS = ("removed", "revoked")
 PURGED_ACTION = "backup_purged"
+PURGE_COMPLETE = "complete"  # in the detail of the purge that made a mailbox gone from every host's backups
+PURGE_LOCK = 127  # PostgreSQL advisory lock: one host at a time decides which purge completes a deletion
 TAG = "sonla-mail"
 RESTORE_PREFIX = ".restore-"  # restores in progress, in the mail root: never backed up
 
@@ -70,8 +77,14 @@ class Config:
     restic: str = "restic"
     user_database: str = "/var/lib/sonla-mail/users.sqlite"
     vmail_user: str = "vmail"
-    # The agencies and the Department, for the purge's notice (R7.3): the lifecycle's configuration file.
-    notices_file: str = ""
+    # Who hears of a purge (R7.3): {organizations, department, domain, webmail_url, notify}; empty: nobody.
+    notices: dict = field(default_factory=dict)
+    # Several hosts (issue 15): this host's name in the purge events, and every host that backs up. Empty: one host.
+    host: str = ""
+    hosts: list = field(default_factory=list)
+    # The Postfix that takes the notices and the failure mail: the host's own, or an MX's on a host without one.
+    smtp_host: str = _notices.SMTP_HOST
+    smtp_port: int = _notices.SMTP_PORT
 
     @classmethod
     def load(cls, path: str) -> Config:
@@ -208,8 +221,9 @@ def dump_postgres(uri: str, target: str) -> None:
 
 
 def backup_paths(config: Config) -> list[str]:
-    """The mail (none on a db host of several, issue 15), the databases' copies and the configuration."""
-    paths = [path for path in (config.mail_root, config.database_dir) if path]
+    """The mail (none on a db host of several, issue 15), the databases' copies (none on a mailstore of several) and
+    the configuration."""
+    paths = ([config.mail_root] if config.mail_root else []) + ([config.database_dir] if config.databases else [])
     return paths + [path for path in config.config_paths if os.path.exists(path)]
 
 
@@ -238,18 +252,46 @@ def mail_dir(mail_root: str, address: str) -> str:
     return os.path.join(mail_root, domain, local_part)
 
 
-def pending_deletions(events: list[dict]) -> dict[str, str]:
-    """Addresses removed or revoked and not purged from the backups since, with the latest deletion time.
+def purge_host(detail: str | None) -> str:
+    """The host a purge event names (``host=<name>``); empty for one host's purge."""
+    found = re.search(r"(?:^| )host=(\S+)", detail or "")
+    return found.group(1) if found else ""
 
-    ``events`` are mailbox_event rows in id order (dicts with address, action, at).
+
+def pending_deletions(events: list[dict], host: str = "") -> dict[str, str]:
+    """Addresses removed or revoked and not purged from ``host``'s backups since, with the latest deletion time.
+
+    ``events`` are mailbox_event rows in id order (dicts with address, action, at, detail). A purge that names no
+    host (one host's, or one made before the system grew to several) counts for every host.
     """
     pending: dict[str, str] = {}
     for event in events:
         if event["action"] in DELETION_ACTIONS:
             pending[event["address"]] = event["at"]
-        elif event["action"] == PURGED_ACTION:
+        elif event["action"] == PURGED_ACTION and purge_host(event.get("detail")) in ("", host):
             pending.pop(event["address"], None)
     return pending
+
+
+def completed_purges(events: list[dict], host: str, hosts: list[str], addresses: list[str]) -> list[str]:
+    """Which of ``addresses``, about to be purged from ``host``'s backups, are then gone from every host's: each of
+    ``hosts`` has purged them since their latest deletion, and no earlier purge completed them already (a host added
+    later does not send the notice again). With one host, all of them."""
+    purged_by: dict[str, set] = {address: set() for address in addresses}
+    completed: set = set()
+    for event in events:
+        address = event["address"]
+        if address not in purged_by:
+            continue
+        if event["action"] in DELETION_ACTIONS:
+            purged_by[address].clear()
+            completed.discard(address)
+        elif event["action"] == PURGED_ACTION:
+            purged_by[address].add(purge_host(event.get("detail")))
+            if PURGE_COMPLETE in (event.get("detail") or "").split():
+                completed.add(address)
+    return sorted(address for address, hosts_done in purged_by.items()
+                  if address not in completed and set(hosts) <= hosts_done | {host})
 
 
 def parse_time(text: str) -> datetime:
@@ -299,13 +341,17 @@ def read_deletion_events(database: str) -> list[dict]:
     PostgreSQL (issue 15)."""
     connection = _userdb.connect(database, upgrade=False)
     try:
-        marks = ", ".join("?" * (len(DELETION_ACTIONS) + 1))
-        rows = connection.execute(
-            f"SELECT address, action, at FROM mailbox_event WHERE action IN ({marks}) ORDER BY id",
-            (*DELETION_ACTIONS, PURGED_ACTION))
-        return [dict(row) for row in rows]
+        return read_deletion_events_on(connection)
     finally:
         connection.close()
+
+
+def read_deletion_events_on(connection) -> list[dict]:
+    marks = ", ".join("?" * (len(DELETION_ACTIONS) + 1))
+    rows = connection.execute(
+        f"SELECT address, action, at, detail FROM mailbox_event WHERE action IN ({marks}) ORDER BY id",
+        (*DELETION_ACTIONS, PURGED_ACTION))
+    return [dict(row) for row in rows]
 
 
 def deleted_mailboxes(config: Config, restic: Restic, snapshots: list[dict], pending: dict[str, str],
@@ -363,12 +409,9 @@ def deleted_organizations(database: str, addresses: list[str]) -> dict[str, str]
 
 def purge_notices(config: Config, purged_mailboxes: list[dict], now: str) -> list:
     """The result notice of a purge (R7.3): to each agency the mailboxes of its own that are gone from every
-    backup, and the Department's summary. None without a notices file or when it says not to notify."""
-    if not purged_mailboxes or not config.notices_file or not os.path.exists(config.notices_file):
-        return []
-    with open(config.notices_file, encoding="utf-8") as stream:
-        values = json.load(stream)
-    if not values.get("notify", True):
+    backup, and the Department's summary. None without the agencies or when told not to notify."""
+    values = config.notices
+    if not purged_mailboxes or not values or not values.get("notify", True):
         return []
     directory = _notices.Directory(values.get("organizations"), values.get("department"))
     return _notices.render(_notices.backup_purge_items(purged_mailboxes, directory), directory, now, "backup",
@@ -378,16 +421,26 @@ def purge_notices(config: Config, purged_mailboxes: list[dict], now: str) -> lis
 def notify_purged(config: Config, purge: dict, now: str, send=_notices.send) -> dict:
     """Sends the purge's notices; what was sent and what failed, for the run's JSON line."""
     messages = purge_notices(config, purge["purged_mailboxes"], now)
-    return {"notices": _notices.preview(messages), "notice_errors": send(messages)}
+    return {"notices": _notices.preview(messages),
+            "notice_errors": send(messages, config.smtp_host, config.smtp_port) if messages else []}
 
 
-def record_purged(database: str, addresses: list[str], detail: str) -> None:
-    connection = _userdb.connect(database)
+def record_purged(config: Config, addresses: list[str], detail: str) -> list[str]:
+    """Record this host's purge of ``addresses`` (R7.2); returns those it makes gone from every host's backups, whose
+    notice this host sends (R7.3). On several hosts one host at a time decides, so a deletion completes once."""
+    connection = _userdb.connect(config.user_database, upgrade=False)
     try:
         with _userdb.transaction(connection):
+            if _userdb.is_postgres(config.user_database):
+                connection.execute("SELECT pg_advisory_xact_lock(?)", (PURGE_LOCK,))
+            completed = completed_purges(read_deletion_events_on(connection), config.host, config.hosts, addresses)
             now = _userdb.utc_now()
-            _userdb.record_events(connection, [(now, address, PURGED_ACTION, _userdb.deletion_request(connection, address),
-                                                detail) for address in addresses])
+            prefix = f"host={config.host} " if config.host else ""
+            _userdb.record_events(connection, [
+                (now, address, PURGED_ACTION, _userdb.deletion_request(connection, address),
+                 prefix + detail + (f" {PURGE_COMPLETE}" if config.hosts and address in completed else ""))
+                for address in addresses])
+        return completed
     finally:
         connection.close()
 
@@ -439,17 +492,15 @@ def backup_age(state_file: str, now: datetime | None = None) -> dict:
     return result
 
 
-def failure_mail(sender: str, recipients: list[str], host: str, error: str) -> bytes:
-    """The operators' mail when a backup fails (plain text, UTF-8)."""
-    from email.message import EmailMessage
-
+def failure_mail(sender: str, recipients: list[str], host: str, error: str) -> EmailMessage:
+    """The operators' mail when a backup fails (plain text, UTF-8), sent by SMTP like the notices."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Subject"] = f"[sonla-mail] Sao lưu thất bại / Backup failed on {host}"
     message.set_content(f"Sao lưu hệ thống thư trên {host} thất bại.\nThe mail system's backup on {host} failed.\n\n"
                         f"{error}\n\nsonla-mail-backup status ; docs/backup.md\n")
-    return bytes(message)
+    return message
 
 
 # --- the runs ----------------------------------------------------------------------------------------
@@ -508,9 +559,9 @@ def take_snapshot(config: Config, restic: Restic) -> str:
 
 def purge_deleted(config: Config, restic: Restic, keep_databases: frozenset = frozenset()) -> dict:
     """R7.2: exclude every removed or revoked mailbox from every snapshot, then prune its data."""
-    pending = pending_deletions(read_deletion_events(config.user_database))
+    pending = pending_deletions(read_deletion_events(config.user_database), config.host)
     if not pending:
-        return {"purged": [], "rewritten": 0, "purged_mailboxes": []}
+        return {"purged": [], "rewritten": 0, "purged_mailboxes": [], "awaiting_hosts": []}
     if restic.version() < (0, 15, 0):
         raise BackupError(
             f"restic {'.'.join(map(str, restic.version()))} has no 'rewrite' (0.15 or later): the mail of "
@@ -521,8 +572,10 @@ def purge_deleted(config: Config, restic: Restic, keep_databases: frozenset = fr
     for excludes, ids in plan:
         restic.run(*rewrite_args(excludes, ids), what="rewrite")
     restic.run(*PRUNE_ALL, what="prune")
-    record_purged(config.user_database, sorted(pending), f"snapshots={len(snapshots)}")
-    return {"purged": sorted(pending), "rewritten": len(snapshots), "purged_mailboxes": mailboxes}
+    completed = record_purged(config, sorted(pending), f"snapshots={len(snapshots)}")
+    return {"purged": sorted(pending), "rewritten": len(snapshots),
+            "purged_mailboxes": [mailbox for mailbox in mailboxes if mailbox["address"] in completed],
+            "awaiting_hosts": sorted(set(pending) - set(completed))}
 
 
 def run_backup(config: Config, restic: Restic, prune: bool = False, send=_notices.send) -> dict:
@@ -536,8 +589,8 @@ def run_backup(config: Config, restic: Restic, prune: bool = False, send=_notice
     restic.run(*forget_args(config), what="forget")
     if prune and not purge["purged"]:
         restic.run("prune", what="prune")
-    result = {"snapshot": snapshot_id, "purged": purge["purged"], "rewritten": purge["rewritten"], **notices,
-              "at": now}
+    result = {"snapshot": snapshot_id, "purged": purge["purged"], "rewritten": purge["rewritten"],
+              "awaiting_hosts": purge["awaiting_hosts"], **notices, "at": now}
     write_state(config.state_file, {"ok": True, **result, "last_good_at": now, "last_good_snapshot": snapshot_id,
                                     "max_age_hours": config.max_age_hours})
     return result

@@ -333,6 +333,12 @@ TIER_GRANTS = {
         # Every MX counts each user's hour here (issue 15).
         "GRANT SELECT, INSERT, UPDATE, DELETE ON sending_usage",
     ),
+    # A mailstore's backup (R7.2, R7.3): it reads the deletions, and records its purge of them, with the agency.
+    "backup": (
+        "GRANT SELECT (address, organization) ON mailbox",
+        "GRANT SELECT (id, at, address, action, request_ref, detail, organization) ON mailbox_event",
+        "GRANT INSERT ON mailbox_event",
+    ),
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",
         "GRANT UPDATE (password, must_change, password_changed_at, updated_at) ON mailbox",

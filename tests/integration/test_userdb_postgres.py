@@ -32,7 +32,8 @@ def _load(name: str, *path: str):
 # The unit tests' in-process module runner serves these tests too; the throwaway cluster is the benchmark's.
 run = _load("module_runner", "tests", "unit", "plugins", "modules", "module_runner.py").run
 ThrowawayPostgres = _load("bench_postgres", "bench", "postgres.py").ThrowawayPostgres
-FakeRestic = _load("backup_tests", "tests", "unit", "plugins", "module_utils", "test_backup.py").FakeRestic
+_backup_tests = _load("backup_tests", "tests", "unit", "plugins", "module_utils", "test_backup.py")
+FakeRestic, Outbox = _backup_tests.FakeRestic, _backup_tests.Outbox
 
 NOW = "2027-01-05 08:00:00"
 
@@ -447,6 +448,48 @@ def test_the_db_host_backs_up_the_shared_database_and_a_deletion_leaves_the_olde
     assert [row[3] for row in events(owner) if row[2] == "binh@sonla.gov.vn"][-1] == _backup.PURGED_ACTION
     with pytest.raises(_backup.BackupError, match="pg_dump of the user database failed"):
         _backup.dump_postgres(postgres_server.uri("no_such_database"), str(tmp_path / "x.pgdump"))
+
+
+def test_each_store_purges_its_own_backups_and_the_last_one_sends_the_notice(postgres_server, postgres_uri, tmp_path):
+    """R7.2, R7.3 on several hosts (issue 15): each mailstore backs up its own mail and reads the deletions as the
+    backup role, which reads no hash. A mailbox the inventory removed leaves each store's snapshots; the agency's
+    notice goes out once, from the last host of the db host and the stores to purge it."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    tier_login(postgres_server, "backup", "backup1")
+    owner = _userdb.connect(postgres_uri)  # the schema upgrade grants the tier its rights
+    converge(owner, desired("an", "binh"))
+    converge(owner, desired("an") + desired("binh", state="absent"), now="2027-01-06 08:00:00")
+    store_uri = postgres_server.uri(database, user="backup1")
+    with psycopg.connect(store_uri) as store:
+        for forbidden in ("SELECT password FROM mailbox", "SELECT * FROM password_history", "DELETE FROM mailbox_event"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                store.execute(forbidden)
+            store.rollback()
+    notices = {"organizations": [{"id": "skhcn", "name": "Sở Khoa học và Công nghệ", "kind": "department", "parent": None,
+                                  "address": "skhcn@sonla.gov.vn"}], "department": "skhcn"}
+    fake = FakeRestic({"snapshots": (0, json.dumps([{"id": "old", "time": "2027-01-05T00:00:00Z"}]), ""),
+                       "version": (0, "restic 0.18.0", "")})
+    hosts = ["front", "store1", "store2"]
+    sent = {}
+    for host, uri, mail_root, databases in (("store1", store_uri, "/var/vmail", []), ("front", postgres_uri, "", [postgres_uri]),
+                                            ("store2", store_uri, "/var/vmail", [])):
+        config = _backup.Config(repository="unused", password_file="unused", mail_root=mail_root, databases=databases,
+                                user_database=uri, host=host, hosts=hosts, notices=notices)
+        fake.calls.clear()
+        purge = _backup.purge_deleted(config, _backup.Restic(config, fake))
+        assert purge["purged"] == ["binh@sonla.gov.vn"]
+        [rewrite] = [call for call in fake.calls if call[0] == "rewrite"]
+        # A store's snapshots lose the mailbox's folder; the db host's older one its dump of the database.
+        assert rewrite[2:] == ["--exclude", f"{mail_root}/sonla.gov.vn/binh" if mail_root else config.database_copy(uri),
+                               "old"]
+        outbox = Outbox()
+        _backup.notify_purged(config, purge, NOW, send=outbox)
+        sent[host] = outbox.recipients()
+        assert _backup.purge_deleted(config, _backup.Restic(config, fake))["purged"] == []  # done on this host
+    assert sent == {"store1": [], "front": [], "store2": ["skhcn@sonla.gov.vn", "skhcn@sonla.gov.vn"]}
+    purges = [row for row in events(owner) if row[3] == _backup.PURGED_ACTION]
+    assert [row[5] for row in purges] == ["host=store1 snapshots=1", "host=front snapshots=1",
+                                          "host=store2 snapshots=1 complete"]
 
 
 def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):

@@ -379,6 +379,62 @@ def test_the_daily_lifecycle_runs_once_for_the_system_and_suspends_an_idle_mailb
             imap.login(address, PASSWORD)
 
 
+BACKUP = "/usr/local/sbin/sonla-mail-backup"
+DUMP = "/var/backups/sonla-mail/staging/db/sonla_mail.pgdump"  # the backup role's staging folder, db/<dbname>.pgdump
+
+
+def backup(host, *arguments: str):
+    result = host.run(" ".join([BACKUP, *arguments]))
+    assert result.rc == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def mail_dir(address: str) -> str:
+    return f"/var/vmail/{DOMAIN}/{address.split('@')[0]}"
+
+
+def backed_up_mail(host) -> set[str]:
+    """The mailbox folders in any snapshot of ``host``'s repository (the backup role's default one)."""
+    folders = set()
+    for snapshot in backup(host, "snapshots"):
+        listed = host.run(f"env RESTIC_REPOSITORY=/var/backups/sonla-mail/repository"
+                          f" RESTIC_PASSWORD_FILE=/etc/sonla-mail/backup.pass restic ls --json {snapshot['short_id']}"
+                          f" /var/vmail/{DOMAIN}")
+        assert listed.rc == 0, listed.stderr
+        nodes = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+        folders |= {node["path"] for node in nodes if node.get("type") == "dir" and node["path"].count("/") == 4}
+    return folders
+
+
+def test_each_store_backs_up_its_own_mail_and_brings_a_mailbox_back_into_a_side_folder(front, server_ip, stores):
+    """R10.2c on several hosts (issue 15): each mailstore's daily backup (real restic, a repository of its own) takes the
+    mail it holds, none of the other store's and no copy of the shared database; a mailbox comes back from its store's
+    snapshot into a side folder through that store's Dovecot, with the message it held at the backup."""
+    held = {}
+    for name, store in stores.items():
+        assert store.file("/etc/cron.d/sonla-mail-backup").contains(BACKUP)
+        held[name] = {mail_dir(address) for address in psql(front, f"SELECT address FROM mailbox WHERE host = '{name}'")
+                      .stdout.split() if store.file(mail_dir(address)).is_directory}
+        assert held[name], f"no mail on {name}"
+    address = person_on(front, "sonla-scale-store2")
+    message_id = send(server_ip, address)
+    wait_for(lambda: stored_on(stores["sonla-scale-store2"], address, message_id), "delivery before the backup")
+    for name, store in stores.items():
+        result = backup(store, "run")
+        assert result["snapshot"] and result["purged"] == [], result
+        [snapshot] = backup(store, "snapshots")
+        assert "/var/vmail" in snapshot["paths"] and not any("staging" in path for path in snapshot["paths"]), snapshot
+        other = next(held[other] for other in held if other != name)
+        assert held[name] <= backed_up_mail(store) and not other & backed_up_mail(store)
+
+    store2 = stores["sonla-scale-store2"]
+    restored = backup(store2, "restore-mailbox", address)
+    assert restored["folder"].startswith("Khôi phục"), restored
+    found = store2.run(f"doveadm search -u {address} mailbox {_quote(restored['folder'] + '/INBOX')}"
+                       f" header Message-ID {_quote(message_id)}")
+    assert found.rc == 0 and found.stdout.strip(), (found.stdout, found.stderr)
+
+
 ERASE = "/usr/local/lib/sonla-mail/dovecot-erase-deleted"  # roles/dovecot/vars/main.yml, __dovecot_erase_script
 ERASE_CRON = "/etc/cron.d/sonla-mail-erase-deleted"
 
@@ -403,9 +459,6 @@ def test_a_mailbox_revoked_on_the_db_host_loses_its_mail_on_its_store_only(front
     assert due.rc == 0, due.stderr
     assert lifecycle(front)["revoked"] == [address]
     assert psql(front, f"SELECT count(*) FROM mailbox WHERE address = '{address}'").stdout.strip() == "0"
-
-    def mail_dir(name: str) -> str:
-        return f"/var/vmail/{DOMAIN}/{name.split('@')[0]}"
 
     others = psql(front, f"SELECT address FROM mailbox WHERE host = '{store}'").stdout.split()
     kept = [other for other in others if stores[store].file(mail_dir(other)).is_directory]
@@ -467,6 +520,24 @@ def test_the_mx_limits_defer_then_suspend_the_account_in_postgres(front, server_
             imap.login(sender, PASSWORD)
 
 
+def test_a_revoked_mailbox_leaves_every_stores_backups_and_its_notice_waits_for_the_db_host(front, stores):
+    """R7.2 on several hosts (issue 15): the mailbox the lifecycle revoked above was in its store's snapshot; each
+    store's next backup purges it from every snapshot of its own (the other store never held it) and records its
+    purge, as the backup role, in the shared database. The agencies' notice waits for the db host, the last host
+    that backs up (the next test)."""
+    [address] = psql(front, "SELECT DISTINCT address FROM mailbox_event WHERE action = 'revoked'").stdout.split()
+    assert [name for name, store in stores.items() if mail_dir(address) in backed_up_mail(store)] == [
+        "sonla-scale-store2"]
+    for store in stores.values():
+        result = backup(store, "run")
+        assert result["purged"] == result["awaiting_hosts"] == [address] and result["notices"] == [], result
+        assert mail_dir(address) not in backed_up_mail(store)
+    purges = psql(front, f"SELECT detail FROM mailbox_event WHERE action = 'backup_purged' AND address = '{address}'"
+                         " ORDER BY id").stdout.splitlines()
+    assert [detail.split()[0] for detail in purges] == [f"host={name}" for name in STORES], purges
+    assert not any("complete" in detail for detail in purges)
+
+
 HEALTH = "/usr/local/sbin/sonla-mail-health"
 
 
@@ -512,16 +583,6 @@ def test_every_host_checks_what_it_runs_and_a_store_mails_the_operators_through_
         "the store's health mail in the operators' mailbox")
 
 
-BACKUP = "/usr/local/sbin/sonla-mail-backup"
-DUMP = "/var/backups/sonla-mail/staging/db/sonla_mail.pgdump"  # the backup role's staging folder, db/<dbname>.pgdump
-
-
-def backup(front, *arguments: str):
-    result = front.run(" ".join([BACKUP, *arguments]))
-    assert result.rc == 0, (result.stdout, result.stderr)
-    return json.loads(result.stdout.splitlines()[-1])
-
-
 def test_the_db_host_backs_up_the_shared_database_and_purges_the_revoked_mailbox(front):
     """R10.2c, R7.2 on several hosts (issue 15): the db host's daily backup (real restic) dumps the shared PostgreSQL
     database, a dump that restores every row with its password hash, and takes no mail, which it does not hold. The
@@ -530,9 +591,12 @@ def test_the_db_host_backs_up_the_shared_database_and_purges_the_revoked_mailbox
     revoked = psql(front, "SELECT DISTINCT address FROM mailbox_event WHERE action = 'revoked'").stdout.split()
     assert revoked, "the revocation of the lifecycle test above"
     first = backup(front, "run")
-    assert set(revoked) <= set(first["purged"]), first
-    purged = psql(front, f"SELECT count(*) FROM mailbox_event WHERE action = 'backup_purged' AND address = '{revoked[0]}'")
-    assert purged.stdout.strip() == "1", purged.stdout
+    assert set(revoked) <= set(first["purged"]) and first["awaiting_hosts"] == [], first
+    # The last host to purge it (the stores did above): the agency and the Department hear it is gone (R7.3).
+    assert len(first["notices"]) == 2 and first["notice_errors"] == [], first
+    purged = psql(front, f"SELECT detail FROM mailbox_event WHERE action = 'backup_purged' AND address = '{revoked[0]}'"
+                         " AND detail LIKE 'host=sonla-scale-front %'")
+    assert purged.stdout.strip().endswith(" complete"), purged.stdout
     assert backup(front, "run")["purged"] == []
     snapshots = backup(front, "snapshots")
     assert len(snapshots) == 2 and all("/var/vmail" not in snapshot["paths"] for snapshot in snapshots), snapshots

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sonla.mail.plugins.filter.quoting import php_string, sql_string
+from ansible_collections.sonla.mail.plugins.filter.quoting import pgpass_line, php_string, postgres_uri, sql_string
 
 
 @pytest.mark.parametrize("value", ["plain", "it's", "back\\slash", "\\'; system('id'); //", "Thư điện tử Sơn La"])
@@ -27,3 +27,16 @@ def test_nul_is_refused():
         sql_string("a\x00b")
     with pytest.raises(AnsibleFilterError):
         php_string("a\x00b")
+
+
+def test_pgpass_line_escapes_what_libpq_reads_as_separators():
+    account = {"host": "db.sonla", "dbname": "sonla_mail", "user": "sonla_backup", "password": "a:b\\c"}
+    assert pgpass_line(account) == "db.sonla:*:sonla_mail:sonla_backup:a\\:b\\\\c"
+
+
+def test_postgres_uri_names_the_password_file_and_never_the_password():
+    account = {"host": "sonla-scale-front", "dbname": "sonla_mail", "user": "sonla_backup", "password": "secret"}
+    uri = postgres_uri(account, "/etc/sonla-mail/backup.pgpass")
+    assert uri == ("postgresql://sonla-scale-front/sonla_mail?user=sonla_backup"
+                   "&passfile=/etc/sonla-mail/backup.pgpass&connect_timeout=5")
+    assert "secret" not in uri

@@ -12,6 +12,21 @@ from ansible_collections.sonla.mail.plugins.module_utils import _backup, _userdb
 ADDRESS = "annv.skhcn@sonla.gov.vn"
 
 
+class Outbox:
+    """Takes the place of ``_notices.send``: keeps the messages, and where they were handed."""
+
+    def __init__(self):
+        self.messages, self.servers = [], []
+
+    def __call__(self, messages, host=None, port=None):
+        self.messages.extend(messages)
+        self.servers.append((host, port))
+        return []
+
+    def recipients(self) -> list[str]:
+        return sorted(message["To"].addresses[0].addr_spec for message in self.messages)
+
+
 class FakeRestic:
     """Answers restic calls from a table: {subcommand: (returncode, stdout, stderr)}; records every argv."""
 
@@ -152,6 +167,55 @@ def test_an_address_made_again_and_deleted_again_is_purged_again():
     assert _backup.pending_deletions(rows) == {"a@x": "2025-02-01 00:00:00"}
 
 
+def test_each_host_of_several_purges_a_deletion_from_its_own_backups():
+    """Issue 15: the db host and each mailstore purge their own repository; a host's purge leaves the others' pending,
+    and one host's purge (no host named) counts for every host."""
+    rows = [{"address": "a@x", "action": "removed", "at": "2025-01-01 00:00:00"},
+            {"address": "a@x", "action": "backup_purged", "at": "2025-01-02 00:00:00", "detail": "host=db snapshots=3"},
+            {"address": "b@x", "action": "revoked", "at": "2025-01-01 00:00:00"},
+            {"address": "b@x", "action": "backup_purged", "at": "2025-01-02 00:00:00", "detail": "snapshots=2"}]
+    assert _backup.pending_deletions(rows, "db") == {}
+    assert _backup.pending_deletions(rows, "store1") == {"a@x": "2025-01-01 00:00:00"}
+
+
+def test_the_last_host_to_purge_a_deletion_completes_it_once():
+    hosts = ["db", "store1", "store2"]
+    rows = [{"address": "a@x", "action": "removed", "at": "2025-01-01 00:00:00"},
+            {"address": "a@x", "action": "backup_purged", "at": "2025-01-02 00:00:00", "detail": "host=db snapshots=3"}]
+    assert _backup.completed_purges(rows, "store1", hosts, ["a@x"]) == []  # store2 still holds it
+    rows.append({"address": "a@x", "action": "backup_purged", "at": "2025-01-02 00:00:00",
+                 "detail": "host=store2 snapshots=4"})
+    assert _backup.completed_purges(rows, "store1", hosts, ["a@x"]) == ["a@x"]
+    rows.append({"address": "a@x", "action": "backup_purged", "at": "2025-01-03 00:00:00",
+                 "detail": "host=store1 snapshots=4 complete"})
+    # A store added later purges the old deletion too, and sends no second notice.
+    assert _backup.completed_purges(rows, "store3", [*hosts, "store3"], ["a@x"]) == []
+    # Made again and deleted again: the next deletion needs every host's purge again.
+    rows.append({"address": "a@x", "action": "removed", "at": "2025-02-01 00:00:00"})
+    assert _backup.completed_purges(rows, "db", hosts, ["a@x"]) == []
+    assert _backup.completed_purges(rows, "db", [], ["a@x"]) == ["a@x"]  # one host: its purge completes it
+
+
+def test_a_purge_on_several_hosts_notifies_only_when_the_last_host_has_purged(config):
+    connection = _userdb.connect(config.user_database)
+    events(connection, ("2025-01-02 00:00:00", ADDRESS, "removed"))
+    config.notices = {"organizations": ORGANIZATIONS, "department": "skhcn"}
+    config.hosts, config.smtp_host = ["store1", "store2"], "mx1.sonla.gov.vn"  # the stores have no Postfix
+    fake = FakeRestic({"version": (0, "restic 0.18.0", ""), "snapshots": (0, "[]", "")})
+    runs = {}
+    for host in config.hosts:
+        config.host = host
+        purge = _backup.purge_deleted(config, _backup.Restic(config, fake))
+        outbox = Outbox()
+        _backup.notify_purged(config, purge, "2025-01-05 03:15:00", send=outbox)
+        runs[host] = (purge["purged"], purge["awaiting_hosts"], outbox.recipients(), outbox.servers)
+    # The Department's summary only: no snapshot here tells the agency (PostgreSQL's events do, in the integration test).
+    assert runs == {"store1": ([ADDRESS], [ADDRESS], [], []),
+                    "store2": ([ADDRESS], [], ["skhcn@sonla.gov.vn"], [("mx1.sonla.gov.vn", 25)])}
+    details = [row[0] for row in connection.execute("SELECT detail FROM mailbox_event WHERE action = 'backup_purged'")]
+    assert details == ["host=store1 snapshots=0", "host=store2 snapshots=0 complete"]
+
+
 def test_every_snapshot_loses_the_mail_and_older_ones_the_database_copies(config):
     snapshots = [{"id": "old", "time": "2025-01-01T03:15:00.123456789+07:00"},
                  {"id": "new", "time": "2025-01-03T03:15:00+07:00"},
@@ -212,6 +276,13 @@ def test_a_host_without_mail_rewrites_only_the_snapshots_older_than_the_deletion
     assert "--exclude" not in _backup.backup_args(config, [config.database_dir])
 
 
+def test_a_mailstore_of_several_takes_its_mail_and_no_database_copy(config):
+    """Issue 15: a mailstore copies no database (the db host dumps the shared one); restic would fail on the copies'
+    folder it never makes."""
+    config.databases = []
+    assert _backup.backup_paths(config) == [config.mail_root]
+
+
 def test_a_failed_rewrite_records_no_purge(config):
     connection = _userdb.connect(config.user_database)
     events(connection, ("2025-01-02 00:00:00", ADDRESS, "removed"))
@@ -254,9 +325,7 @@ def test_a_purge_is_named_in_the_agencys_result_notice(config, tmp_path):
     events(connection, ("2025-01-02 00:00:00", ADDRESS, "revoked"),
            ("2025-01-02 00:00:00", "haclv.skhcn@sonla.gov.vn", "removed"),
            ("2025-01-05 00:00:00", "lost@sonla.gov.vn", "removed"))
-    config.notices_file = str(tmp_path / "lifecycle.json")
-    (tmp_path / "lifecycle.json").write_text(json.dumps({
-        "organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn", "notify": True}))
+    config.notices = {"organizations": ORGANIZATIONS, "department": "skhcn", "domain": "sonla.gov.vn", "notify": True}
     # s3 is this run's snapshot: its copy was taken after the deletions were committed (clocks may disagree).
     snapshots = json.dumps([{"id": "s1", "time": "2025-01-01T00:00:00Z"}, {"id": "s2", "time": "2025-01-03T00:00:00Z"},
                             {"id": "s3", "time": "2025-01-04T00:00:00Z"}])
@@ -264,8 +333,9 @@ def test_a_purge_is_named_in_the_agencys_result_notice(config, tmp_path):
     fake = FakeRestic({"version": (0, "restic 0.18.0", ""), "snapshots": (0, snapshots, ""),
                        "restore": (0, restore_a_database_copy(config, rows), "")})
     purge = _backup.purge_deleted(config, _backup.Restic(config, fake), keep_databases=frozenset({"s3"}))
-    sent = []
-    result = _backup.notify_purged(config, purge, "2025-01-05 03:15:00", send=lambda messages: sent.extend(messages) or [])
+    outbox = Outbox()
+    result = _backup.notify_purged(config, purge, "2025-01-05 03:15:00", send=outbox)
+    sent = outbox.messages
 
     assert [call[1] for call in fake.calls if call[0] == "restore"] == ["s1", "s2"]  # the last before each deletion
     assert [to["to"] for to in result["notices"]] == ["chiengmung@sonla.gov.vn", "skhcn@sonla.gov.vn",
@@ -284,14 +354,12 @@ def test_a_purge_is_named_in_the_agencys_result_notice(config, tmp_path):
     assert "3 mục" in summary and "lost@sonla.gov.vn [Không rõ đơn vị / unknown agency]" in summary
 
 
-def test_a_purge_sends_no_notice_without_the_notices_file_or_when_told_not_to(config, tmp_path):
+def test_a_purge_sends_no_notice_without_the_agencies_or_when_told_not_to(config):
     purged = [{"address": ADDRESS, "organization": "skhcn", "display_name": "", "deleted_at": "2025-01-02 00:00:00"}]
-    config.notices_file = str(tmp_path / "missing.json")
+    assert config.notices == {} and _backup.purge_notices(config, purged, "2025-01-03 00:00:00") == []
+    config.notices = {"organizations": ORGANIZATIONS, "notify": False}
     assert _backup.purge_notices(config, purged, "2025-01-03 00:00:00") == []
-    config.notices_file = str(tmp_path / "lifecycle.json")
-    (tmp_path / "lifecycle.json").write_text(json.dumps({"organizations": ORGANIZATIONS, "notify": False}))
-    assert _backup.purge_notices(config, purged, "2025-01-03 00:00:00") == []
-    (tmp_path / "lifecycle.json").write_text(json.dumps({"organizations": ORGANIZATIONS, "notify": True}))
+    config.notices = {"organizations": ORGANIZATIONS, "notify": True}
     assert len(_backup.purge_notices(config, purged, "2025-01-03 00:00:00")) == 1
 
 
@@ -335,7 +403,8 @@ def test_status_gives_the_age_of_the_newest_snapshot():
 
 def test_the_failure_mail_names_the_host_and_the_error():
     mail = _backup.failure_mail("root@mail", ["ops@sonla.gov.vn"], "mail.sonla.gov.vn", "no restic repository")
-    assert b"To: ops@sonla.gov.vn" in mail and b"no restic repository" in mail
+    assert mail["To"].addresses[0].addr_spec == "ops@sonla.gov.vn"
+    assert "mail.sonla.gov.vn" in mail["Subject"] and "no restic repository" in mail.get_content()
 
 
 def test_the_side_folder_is_named_after_the_snapshot_time():

@@ -15,6 +15,8 @@ import sqlite3
 import tempfile
 import unicodedata
 
+from ansible_collections.sonla.mail.plugins.module_utils import _userdb
+
 DIRECTORY_SCHEMA = """
 CREATE TABLE agency (
     id   TEXT PRIMARY KEY,                  -- inventory id of the organization
@@ -51,12 +53,16 @@ def read_entries(userdb: sqlite3.Connection) -> tuple[list[tuple[str, str]], lis
 
 
 def write_directory(userdb_path: str, path: str) -> bool:
-    """Rebuild the address book file from the user database; replace it only when its content changed.
+    """Rebuild the address book file from the user database (a SQLite file, or on several hosts the shared PostgreSQL
+    one, read as the webmail's role); replace it only when its content changed.
 
     Returns whether it changed. The new file is written aside and renamed: the webmail reads the old file or
     the new one, never half of one.
     """
-    userdb = sqlite3.connect(f"file:{userdb_path}?mode=ro", uri=True)
+    if _userdb.is_postgres(userdb_path):
+        userdb = _userdb.connect(userdb_path, upgrade=False)
+    else:
+        userdb = sqlite3.connect(f"file:{userdb_path}?mode=ro", uri=True)
     try:
         agencies, entries = read_entries(userdb)
     finally:

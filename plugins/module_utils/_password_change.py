@@ -184,7 +184,7 @@ def _history(connection: sqlite3.Connection, address: str, count: int) -> list[s
     if count <= 0:
         return []
     rows = connection.execute(
-        "SELECT password FROM password_history WHERE address = ? ORDER BY replaced_at DESC, rowid DESC LIMIT ?",
+        "SELECT password FROM password_history WHERE address = ? ORDER BY replaced_at DESC, password DESC LIMIT ?",
         (address, count),
     )
     return [row["password"] for row in rows]
@@ -247,14 +247,16 @@ def change_password(
             )
             if cursor.rowcount != 1:
                 raise _ChangedMeanwhile
-            # R6.1b: the replaced hash joins the history; no more than the policy's bound is kept per address.
+            # R6.1b: the replaced hash joins the history; no more than the policy's bound is kept per address. A row
+            # is its (replaced_at, password): no rowid, which PostgreSQL has not (issue 15).
             connection.execute(
                 "INSERT INTO password_history (address, password, replaced_at) VALUES (?, ?, ?)",
                 (row["address"], row["password"], stamp),
             )
             connection.execute(
-                "DELETE FROM password_history WHERE address = ? AND rowid NOT IN (SELECT rowid FROM password_history"
-                " WHERE address = ? ORDER BY replaced_at DESC, rowid DESC LIMIT ?)",
+                "DELETE FROM password_history WHERE address = ? AND (replaced_at, password) NOT IN ("
+                "SELECT replaced_at, password FROM password_history WHERE address = ?"
+                " ORDER BY replaced_at DESC, password DESC LIMIT ?)",
                 (row["address"], row["address"], PASSWORD_HISTORY_BOUNDS[1]),
             )
             _userdb.record_events(connection, [(stamp, row["address"], "password_changed", None, f"by the user via {source}")])

@@ -339,10 +339,13 @@ TIER_GRANTS = {
         "GRANT SELECT (id, at, address, action, request_ref, detail, organization) ON mailbox_event",
         "GRANT INSERT ON mailbox_event",
     ),
+    # The webmail's password check and change (R6, R12.2) and its address book (issue 17), with the change's event.
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",
         "GRANT UPDATE (password, must_change, password_changed_at, updated_at) ON mailbox",
         "GRANT INSERT, DELETE ON password_history",
+        "GRANT SELECT (id, address, organization) ON mailbox_event",
+        "GRANT INSERT ON mailbox_event",
     ),
 }
 TIER_ROLE_PREFIX = "sonla_mail_"  # the group role of a tier: sonla_mail_mx, ...; login roles are its members

@@ -2,9 +2,12 @@
 the copy of a SQLite database with nothing lost, and each tier's role limited to its rights."""
 
 import concurrent.futures
+import importlib.machinery
 import importlib.util
+import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,16 +17,27 @@ import psycopg
 import pytest
 import role_templates
 
-from ansible_collections.sonla.mail.plugins.module_utils import _backup, _health, _lifecycle, _logsearch, _sending_limits, _userdb
+from ansible_collections.sonla.mail.plugins.module_utils import (
+    _address_book,
+    _backup,
+    _health,
+    _lifecycle,
+    _logsearch,
+    _sending_limits,
+    _userdb,
+)
 from ansible_collections.sonla.mail.plugins.module_utils._lifecycle import read_revoked
 from ansible_collections.sonla.mail.plugins.module_utils._mailbox_plan import build_plan, validate_desired
+from ansible_collections.sonla.mail.plugins.module_utils._password import hash_initial
 from ansible_collections.sonla.mail.plugins.modules import mailboxes, userdb_migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load(name: str, *path: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, *path))
+    # A script without .py (roles' files) needs its loader named.
+    loader = importlib.machinery.SourceFileLoader(name, os.path.join(ROOT, *path))
+    spec = importlib.util.spec_from_loader(name, loader)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -278,6 +292,53 @@ def test_the_mailstore_role_records_logins_and_the_quota_flag_only(postgres_serv
                 store.execute(forbidden)
     row = _userdb.read_mailboxes(_userdb.connect(postgres_uri))["an@sonla.gov.vn"]
     assert row["over_quota"] == 1 and row["last_login_at"] >= "2026"
+
+
+def test_the_webmail_role_changes_a_password_and_builds_the_address_book(postgres_server, postgres_uri, tmp_path,
+                                                                         monkeypatch, capsys):
+    """R6.1a, R6.1b, R12.2 on several hosts (issue 15): the webmail's password tool (roles/webmail/files/
+    sonla-mail-passwd, run as it is installed) checks and changes a password in PostgreSQL as the webmail tier's role,
+    keeps the replaced hash in the history (no SQLite rowid there) and records the change with the agency; the
+    address book is built from PostgreSQL. The role may not touch the events beyond adding one."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    tier_login(postgres_server, "webmail", "webmail1")
+    owner = _userdb.connect(postgres_uri)
+    converge(owner, desired("an", "binh") + [{**desired("skhcn")[0], "kind": "organization", "owner_id": "skhcn"}])
+    owner.execute("UPDATE mailbox SET password = ?, must_change = 1 WHERE address = 'an@sonla.gov.vn'",
+                  (hash_initial("Xk7#pQ9wRt2mZa4v"),))
+    config = tmp_path / "passwd.json"
+    config.write_text(json.dumps({"database": postgres_server.uri(database, user="webmail1"),
+                                  "throttle_database": str(tmp_path / "throttle.sqlite"),
+                                  "password_policy": {"min_length": 10}}))
+    tool = _load("sonla_mail_passwd", "roles", "webmail", "files", "sonla-mail-passwd")
+
+    def ask(command, **request):
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"address": "an@sonla.gov.vn", **request})))
+        code = tool.main([command, "--config", str(config)])
+        return code, json.loads(capsys.readouterr().out)
+
+    assert ask("status", password="Xk7#pQ9wRt2mZa4v") == (0, {"status": "change_required", "reason": "must_change"})
+    assert ask("change", old_password="Xk7#pQ9wRt2mZa4v", new_password="Sonla#2025moi") == (
+        0, {"changed": True, "violations": []})
+    assert ask("change", old_password="Sonla#2025moi", new_password="Sonla#2026moi")[0] == 0
+    back = ask("change", old_password="Sonla#2026moi", new_password="Sonla#2025moi")  # R6.1b: an earlier one
+    assert back[0] == 1 and [v["rule"] for v in back[1]["violations"]] == ["R6.1b"], back
+    assert ask("status", password="Sonla#2026moi") == (0, {"status": "ok"})
+    history = owner.execute("SELECT count(*) FROM password_history WHERE address = 'an@sonla.gov.vn'").fetchone()[0]
+    changes = owner.execute("SELECT organization FROM mailbox_event WHERE address = 'an@sonla.gov.vn'"
+                            " AND action = 'password_changed'").fetchall()
+    assert history == 2 and [tuple(row) for row in changes] == [("skhcn",), ("skhcn",)]
+    with psycopg.connect(postgres_server.uri(database, user="webmail1")) as webmail:
+        for forbidden in ("SELECT detail FROM mailbox_event", "DELETE FROM mailbox_event", "UPDATE mailbox SET state = 'x'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                webmail.execute(forbidden)
+            webmail.rollback()
+
+    book = tmp_path / "directory.sqlite"
+    assert _address_book.write_directory(postgres_server.uri(database, user="webmail1"), str(book))
+    with sqlite3.connect(book) as reader:
+        assert [row[0] for row in reader.execute("SELECT address FROM entry ORDER BY address")] == [
+            "an@sonla.gov.vn", "binh@sonla.gov.vn", "skhcn@sonla.gov.vn"]
 
 
 def test_the_limits_role_suspends_a_compromised_account_and_reads_no_hash(postgres_server, postgres_uri):

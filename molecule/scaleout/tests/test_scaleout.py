@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import imaplib
 import json
 import os
+import re
 import shutil
 import smtplib
 import subprocess
 import threading
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -603,6 +606,7 @@ def test_the_db_host_backs_up_the_shared_database_and_purges_the_revoked_mailbox
     assert "/var/backups/sonla-mail/staging/db" in snapshots[-1]["paths"]
 
     assert front.file(DUMP).mode == 0o600
+    assert front.file(DUMP.replace("sonla_mail.pgdump", "sonla_roundcube.pgdump")).mode == 0o600  # the webmail's
     restored = front.run("runuser -u postgres -- createdb sonla_mail_restored && runuser -u postgres --"
                          f" pg_restore --no-owner --no-privileges -d sonla_mail_restored < {DUMP}")
     assert restored.rc == 0, restored.stderr
@@ -610,3 +614,107 @@ def test_the_db_host_backs_up_the_shared_database_and_purges_the_revoked_mailbox
     copy = front.run(f"runuser -u postgres -- psql -X -At -d sonla_mail_restored -c {_quote(rows)}")
     assert copy.stdout.strip() == psql(front, rows).stdout.strip() != "", copy.stderr
     assert health(front)[2]["last backup"] == "OK"
+
+
+WEBMAIL_HOST = "mail.sonla.gov.vn"  # the inventory's webmail_host
+
+
+class Browser:
+    """A browser's requests to the front's nginx (HTTPS, Host: the site's name, Roundcube's by default), keeping its
+    cookies."""
+
+    def __init__(self, ip: str, site: str = WEBMAIL_HOST):
+        self.ip, self.site, self.cookies = ip, site, {}
+
+    def request(self, path: str, form: dict | None = None) -> tuple[int, str, str]:
+        """(status, Location, page) of one GET, or a POST of ``form``."""
+        connection = http.client.HTTPSConnection(self.ip, 443, context=tls_context(), timeout=90)
+        headers = {"Host": self.site, "Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
+        body = None
+        if form is not None:
+            body, headers["Content-Type"] = urllib.parse.urlencode(form), "application/x-www-form-urlencoded"
+        try:
+            connection.request("POST" if form is not None else "GET", path, body, headers)
+            response = connection.getresponse()
+            for cookie in response.headers.get_all("Set-Cookie") or []:
+                name, _, value = cookie.split(";")[0].partition("=")
+                if value == "-del-":  # Roundcube's way of removing one
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
+            return response.status, response.getheader("Location", ""), response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+
+    @staticmethod
+    def token(page: str) -> str:
+        found = re.search(r'name="_token" value="([^"]+)"', page)
+        assert found, page[:2000]
+        return found.group(1)
+
+    def login(self, address: str, password: str) -> str:
+        """The login form sent; where Roundcube sends the browser next."""
+        _, _, page = self.request("/?_task=login")
+        status, location, _ = self.request("/?_task=login", {
+            "_token": self.token(page), "_task": "login", "_action": "login", "_timezone": "Asia/Ho_Chi_Minh",
+            "_url": "", "_user": address, "_pass": password})
+        assert status == 302, (status, location)
+        return location
+
+
+def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_database_there(front, server_ip):
+    """R6.1a, R6.1b, R3.1 on several hosts (issue 15): Roundcube on the front diverts a user who must change the
+    password to the change form; the change is written by the webmail tier's role into the shared PostgreSQL database
+    (the new hash, the old one in the history, the event), the proxy takes the new password, and Roundcube keeps its
+    own users in its PostgreSQL database. Runs last: it changes this user's password."""
+    # The tests above suspended or revoked every person: one comes back as a new account would be, with a known
+    # one-time password it must change (R6.1a).
+    address = psql(front, "SELECT address FROM mailbox WHERE kind = 'person' AND host IS NOT NULL"
+                          " ORDER BY address LIMIT 1").stdout.strip()
+    assert address, "no person left"
+    forced = psql(front, f"UPDATE mailbox SET state = 'active', suspended_at = NULL, suspended_reason = NULL,"
+                         f" suspended_by = NULL, password = '{ssha512(PASSWORD)}', must_change = 1"
+                         f" WHERE address = '{address}'")
+    assert forced.rc == 0, forced.stderr
+    browser = Browser(server_ip)
+    assert "_action=plugin.sonla_password" in browser.login(address, PASSWORD)
+    _, _, form = browser.request("/?_task=login&_action=plugin.sonla_password")
+    new_password = "Sonla#Moi-2026x"
+    status, location, _ = browser.request("/?_task=login&_action=plugin.sonla_password-save", {
+        "_token": Browser.token(form), "_curpasswd": PASSWORD, "_newpasswd": new_password, "_confpasswd": new_password})
+    # Logged in with the new password, or (a stalled proxied login, see STALL_SECONDS) sent to the login page.
+    assert status == 302 and ("_task=mail" in location or "_task=login" in location), (status, location)
+
+    row = psql(front, f"SELECT must_change, password LIKE '{{BLF-CRYPT}}%' FROM mailbox WHERE address = '{address}'")
+    assert row.stdout.strip() == "0|t", row.stdout
+    kept = psql(front, f"SELECT count(*) FROM password_history WHERE address = '{address}'")
+    changed = psql(front, f"SELECT detail FROM mailbox_event WHERE address = '{address}' AND action = 'password_changed'")
+    assert kept.stdout.strip() == "1" and changed.stdout.strip() == "by the user via webmail", (kept.stdout, changed.stdout)
+
+    def imap_with(password: str):
+        for attempt in range(3):  # a stalled session is opened again (STALL_SECONDS)
+            try:
+                with imaplib.IMAP4(server_ip, 143, timeout=STALL_SECONDS) as imap:
+                    imap.starttls(ssl_context=tls_context())
+                    return imap.login(address, password)[0]
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+        return None
+
+    assert imap_with(new_password) == "OK"
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_with(PASSWORD)
+    for attempt in range(3):  # a fresh login, as a user would after a stalled one
+        if "_task=mail" in Browser(server_ip).login(address, new_password):
+            break
+        assert attempt < 2, "Roundcube refused the new password three times"
+    query = f"SELECT count(*) FROM users WHERE username = '{address}'"
+    users = front.run(f"runuser -u postgres -- psql -X -At -d sonla_roundcube -c {_quote(query)}")
+    assert users.stdout.strip() == "1", (users.stdout, users.stderr)
+
+
+def test_the_mta_sts_policy_is_served_beside_the_webmail(server_ip):
+    """Several hosts (issue 15, docs/dns.md): the webmail host's nginx serves the MTA-STS policy that names the MX."""
+    status, _, policy = Browser(server_ip, "mta-sts.sonla.gov.vn").request("/.well-known/mta-sts.txt")
+    assert status == 200 and "version: STSv1" in policy and "mx: mail.sonla.gov.vn" in policy, (status, policy)

@@ -32,7 +32,8 @@ VALUES = {
     "webmail_imap_uri": "ssl://127.0.0.1:993'.system('id').'",
     "webmail_smtp_uri": "ssl://127.0.0.1:465\\",
     "webmail_mail_tls_name": "mail.sonla.gov.vn\n?><?php system('id'); ?>",
-    "webmail_db_path": "/var/lib/x'y\\/roundcube",
+    # Roundcube's database (roles/webmail/vars: a SQLite file, or PostgreSQL with a password on several hosts).
+    "__webmail_roundcube_dsn": "pgsql://sonla_roundcube:p%27w'\\@db/sonla_roundcube",
     "webmail_managesieve_host": "tls://127.0.0.1'.system('id').'",
     "webmail_directory_path": "/var/lib/x'y\\/directory.sqlite",
     "__webmail_passwd_command": "/usr/local/sbin/sonla-mail-passwd'",
@@ -90,7 +91,7 @@ def test_hostile_values_arrive_intact_and_run_nothing(tmp_path):
     assert config["smtp_host"] == VALUES["webmail_smtp_uri"]
     assert config["imap_conn_options"]["ssl"]["peer_name"] == VALUES["webmail_mail_tls_name"]
     assert config["imap_conn_options"]["ssl"]["cafile"] == "/etc/ssl/it's.crt"
-    assert config["db_dsnw"] == "sqlite:///" + VALUES["webmail_db_path"] + "?mode=0640"
+    assert config["db_dsnw"] == VALUES["__webmail_roundcube_dsn"]
     assert config["sonla_password_command"][-1] == VALUES["__webmail_passwd_command"]
     assert config["sonla_password_special_characters"] == "!@#%$*&'\\"
     assert config["managesieve_host"] == VALUES["webmail_managesieve_host"]  # issue 17
@@ -105,6 +106,7 @@ def test_hostile_values_arrive_intact_and_run_nothing(tmp_path):
 @needs_php
 def test_the_defaults_render_as_before(tmp_path):  # R3.4: Vietnamese product name and language
     plain = {key: value for key, value in VALUES.items() if not key.startswith("__")}
+    plain["__webmail_roundcube_dsn"] = "sqlite:////var/lib/dbconfig-common/sqlite3/roundcube/roundcube?mode=0640"
     plain.update(webmail_product_name="Thư điện tử tỉnh Sơn La", webmail_language="vi_VN", webmail_support_url="",
                  webmail_imap_uri="ssl://127.0.0.1:993", webmail_smtp_uri="ssl://127.0.0.1:465",
                  webmail_mail_tls_name="mail.sonla.gov.vn")

@@ -41,13 +41,22 @@ def server_ip(container) -> str:
 
 def container_ip(container: str) -> str:
     """The address of a container of the scenario (the server under test, or a peer such as an old server)."""
+    return _network_setting(container, "IPAddress")
+
+
+def host_ip(container: str) -> str:
+    """The host's address on the container's network: where the tests' own connections (a browser's) come from."""
+    return _network_setting(container, "Gateway")
+
+
+def _network_setting(container: str, name: str) -> str:
     out = subprocess.run(["podman", "inspect", "--format", "{{json .NetworkSettings}}", container],
                          check=True, capture_output=True, text=True).stdout
     settings = json.loads(out)
-    address = settings.get("IPAddress") or next(
-        (net["IPAddress"] for net in (settings.get("Networks") or {}).values() if net.get("IPAddress")), "")
-    assert address, f"no IP address for {container}: {out}"
-    return address
+    value = settings.get(name) or next(
+        (net[name] for net in (settings.get("Networks") or {}).values() if net.get(name)), "")
+    assert value and value != "127.0.0.1", f"no {name} for {container}: {out}"
+    return value
 
 
 def wait_for(predicate, what: str, timeout: float = 30, interval: float = 0.5):

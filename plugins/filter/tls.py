@@ -5,6 +5,7 @@
     {{ 'postfix' | sonla.mail.tls_profile(postfix_version) | join('\\n') }}          # main.cf lines
     {{ 'dovecot' | sonla.mail.tls_profile('2.4.1', '/etc/dovecot/ffdhe2048.pem') }}  # 2.3 or 2.4 names
     {{ 'nginx' | sonla.mail.tls_profile('1.26.3', '/etc/nginx/ffdhe2048.pem') }}     # "name value;" lines
+    {{ 'postgresql' | sonla.mail.tls_profile('17', dh_file) | join('\\n') }}         # "name = 'value'" lines
     {{ none | sonla.mail.tls_dh_params }}                                           # RFC 7919 ffdhe2048, PEM
     {{ resolv_conf_text | sonla.mail.tls_dane_resolver_problem(['127.0.0.1']) }}    # None when DANE can trust them
 """

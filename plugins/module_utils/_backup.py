@@ -336,6 +336,16 @@ def rewrite_args(excludes: list[str], snapshot_ids: list[str]) -> list[str]:
 PRUNE_ALL = ["prune", "--max-unused", "0"]  # repack every pack with a deleted blob: the data goes
 
 
+def store_mailboxes(database: str, host: str) -> list[str]:
+    """The mailboxes the user database pins to the mailstore ``host`` (issue 15): what its restore brings back."""
+    connection = _userdb.connect(database, upgrade=False)
+    try:
+        return [row["address"] for row in connection.execute(
+            "SELECT address FROM mailbox WHERE host = ? ORDER BY address", (host,))]
+    finally:
+        connection.close()
+
+
 def read_deletion_events(database: str) -> list[dict]:
     """The deletions and purges of ``mailbox_event``, oldest first: from the SQLite file, or on several hosts from
     PostgreSQL (issue 15)."""

@@ -17,11 +17,13 @@ API
     RFC 7919's ffdhe2048 group as PEM DH parameters (public; what Mozilla publishes as ffdhe2048.txt).
 ``settings(daemon, version, dh_file=None) -> dict[str, str]``
     The daemon's parameter names and values for the profile, for ``postfix`` (3.6 or newer), ``dovecot``
-    (2.3.15 or newer; 2.4 renamed some) and ``nginx`` (1.19.4 or newer), in the order a configuration file lists them.
+    (2.3.15 or newer; 2.4 renamed some), ``nginx`` (1.19.4 or newer) and ``postgresql`` (12 or newer: the
+    several hosts' user database, issue 15), in the order a configuration file lists them.
     ``dh_file`` is where the role wrote ``FFDHE2048`` (Dovecot and nginx offer DHE suites only with it;
-    Postfix would fall back to its own built-in group).
+    Postfix and PostgreSQL would fall back to their own built-in group).
 ``lines(daemon, version, dh_file=None) -> list[str]``
-    The same as configuration lines: ``name = value`` for Postfix and Dovecot, ``name value;`` for nginx.
+    The same as configuration lines: ``name = value`` for Postfix and Dovecot, ``name value;`` for nginx,
+    ``name = 'value'`` for PostgreSQL.
 ``dane_resolver_problem(named, resolv_conf) -> str | None``
     Why outbound DANE cannot rely on the resolvers ``named`` as DNSSEC-validating, given the text of
     /etc/resolv.conf (the resolvers Postfix really asks): it must list some, and none but those. None when sound.
@@ -56,16 +58,16 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 """
 
 # The oldest release whose parameter names are used below.
-_OLDEST = {"postfix": (3, 6, 0), "dovecot": (2, 3, 15), "nginx": (1, 19, 4)}
+_OLDEST = {"postfix": (3, 6, 0), "dovecot": (2, 3, 15), "nginx": (1, 19, 4), "postgresql": (12, 0, 0)}
 
 
 def _version(daemon: str, version: str) -> tuple[int, int, int]:
     if daemon not in _OLDEST:
         raise ValueError(f"unknown daemon {daemon!r}; known: {', '.join(sorted(_OLDEST))}")
-    match = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", str(version))
+    match = re.match(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(version))  # PostgreSQL's folder names only "17"
     if not match:
         raise ValueError(f"{daemon}: cannot read a version from {version!r}")
-    found = (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+    found = (int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0))
     if found < _OLDEST[daemon]:
         raise ValueError(f"{daemon} {version} is older than {'.'.join(map(str, _OLDEST[daemon]))}, "
                          "the oldest release this TLS profile is written for")
@@ -123,6 +125,18 @@ def _nginx(dh_file: str | None) -> dict[str, str]:
     return values
 
 
+def _postgresql(dh_file: str | None) -> dict[str, str]:
+    # Like Postfix, PostgreSQL has no parameter for TLS 1.3 suites: OpenSSL's defaults are the profile's three.
+    values = {
+        "ssl_min_protocol_version": PROTOCOLS[0],
+        "ssl_ciphers": ":".join(TLS12_CIPHERS),
+        "ssl_prefer_server_ciphers": "on",
+    }
+    if dh_file:  # else PostgreSQL's built-in 2048-bit group, not the profile's
+        values["ssl_dh_params_file"] = dh_file
+    return values
+
+
 def settings(daemon: str, version: str, dh_file: str | None = None) -> dict[str, str]:
     """The profile in ``daemon``'s own parameter names for ``version`` (see the module's API)."""
     found = _version(daemon, version)
@@ -130,12 +144,14 @@ def settings(daemon: str, version: str, dh_file: str | None = None) -> dict[str,
         return _postfix(dh_file)
     if daemon == "dovecot":
         return _dovecot(found, dh_file)
+    if daemon == "postgresql":
+        return _postgresql(dh_file)
     return _nginx(dh_file)
 
 
 def lines(daemon: str, version: str, dh_file: str | None = None) -> list[str]:
     """``settings`` as lines of the daemon's configuration syntax."""
-    pattern = "{} {};" if daemon == "nginx" else "{} = {}"
+    pattern = {"nginx": "{} {};", "postgresql": "{} = '{}'"}.get(daemon, "{} = {}")
     return [pattern.format(name, value) for name, value in settings(daemon, version, dh_file).items()]
 
 

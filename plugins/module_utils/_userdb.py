@@ -334,8 +334,9 @@ TIER_GRANTS = {
         "GRANT SELECT, INSERT, UPDATE, DELETE ON sending_usage",
     ),
     # A mailstore's backup (R7.2, R7.3): it reads the deletions, and records its purge of them, with the agency.
+    # Its restore onto a new host brings back the mailboxes pinned to it (host).
     "backup": (
-        "GRANT SELECT (address, organization) ON mailbox",
+        "GRANT SELECT (address, organization, host) ON mailbox",
         "GRANT SELECT (id, at, address, action, request_ref, detail, organization) ON mailbox_event",
         "GRANT INSERT ON mailbox_event",
     ),

@@ -553,6 +553,21 @@ def test_each_store_purges_its_own_backups_and_the_last_one_sends_the_notice(pos
                                           "host=store2 snapshots=1 complete"]
 
 
+def test_a_store_reads_which_mailboxes_its_restore_brings_back(postgres_server, postgres_uri):
+    """R10.2c on several hosts (issue 15): a mailstore's restore-server brings back the mailboxes the user database
+    pins to it (``host``), which the backup role may read, and no other's."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    tier_login(postgres_server, "backup", "backup2")
+    owner = _userdb.connect(postgres_uri)
+    converge(owner, desired("an", "binh", "chi", "dung"), stores=("store1", "store2"))
+    pinned = {row["address"]: row["host"] for row in owner.execute("SELECT address, host FROM mailbox")}
+    assert set(pinned.values()) == {"store1", "store2"}
+    store_uri = postgres_server.uri(database, user="backup2")
+    for store in ("store1", "store2"):
+        assert _backup.store_mailboxes(store_uri, store) == sorted(a for a, host in pinned.items() if host == store)
+    assert _backup.store_mailboxes(store_uri, "store3") == []
+
+
 def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_uri, tmp_path):
     """R9.1, R7.2 on several hosts (issue 15): the db host's log search (its user_database is the shared PostgreSQL
     one) shows an address's events, and erases a deleted mailbox's address from its index."""

@@ -1,10 +1,11 @@
 # Copyright: Sơn La IT center
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Several hosts (issue 15): mail reaches the store the planner pinned, IMAP goes through the proxy, a stopped
-store holds up only its own users, the MX's database role cannot read a password hash, a mailbox moved to
-another store by the inventory keeps every message byte for byte, and the lifecycle works across the hosts: the
-stores record logins and the quota flag in the shared database, and the daily run happens once, on the db host;
-the MX's sending limits suspend a hijacked account in the shared database.
+store holds up only its own users, the MX's database role cannot read a password hash, every tier reaches the
+database over TLS only, a mailbox moved to another store by the inventory keeps every message byte for byte,
+and the lifecycle works across the hosts: the stores record logins and the quota flag in the shared database,
+and the daily run happens once, on the db host; the MX's sending limits suspend a hijacked account in the shared
+database.
 
 Clients run on the host against the front container (MX and proxy); testinfra looks inside the stores.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from sonla_molecule import submission, tls_context, wait_for
+from sonla_molecule import container_ip, host_ip, submission, tls_context, wait_for
 
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only, set below in the test database only
@@ -180,6 +181,27 @@ def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
     for query in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history"):
         refused = psql(front, query, user="sonla_mx", password=password)
         assert refused.rc != 0 and "permission denied" in refused.stderr, (query, refused.stdout)
+
+
+def test_every_tier_reaches_the_database_over_tls_only(front, server_ip, placement, stores):
+    """R10.2b: the tiers' connections cross the network, with the proxy's and stores' password hashes; pg_hba.conf
+    takes them over TLS only (hostssl), and every tier's client (Postfix, Dovecot, the modules) asks for it."""
+    config = front.file("/etc/postfix/pgsql-mailboxes.cf").content_string
+    password = next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("password"))
+    plain = front.run("env PGSSLMODE=disable PGPASSWORD=%s psql -X -At -h sonla-scale-front -U sonla_mx -d sonla_mail"
+                      " -c 'SELECT 1'", password)
+    assert plain.rc != 0 and "no encryption" in plain.stderr, plain.stdout + plain.stderr
+    # A login through the proxy on each store: the proxy and that store's Dovecot read the user database.
+    for store in STORES:
+        assert proxied(server_ip, on(placement, store), lambda imap: imap.select("INBOX", readonly=True)[0]) == "OK"
+    sessions = psql(front, "SELECT a.usename, s.ssl, s.version FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+                           " WHERE a.client_addr IS NOT NULL AND a.client_addr <> '127.0.0.1' ORDER BY 1")
+    assert sessions.rc == 0, sessions.stderr
+    rows = [line.split("|") for line in sessions.stdout.split()]
+    assert {"sonla_proxy", "sonla_mailstore"} <= {user for user, _ssl, _version in rows}, rows
+    assert all(ssl == "t" and version in ("TLSv1.2", "TLSv1.3") for _user, ssl, version in rows), rows
+    ciphers = front.run("runuser -u postgres -- psql -X -At -c 'SHOW ssl_ciphers'").stdout.strip()
+    assert "CBC" not in ciphers and ciphers.startswith("ECDHE-"), ciphers  # the collection's profile (docs/tls.md)
 
 
 def imap_messages(ip: str, address: str) -> list[tuple[str, bytes]]:
@@ -554,8 +576,9 @@ def health(host, *flags: str) -> tuple[int, str, dict[str, str]]:
 def test_every_host_checks_what_it_runs_and_a_store_mails_the_operators_through_the_mx(front, stores):
     """R10.2a on several hosts (issue 15): each host's health check covers its own tiers. The front (db, mx, proxy):
     PostgreSQL, Postfix and its queue, Dovecot, the daily run and the newest login from the shared database. A store:
-    Dovecot, its mail's disk and its last-login hook, and nothing it does not run, so it is green and its metrics
-    leave the rest out. A store has no Postfix: its mail to the operators goes through the MX to their mailbox."""
+    Dovecot, its mail's disk and its last-login hook (store2, also a webmail host, nginx), and nothing it does not run,
+    so it is green and its metrics leave the rest out. A store has no Postfix: its mail to the operators goes through
+    the MX to their mailbox."""
     _, _, checks = health(front)
     assert {"service postgresql", "service postfix", "service dovecot", "service cron", "mail queue", "lifecycle run",
             "last login recorded", "disk /var/lib/postgresql"} <= set(checks), checks
@@ -564,8 +587,9 @@ def test_every_host_checks_what_it_runs_and_a_store_mails_the_operators_through_
     for name, store in stores.items():
         code, _, checks = health(store, "--textfile")
         assert code == 0, (name, checks)
+        webmail = {"service nginx"} if name == "sonla-scale-store2" else set()  # store2 is also a webmail host
         assert set(checks) == {"service dovecot", "service cron", "certificate /etc/ssl/sonla-mail/mail.crt", "disk /",
-                               "disk /var/log", "disk /var/vmail", "last backup", "last-login hook"}, (name, checks)
+                               "disk /var/log", "disk /var/vmail", "last backup", "last-login hook", *webmail}, (name, checks)
         scraped = store.run("python3 -c 'import urllib.request;"
                             " print(urllib.request.urlopen(\"http://127.0.0.1:9100/metrics\").read().decode())'")
         assert 'sonla_mail_service_up{service="dovecot"} 1' in scraped.stdout, (name, scraped.stderr)
@@ -662,20 +686,25 @@ class Browser:
         return location
 
 
+def reactivated(front, *, must_change: bool, order: str = "ASC") -> str:
+    """A person the tests above suspended or revoked, back with PASSWORD as a new account (``must_change``, R6.1a)
+    or as one whose owner chose it: the first address in ``order``."""
+    address = psql(front, "SELECT address FROM mailbox WHERE kind = 'person' AND host IS NOT NULL"
+                          f" ORDER BY address {order} LIMIT 1").stdout.strip()
+    assert address, "no person left"
+    back = psql(front, f"UPDATE mailbox SET state = 'active', suspended_at = NULL, suspended_reason = NULL,"
+                       f" suspended_by = NULL, password = '{ssha512(PASSWORD)}', must_change = {int(must_change)},"
+                       f" password_changed_at = datetime('now') WHERE address = '{address}'")
+    assert back.rc == 0, back.stderr
+    return address
+
+
 def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_database_there(front, server_ip):
     """R6.1a, R6.1b, R3.1 on several hosts (issue 15): Roundcube on the front diverts a user who must change the
     password to the change form; the change is written by the webmail tier's role into the shared PostgreSQL database
     (the new hash, the old one in the history, the event), the proxy takes the new password, and Roundcube keeps its
     own users in its PostgreSQL database. Runs last: it changes this user's password."""
-    # The tests above suspended or revoked every person: one comes back as a new account would be, with a known
-    # one-time password it must change (R6.1a).
-    address = psql(front, "SELECT address FROM mailbox WHERE kind = 'person' AND host IS NOT NULL"
-                          " ORDER BY address LIMIT 1").stdout.strip()
-    assert address, "no person left"
-    forced = psql(front, f"UPDATE mailbox SET state = 'active', suspended_at = NULL, suspended_reason = NULL,"
-                         f" suspended_by = NULL, password = '{ssha512(PASSWORD)}', must_change = 1"
-                         f" WHERE address = '{address}'")
-    assert forced.rc == 0, forced.stderr
+    address = reactivated(front, must_change=True)
     browser = Browser(server_ip)
     assert "_action=plugin.sonla_password" in browser.login(address, PASSWORD)
     _, _, form = browser.request("/?_task=login&_action=plugin.sonla_password")
@@ -714,7 +743,80 @@ def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_datab
     assert users.stdout.strip() == "1", (users.stdout, users.stderr)
 
 
+def test_a_webmail_host_of_its_own_logs_in_and_sends_through_the_front_with_the_browsers_address(front, server_ip,
+                                                                                                 stores):
+    """Several hosts (issue 15), R9.1: store2 is also a webmail host, neither the proxy nor the MX. Its Roundcube logs
+    in through the front's proxy and sends through the front's MX, checking the front's certificate, and both log
+    the browser's address, which they take from this webmail host alone (login_trusted_networks, XCLIENT). The
+    session goes on on the front's Roundcube, as behind a load balancer: the two share its database and key."""
+    webmail_ip, browser_ip = container_ip(STORES[1]), host_ip(STORES[1])
+    address = reactivated(front, must_change=False, order="DESC")
+    logs = {path: len(front.file(path).content_string) for path in ("/var/log/dovecot.log", "/var/log/postfix/mail.log")}
+    for attempt in range(3):  # a fresh login after a stalled proxied one (STALL_SECONDS)
+        browser = Browser(webmail_ip)
+        if "_task=mail" in browser.login(address, PASSWORD):
+            break
+        assert attempt < 2, "store2's Roundcube refused the login three times"
+    status, location, _ = browser.request("/?_task=mail&_action=compose")
+    assert status == 302 and "_id=" in location, (status, location)  # Roundcube names the compose
+    compose_id = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["_id"][0]
+    _, _, form = browser.request(f"/?_task=mail&_action=compose&_id={compose_id}")
+    identity = re.search(r'name="_from".*?value="(\d+)"', form, re.S)
+    token = re.search(r'name="_token" value="([^"]+)"|"request_token":"([^"]+)"', form)
+    assert identity and token, form[:2000]
+    marker = str(uuid.uuid4())
+    _, _, sent = browser.request("/?_task=mail&_framed=1", {
+        "_token": token.group(1) or token.group(2), "_task": "mail", "_action": "send", "_id": compose_id,
+        "_attachments": "", "_from": identity.group(1), "_to": address, "_cc": "", "_bcc": "",
+        "_subject": f"Từ webmail riêng {marker}", "_draft_saveid": "", "_draft": "", "_is_html": "0", "_framed": "1",
+        "_message": "Gửi qua máy chủ webmail riêng.\n"})
+    assert "sent_successfully" in sent, sent[-2000:]
+    wait_for(lambda: any(store.run("doveadm search -u %s mailbox INBOX subject %s", address, marker).stdout.strip()
+                         for store in stores.values()), "the message in the recipient's store", timeout=60)
+
+    elsewhere = Browser(server_ip)  # the load balancer's next request reaches the front's Roundcube
+    elsewhere.cookies = dict(browser.cookies)
+    status, _, page = elsewhere.request("/?_task=mail&_mbox=INBOX")
+    assert status == 200 and 'rel="INBOX"' in page, (status, page[:2000])  # its folders, listed over IMAP
+
+    dovecot, postfix = (front.file(path).content_string[offset:].splitlines() for path, offset in logs.items())
+    logins = [line for line in dovecot if "-login: " in line and f"user=<{address}>" in line]
+    others = [line for line in logins if f"rip={browser_ip}," not in line]
+    assert logins and not others, others  # not store2's address
+    submitted = [line for line in postfix if f"sasl_username={address}" in line]
+    assert submitted and all(f"[{browser_ip}], sasl_method=" in line for line in submitted), submitted
+
+
 def test_the_mta_sts_policy_is_served_beside_the_webmail(server_ip):
     """Several hosts (issue 15, docs/dns.md): the webmail host's nginx serves the MTA-STS policy that names the MX."""
     status, _, policy = Browser(server_ip, "mta-sts.sonla.gov.vn").request("/.well-known/mta-sts.txt")
     assert status == 200 and "version: STSv1" in policy and "mx: mail.sonla.gov.vn" in policy, (status, policy)
+
+
+def test_a_store_on_a_new_disk_gets_its_mailboxes_back_and_keeps_the_mail_received_since(front, server_ip, stores):
+    """R10.2c on several hosts (issue 15): store2's mail is lost (a new host's empty mail root, converged as before).
+    restore-server brings back, from store2's own snapshot, every mailbox the user database pins to store2 with the
+    message it held, none of store1's, and keeps the mail the MX delivered to the new disk since: nothing twice."""
+    store2 = stores["sonla-scale-store2"]
+    address = person_on(front, "sonla-scale-store2")
+    before = send(server_ip, address)
+    wait_for(lambda: stored_on(store2, address, before), "delivery before the backup")
+    backup(store2, "run")
+    held = [mailbox for mailbox in psql(front, "SELECT address FROM mailbox WHERE host = 'sonla-scale-store2'")
+            .stdout.split() if store2.file(mail_dir(mailbox)).is_directory]
+    elsewhere = psql(front, "SELECT address FROM mailbox WHERE host = 'sonla-scale-store1'").stdout.split()
+    assert address in held and elsewhere
+
+    assert store2.run(f"rm -rf /var/vmail/{DOMAIN}").rc == 0  # the disk is gone; the new one is empty
+    after = send(server_ip, address)
+    wait_for(lambda: stored_on(store2, address, after), "delivery to the new, empty disk")
+    assert not stored_on(store2, address, before)
+
+    result = backup(store2, "restore-server")
+    assert result["mailboxes"] == len(held) and result["received_since_kept"] == [address], result
+    assert all(store2.file(mail_dir(mailbox)).is_directory for mailbox in held)
+    assert not any(store2.file(mail_dir(mailbox)).exists for mailbox in elsewhere)
+    for message_id in (before, after):
+        found = store2.run(f"doveadm search -u {address} mailbox INBOX header Message-ID {_quote(message_id)}")
+        assert found.rc == 0 and len(found.stdout.strip().splitlines()) == 1, (message_id, found.stdout, found.stderr)
+    assert store2.file(f"/var/vmail/{DOMAIN}").user == "vmail"  # Dovecot makes the next mailboxes in it

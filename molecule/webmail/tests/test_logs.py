@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 from selenium.webdriver.common.by import By
-from sonla_molecule import wait_for, write_test_inventory
+from sonla_molecule import host_ip, wait_for, write_test_inventory
 from test_webmail import URL, login, patient, shot, wait
 
 LOI = "loiqv.skhcn@sonla.gov.vn"  # test-0006: used by these tests only
@@ -30,13 +30,7 @@ PROJECT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".
 @pytest.fixture(scope="module")
 def browser_ip(container) -> str:
     """The host's address on the podman network: where the browser's connections come from."""
-    out = subprocess.run(["podman", "inspect", "--format", "{{json .NetworkSettings}}", container],
-                         check=True, capture_output=True, text=True).stdout
-    settings = json.loads(out)
-    gateway = settings.get("Gateway") or next(
-        (net["Gateway"] for net in (settings.get("Networks") or {}).values() if net.get("Gateway")), "")
-    assert gateway and gateway != "127.0.0.1", out
-    return gateway
+    return host_ip(container)
 
 
 @pytest.fixture(scope="module")

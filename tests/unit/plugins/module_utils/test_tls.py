@@ -77,10 +77,21 @@ def test_nginx_lines():
     ]
 
 
+def test_postgresql_lines_quote_their_values():
+    """The several hosts' user database (issue 15): TLS 1.2 at least, the profile's TLS 1.2 suites, the server's order."""
+    assert _tls.lines("postgresql", "17.6", "/etc/postgresql/17/main/dh.pem") == [
+        "ssl_min_protocol_version = 'TLSv1.2'",
+        "ssl_ciphers = '" + ":".join(_tls.TLS12_CIPHERS) + "'",
+        "ssl_prefer_server_ciphers = 'on'",
+        "ssl_dh_params_file = '/etc/postgresql/17/main/dh.pem'",
+    ]
+
+
 def test_without_a_dh_file_no_dh_setting():
     assert "ssl_dhparam" not in _tls.settings("nginx", "1.22.1")
     assert not any("dh" in name for name in _tls.settings("dovecot", "2.4.1"))
     assert not any("dh" in name for name in _tls.settings("postfix", "3.7.11"))
+    assert not any("dh" in name for name in _tls.settings("postgresql", "15"))  # the major alone, as the role reads it
 
 
 def test_config_lines_use_the_daemons_syntax():
@@ -93,6 +104,7 @@ def test_config_lines_use_the_daemons_syntax():
     ("postfix", "3.5.18", "postfix 3.5.18 is older than 3.6.0"),
     ("dovecot", "2.3.13", "older than 2.3.15"),
     ("nginx", "1.19.3", "older than 1.19.4"),
+    ("postgresql", "11.22", "postgresql 11.22 is older than 12.0.0"),
     ("nginx", "", "cannot read a version"),
 ])
 def test_unknown_or_too_old_is_refused_by_name(daemon, version, message):

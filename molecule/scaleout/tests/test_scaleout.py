@@ -173,9 +173,14 @@ def test_a_stopped_store_holds_up_only_its_own_users(front, server_ip, placement
     wait_for(lambda: stored_on(down, away, held), "store1's queued mail after it returned", timeout=90)
 
 
-def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
+def mx_password(front) -> str:
+    """The MX tier's database password, from the Postfix lookup file the postfix role wrote."""
     config = front.file("/etc/postfix/pgsql-mailboxes.cf").content_string
-    password = next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("password"))
+    return next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("password"))
+
+
+def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
+    password = mx_password(front)
     readable = psql(front, "SELECT count(*) FROM mailbox WHERE over_quota = 0", user="sonla_mx", password=password)
     assert readable.rc == 0 and readable.stdout.strip() == str(len(placement)), readable.stderr
     for query in ("SELECT password FROM mailbox", "SELECT * FROM mailbox", "SELECT * FROM password_history"):
@@ -186,8 +191,7 @@ def test_the_mx_role_reads_addresses_and_never_hashes(front, placement):
 def test_every_tier_reaches_the_database_over_tls_only(front, server_ip, placement, stores):
     """R10.2b: the tiers' connections cross the network, with the proxy's and stores' password hashes; pg_hba.conf
     takes them over TLS only (hostssl), and every tier's client (Postfix, Dovecot, the modules) asks for it."""
-    config = front.file("/etc/postfix/pgsql-mailboxes.cf").content_string
-    password = next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("password"))
+    password = mx_password(front)
     plain = front.run("env PGSSLMODE=disable PGPASSWORD=%s psql -X -At -h sonla-scale-front -U sonla_mx -d sonla_mail"
                       " -c 'SELECT 1'", password)
     assert plain.rc != 0 and "no encryption" in plain.stderr, plain.stdout + plain.stderr

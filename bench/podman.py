@@ -22,4 +22,7 @@ def inside(container: str, script: str, check: bool = True) -> str:
 def start(container: str, image: str) -> None:
     """A new container from ``image`` under this name, replacing any left by an earlier run."""
     sh("podman", "rm", "-f", container, check=False)
-    sh("podman", "run", "-d", "--name", container, "--hostname", "mail.sonla.gov.vn", image, "/bin/sleep", "infinity")
+    # As scripts/setup.sh's containers.conf sets for the tests: an init that reaps, and root allowed to read another
+    # user's /proc/PID/exe, which init scripts' start-stop-daemon --exec needs to stop a daemon running as its own user.
+    sh("podman", "run", "-d", "--init", "--cap-add", "SYS_PTRACE", "--name", container, "--hostname", "mail.sonla.gov.vn",
+       image, "/bin/sleep", "infinity")

@@ -134,7 +134,7 @@ print(left)
     return int(sh("podman", "exec", CONTAINER, "python3", "-c", script).strip())
 
 
-def one_size(size: int, work: str) -> dict:
+def one_size(size: int, work: str, steps: tuple[str, ...] = STEPS, keep: bool = False) -> dict:
     base = os.path.join(work, str(size))
     shutil.rmtree(base, ignore_errors=True)
     inventory = os.path.join(base, "inv")
@@ -148,6 +148,10 @@ def one_size(size: int, work: str) -> dict:
 
     figures["first"] = site(hosts, os.path.join(base, "first.log"))
     figures["first"]["welcome_left"] = welcome_left_to_the_job()
+    figures["first"]["packages"] = sum(seconds for name, seconds in figures["first"]["tasks"].items()
+                                       if figures["first"]["actions"].get(name) in PACKAGE_ACTIONS)
+    if steps == ("first",):
+        return _finish(figures, keep)
     rng = random.Random(size)
     # Both no-ops right after the first converge: a tagged run leaves the webmail's address book for its cron.
     for strategy in STRATEGIES:
@@ -173,19 +177,21 @@ def one_size(size: int, work: str) -> dict:
     figures["drift"] = site(hosts, os.path.join(base, "drift.log"), "--check", "--diff")
     with open(os.path.join(base, "drift.log"), encoding="utf-8") as stream:
         figures["drift"]["found"] = stream.read().count(f"-{HAND_EDIT}") == len(HAND_EDITED)
+    return _finish(figures, keep)
 
-    packages = sum(seconds for name, seconds in figures["first"]["tasks"].items()
-                   if figures["first"]["actions"].get(name) in PACKAGE_ACTIONS)
-    figures["first"]["packages"] = packages
-    sh("podman", "rm", "-f", CONTAINER, check=False)
+
+def _finish(figures: dict, keep: bool) -> dict:
+    """The figures; the server is removed unless kept for a look at it."""
+    if not keep:
+        sh("podman", "rm", "-f", CONTAINER, check=False)
     return figures
 
 
 def table(size: int, figures: dict) -> str:
-    roles = sorted({role for step in STEPS for role in by_role(figures[step])})
+    roles = sorted({role for run in figures.values() for role in by_role(run)})
     lines = [f"## {size:,} people, site.yml over SSH", "",
              "| step | whole playbook | " + " | ".join(roles) + " |", "|---|---:|" + "---:|" * len(roles)]
-    for step in STEPS:
+    for step in (step for step in STEPS if step in figures):
         run = figures[step]
         whole = run["wall"] - run.get("packages", 0.0)
         shares = by_role(run)
@@ -202,12 +208,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--work", default=os.path.join(ROOT, "bench", "out", "site"))
+    parser.add_argument("--first-only", action="store_true", help="only the first converge")
+    parser.add_argument("--keep", action="store_true", help=f"leave the server ({CONTAINER}) running at the end")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     results = {}
     print(machine())
     for size in args.sizes:
-        results[size] = one_size(size, args.work)
+        results[size] = one_size(size, args.work, ("first",) if args.first_only else STEPS, args.keep)
         print(table(size, results[size]), flush=True)
     with open(os.path.join(args.work, "site-results.json"), "w", encoding="utf-8") as stream:
         json.dump(results, stream, indent=1)

@@ -23,7 +23,7 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 
 say "Container ${container}"
 if ! podman container exists "$container"; then
-  podman run -d --name "$container" --hostname mail.sonla.gov.vn "$image" >/dev/null
+  podman run -d --init --name "$container" --hostname mail.sonla.gov.vn "$image" >/dev/null
   echo "created ${container} from ${image}"
 elif [ "$(podman inspect -f '{{.State.Running}}' "$container")" != "true" ]; then
   podman start "$container" >/dev/null

@@ -2,7 +2,7 @@
 # Prepare this machine (Debian 12, as root) for the tests and the demo. Idempotent and quick on re-run:
 #   - the Debian packages the tests use (podman with runc, debootstrap, sqlite3, swaks, openssl, php-cli
 #     for the webmail template tests, chromium for the browser tests, postgresql for the PostgreSQL user database tests),
-#   - /etc/containers/containers.conf (runc: crun fails here; no default ulimits),
+#   - /etc/containers/containers.conf (runc: crun fails here; no default ulimits; SYS_PTRACE),
 #   - the Python venv .venv from requirements.txt,
 #   - .collections/ansible_collections/sonla/mail -> this checkout (ansible.cfg's collections_path).
 set -euo pipefail
@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -----------------------------------------------------------------------------
-packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs sqlite3 swaks openssl ca-certificates
+packages=(podman runc catatonit debootstrap uidmap slirp4netns fuse-overlayfs sqlite3 swaks openssl ca-certificates
   python3-venv debian-archive-keyring util-linux chromium chromium-driver php-cli postgresql
   prometheus)  # prometheus: promtool, which tests the alert rules (docs/monitoring.md)
 missing=()
@@ -44,6 +44,13 @@ containers_conf=/etc/containers/containers.conf
 wanted_conf='# Written by sonla.mail scripts/setup.sh: crun fails on these machines; runc works.
 [containers]
 default_ulimits = []
+# Containers behave as a real host does for init scripts (issue 19), with an init as PID 1 (podman run --init; this
+# podman ignores init = true here) and with SYS_PTRACE, added to the default set of podman: root may then read
+# /proc/PID/exe of a daemon running as its own user, as on a host. Without it start-stop-daemon --exec finds no such
+# daemon, and "restart" leaves node-exporter running and starts a second one, which fails. Without the init a stopped
+# daemon stays a zombie that keeps its pid alive: every restart waits 35 s for it, and a failed start looks alive.
+default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
+                        "SETPCAP", "SETUID", "SYS_CHROOT", "SYS_PTRACE"]
 
 [engine]
 runtime = "runc"'

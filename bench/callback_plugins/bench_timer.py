@@ -16,7 +16,7 @@ name: bench_timer
 type: aggregate
 short_description: Task wall times for bench/run.py
 description:
-  - Writes the wall time in seconds of every finished task, by task name, to the JSON file named by E(BENCH_TIMINGS).
+  - Writes the wall time in seconds of every finished task and handler, by task name, to the JSON file named by E(BENCH_TIMINGS).
   - Writes each task's action, by task name, to the JSON file named by E(BENCH_ACTIONS) when it is set.
 requirements: [enable in configuration]
 """
@@ -35,6 +35,9 @@ class CallbackModule(CallbackBase):
         self._actions: dict[str, str] = {}
 
     def v2_playbook_on_task_start(self, task, is_conditional):
+        self._started[task._uuid] = time.monotonic()
+
+    def v2_playbook_on_handler_task_start(self, task):
         self._started[task._uuid] = time.monotonic()
 
     def _done(self, result, **_):  # v2_runner_on_failed also passes ignore_errors

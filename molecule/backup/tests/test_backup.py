@@ -43,7 +43,7 @@ REPOSITORY_HOST = "sonla-backup-repo"  # molecule.yml's second platform, the SFT
 REPOSITORY_PATH = "/srv/restic/sonla-mail"
 IMAGE = "localhost/sonla-debian:trixie"
 # The server container's options in molecule.yml, for the new host that replaces it (with the old address).
-SERVER_OPTIONS = ["--hostname", "mail.sonla.gov.vn", "--tmpfs", "/srv/small:rw,size=40m", "--label", "owner=molecule"]
+SERVER_OPTIONS = ["--init", "--hostname", "mail.sonla.gov.vn", "--tmpfs", "/srv/small:rw,size=40m", "--label", "owner=molecule"]
 SMALL = "/srv/small/repository"  # on a 40 MB tmpfs
 FOLDERS = ["INBOX", "Archive", "Công việc"]
 PER_FOLDER = 34  # 3 mailboxes x 3 folders x 34 = 306 messages: "a few hundred" (issue 14)

@@ -155,7 +155,7 @@ def test_mail_for_a_store2_user_lands_on_store2_and_is_read_through_the_proxy(se
 def test_a_stopped_store_holds_up_only_its_own_users(front, server_ip, placement, stores):
     down, up = stores["sonla-scale-store1"], stores["sonla-scale-store2"]
     away, present = on(placement, "sonla-scale-store1"), on(placement, "sonla-scale-store2")
-    # The containers' PID 1 reaps no child, so Dovecot's init script would wait on a zombie: stop and start directly.
+    # Dovecot stopped and started by itself, not by its init script.
     assert down.run("doveadm stop && rm -f /run/dovecot/master.pid").rc == 0
     try:
         held = send(server_ip, away)  # accepted by the MX, then queued: the proxy answers 4xx for store1

@@ -3,6 +3,7 @@
 import copy
 import socket
 import threading
+import time
 from email import message_from_bytes
 from email.policy import default
 
@@ -105,19 +106,31 @@ def test_messages_are_mime_utf8_with_ascii_headers_on_the_wire(directory):
 
 
 class FakeSMTP:
-    """A minimal SMTP server on loopback that records what it receives."""
+    """A minimal SMTP server on loopback that records what it receives, and in how many sessions."""
 
     def __init__(self):
         self.server = socket.socket()
         self.server.bind(("127.0.0.1", 0))
-        self.server.listen(1)
+        self.server.listen(8)
         self.port = self.server.getsockname()[1]
         self.received = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.sessions = 0
+        self.thread = threading.Thread(target=self.accept, daemon=True)
         self.thread.start()
 
-    def serve(self):
-        connection, _ = self.server.accept()
+    def accept(self):
+        while True:
+            connection, _ = self.server.accept()
+            self.sessions += 1
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    def wait(self, count):
+        for _ in range(500):
+            if len(self.received) >= count:
+                return
+            time.sleep(0.01)
+
+    def serve(self, connection):
         stream = connection.makefile("rwb")
 
         def reply(line):
@@ -158,9 +171,24 @@ def test_send_delivers_and_reports_refusals(directory):
     messages.append(_notices.render(_notices.converge_items({"added": ["suma.chiengmung@sonla.gov.vn"]}, directory),
                                     directory, NOW, "converge", "sonla.gov.vn")[0])
     errors = _notices.send(messages, "127.0.0.1", server.port)
-    server.thread.join(5)
+    server.wait(3)
     assert len(server.received) == 3
     assert len(errors) == 1 and errors[0].startswith("Xã Chiềng Mung <refuse@sonla.gov.vn>")
+
+
+def test_many_messages_share_four_sessions_and_come_back_in_their_order(directory):
+    """Issue 19: a converge's notices and welcome mails wait on the filter, so they go over several sessions."""
+    server = FakeSMTP()
+    added = [f"person{number:02}.skhcn@sonla.gov.vn" for number in range(10)]
+    messages = [_notices.render(_notices.converge_items({"added": [address]}, directory), directory, NOW, "converge",
+                                "sonla.gov.vn")[0] for address in added]
+    for message in messages[3::4]:
+        message.replace_header("To", "refuse@sonla.gov.vn")
+    sent, errors = _notices.send_each(messages, "127.0.0.1", server.port)
+    server.wait(8)
+    assert server.sessions == _notices.SESSIONS == 4
+    assert sent == [message["To"].addresses[0].addr_spec for index, message in enumerate(messages) if index % 4 != 3]
+    assert len(server.received) == 8 and len(errors) == 2
 
 
 def test_send_never_raises_when_postfix_is_down(directory):
@@ -170,7 +198,7 @@ def test_send_never_raises_when_postfix_is_down(directory):
     listener.close()  # nothing listens there now
     messages = _notices.render(_notices.converge_items({"added": ["annv.skhcn@sonla.gov.vn"]}, directory), directory, NOW,
                                "converge", "sonla.gov.vn")
-    (error,) = _notices.send(messages, "127.0.0.1", port, timeout=2)
+    (error,) = _notices.send(messages * 6, "127.0.0.1", port, timeout=2)  # four sessions, one error
     assert error.startswith(f"SMTP 127.0.0.1:{port}:")
     assert _notices.send([], "127.0.0.1", port) == []
 

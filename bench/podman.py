@@ -22,7 +22,8 @@ def inside(container: str, script: str, check: bool = True) -> str:
 def start(container: str, image: str) -> None:
     """A new container from ``image`` under this name, replacing any left by an earlier run."""
     sh("podman", "rm", "-f", container, check=False)
-    # As scripts/setup.sh's containers.conf sets for the tests: an init that reaps, and root allowed to read another
-    # user's /proc/PID/exe, which init scripts' start-stop-daemon --exec needs to stop a daemon running as its own user.
+    # As the test containers run (molecule.yml, scripts/setup.sh): an init that reaps, as a host's does, and root
+    # allowed to read another user's /proc/PID/exe, which start-stop-daemon --exec needs to find a daemon that runs
+    # as its own user (docs/benchmarks.md, "Figures of 2026-12-03").
     sh("podman", "run", "-d", "--init", "--cap-add", "SYS_PTRACE", "--name", container, "--hostname", "mail.sonla.gov.vn",
        image, "/bin/sleep", "infinity")

@@ -333,15 +333,15 @@ def send(messages: list[EmailMessage], host: str = SMTP_HOST, port: int = SMTP_P
 
 
 def send_each(messages: list[EmailMessage], host: str = SMTP_HOST, port: int = SMTP_PORT,
-              timeout: float = 30, sessions: int = SESSIONS) -> tuple[list[str], list[str]]:
+              timeout: float = 30) -> tuple[list[str], list[str]]:
     """Like ``send``, and also which recipients Postfix took, in the messages' order: (sent, errors).
 
-    The messages are shared among up to ``sessions`` SMTP sessions at once. Each message waits mostly for the
+    The messages are shared among up to ``SESSIONS`` SMTP sessions at once. Each message waits mostly for the
     inbound filter's answer (rspamd and clamd), not for a core: four sessions hand a converge's notices and
     welcome mails over three times as fast as one (issue 19, docs/benchmarks.md)."""
     if not messages:
         return [], []
-    shares = [range(start, len(messages), sessions) for start in range(min(sessions, len(messages)))]
+    shares = [range(start, len(messages), SESSIONS) for start in range(min(SESSIONS, len(messages)))]
     with ThreadPoolExecutor(len(shares)) as pool:
         outcomes = list(pool.map(lambda share: _session(messages, share, host, port, timeout), shares))
     taken = dict(pair for sent, _, _ in outcomes for pair in sent)

@@ -59,6 +59,12 @@ def _network_setting(container: str, name: str) -> str:
     return value
 
 
+def postfix_trail(host, needle: str) -> str:
+    """Postfix's queue and its last mail log lines naming ``needle``: what a timed-out wait for a mail prints."""
+    log = host.run("grep -F %s /var/log/postfix/mail.log | tail -n 20", needle).stdout
+    return f"queue:\n{host.run('postqueue -p').stdout}\nmail log:\n{log}"
+
+
 def wait_for(predicate, what: str, timeout: float = 30, interval: float = 0.5):
     """The first true result of ``predicate()``, polled until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout

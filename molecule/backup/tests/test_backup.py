@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import testinfra
-from sonla_molecule import sql, wait_for
+from sonla_molecule import postfix_trail, sql, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -378,6 +378,5 @@ def test_a_revoked_mailbox_is_purged_from_every_snapshot(host, server_ip):
     try:
         wait_for(purge_notice, "the agency's notice of the purge", timeout=60)
     except AssertionError as error:  # what CI could not show when this once timed out
-        log = host.run("grep -F %s /var/log/postfix/mail.log | tail -n 20", "skhcn@").stdout
-        raise AssertionError(f"{error}; queue:\n{host.run('postqueue -p').stdout}\nmail log:\n{log}") from error
+        raise AssertionError(f"{error}; {postfix_trail(host, 'skhcn@')}") from error
     client.logout()

@@ -29,7 +29,8 @@ API
 ``Config.load(path)``, ``open_index(path)``, ``update(config, now=None) -> dict``
     Index what is new in every source, drop what is older than the retention, apply the R7.2 purges.
 ``search(connection, kind, value, since, until, user_database=None) -> list[dict]``
-    Rows of the same shape (``RECORD_FIELDS``) for messages, logins, web requests and lifecycle events.
+    Rows of the same shape (``RECORD_FIELDS``) for messages, logins, web requests, deliveries whose message
+    another host logged, and lifecycle events.
 ``render(rows, fmt) -> str``
     ``table``, ``csv`` or ``json``.
 ``parse_postfix(line, year_of)``, ``parse_dovecot(...)``, ``parse_rspamd(...)``, ``parse_nginx_access(...)``,
@@ -396,6 +397,14 @@ class Config:
     retention_days: int = 184
     user_database: str = "/var/lib/sonla-mail/users.sqlite"
     sources: dict = field(default_factory=dict)  # source -> list of live log paths; rotated ones are found beside
+    # Whether a search answers with the user database's events. On several hosts (issue 15) only the db host's does:
+    # the others read the database for its deletions alone (R7.2), and one question to every host names each event once.
+    events: bool = True
+
+    @property
+    def events_database(self) -> str | None:
+        """The user database a search reads the events from, or None."""
+        return self.user_database if self.events else None
 
     @classmethod
     def load(cls, path: str) -> Config:
@@ -452,8 +461,15 @@ def read_from(path: str, offset: int):
 
 
 # --- the index -------------------------------------------------------------------------------------
+def make_index_folder(path: str) -> None:
+    """The index's folder, root-only when made here: on a host of several without the user database's folder (issue
+    15). An existing folder keeps the attributes the roles gave it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+
+
 def open_index(path: str) -> sqlite3.Connection:
     """The index, made root-only when new: it names people, addresses and IPs."""
+    make_index_folder(path)
     if not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     connection = sqlite3.connect(path, timeout=60)
@@ -656,6 +672,7 @@ def purge_deleted(config: Config) -> int:
 def update(config: Config, now: datetime | None = None) -> dict:
     """Index every source's new lines, then expire and purge; one run at a time (a lock beside the index)."""
     now = now or datetime.now(UTC)
+    make_index_folder(config.index)
     with open(config.index + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         connection = open_index(config.index)
@@ -746,6 +763,24 @@ def _login_rows(connection, kind: str, value: str, since: str, until: str) -> li
     return rows
 
 
+# A delivery into a mailbox whose message this host's Postfix did not log: on a mailstore of several hosts (issue 15)
+# the MX logs the message and the store's Dovecot the delivery. Where both are logged, the message's row carries it.
+_LONE_DELIVERIES = {"address": "d.mailbox = :value", "message_id": "d.message_id = :value"}
+_DELIVERIES = """
+SELECT d.* FROM delivery d WHERE {where} AND d.at BETWEEN :since AND :until
+    AND NOT EXISTS (SELECT 1 FROM message m WHERE m.message_id = d.message_id)
+"""
+
+
+def _delivery_rows(connection, kind: str, value: str, since: str, until: str) -> list[dict]:
+    if kind not in _LONE_DELIVERIES:
+        return []
+    return [{"time": row["at"], "kind": "delivery", "from": "", "to": row["mailbox"], "client_ip": "", "size": None,
+             "status": row["status"], "detail": row["detail"] or "", "queue_id": "", "message_id": row["message_id"] or ""}
+            for row in connection.execute(_DELIVERIES.format(where=_LONE_DELIVERIES[kind]),
+                                          {"value": value, "since": since, "until": until})]
+
+
 def _event_rows(user_database: str | None, kind: str, value: str, since: str, until: str) -> list[dict]:
     """The lifecycle's events of an address (mailbox_event: added, suspended, restored, removed, ...)."""
     if kind != "address" or not _user_database_exists(user_database):
@@ -784,6 +819,7 @@ def search(connection, kind: str, value: str, since: str, until: str, user_datab
     value = normalize(kind, value)
     rows = _message_rows(connection, kind, value, since, until)
     rows += _login_rows(connection, kind, value, since, until)
+    rows += _delivery_rows(connection, kind, value, since, until)
     rows += _event_rows(user_database, kind, value, since, until)
     return sorted(rows, key=lambda row: (row["time"], row["kind"], row["to"]))
 

@@ -340,6 +340,9 @@ TIER_GRANTS = {
         "GRANT SELECT (id, at, address, action, request_ref, detail, organization) ON mailbox_event",
         "GRANT INSERT ON mailbox_event",
     ),
+    # The log search of a host that is not the db host (R9.1, R7.2): it purges the deleted mailboxes from its index,
+    # reading their deletions and nothing of a mailbox (docs/logs.md).
+    "logsearch": ("GRANT SELECT (id, at, address, action, detail) ON mailbox_event",),
     # The webmail's password check and change (R6, R12.2) and its address book (issue 17), with the change's event.
     "webmail": (
         "GRANT SELECT ON mailbox, password_history, delegation",

@@ -585,3 +585,30 @@ def test_the_log_search_reads_the_events_and_deletions_from_postgres(postgres_ur
                   " ('2027-01-05 09:00:00', 'binh@sonla.gov.vn', 'imap', '10.0.0.9', 'ok')")
     assert _logsearch.purge(index, _logsearch.deletions(postgres_uri)) == 1
     assert index.execute("SELECT count(*) FROM login").fetchone()[0] == 0
+
+
+def test_another_hosts_log_search_reads_the_deletions_as_its_role_and_nothing_else(postgres_server, postgres_uri,
+                                                                                   tmp_path):
+    """R9.1, R7.2 on several hosts (issue 15): an MX's or a store's log search reaches the shared database as the
+    logsearch role, which reads the deletions to purge its index, and no mailbox row, hash or write."""
+    database = postgres_uri.split("?")[0].rsplit("/", 1)[1]
+    tier_login(postgres_server, "logsearch", "logsearch1")
+    owner = _userdb.connect(postgres_uri)
+    converge(owner, desired("an", "binh"))
+    converge(owner, desired("an") + desired("binh", state="absent"), now="2027-01-06 08:00:00")
+    reader = postgres_server.uri(database, user="logsearch1")
+    assert _logsearch.deletions(reader) == {"binh@sonla.gov.vn": "2027-01-06 08:00:00"}
+    config = _logsearch.Config(index=str(tmp_path / "logindex.sqlite"), user_database=reader, events=False)
+    index = _logsearch.open_index(config.index)
+    index.execute("INSERT INTO delivery (at, message_id, mailbox, status) VALUES"
+                  " ('2027-01-05 09:00:00', 'x@example.org', 'binh@sonla.gov.vn', 'stored')")
+    index.commit()
+    index.close()
+    assert _logsearch.update(config)["purged"] == 1
+    with psycopg.connect(reader) as logsearch:
+        insert = "INSERT INTO mailbox_event (at, address, action) VALUES ('2027-01-07 00:00:00', 'x@sonla.gov.vn', 'revoked')"
+        for forbidden in ("SELECT address FROM mailbox", "SELECT password FROM mailbox", "SELECT * FROM mailbox_event",
+                          "SELECT * FROM password_history", insert):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                logsearch.execute(forbidden)
+            logsearch.rollback()

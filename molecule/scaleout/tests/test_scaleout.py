@@ -152,6 +152,49 @@ def test_mail_for_a_store2_user_lands_on_store2_and_is_read_through_the_proxy(se
     assert body is not None and message_id.encode() in body
 
 
+def logsearch(host, kind: str, value: str) -> list[dict]:
+    """What ``host``'s own log search answers, asked on it as an operator would (docs/logs.md)."""
+    return json.loads(host.check_output(f"sonla-mail-logsearch search --{kind} {_quote(value)} --format json"))
+
+
+def test_each_host_searches_its_own_logs_and_one_question_reaches_them_all(
+        front, server_ip, placement, stores, scenario, ansible_inventory, tmp_path):
+    """R9.1 on several hosts (issue 15): the MX logs a message with its client, the store that holds the mailbox its
+    delivery, and each host's log search indexes its own logs. playbooks/log-search.yml asks every host at once;
+    only the db host names the lifecycle's events. The stores read the deletions (R7.2) as the log search's role,
+    which reads nothing of a mailbox."""
+    address, store = on(placement, "sonla-scale-store2"), stores["sonla-scale-store2"]
+    message_id = send(server_ip, address)
+    wait_for(lambda: stored_on(store, address, message_id), "delivery on store2")
+    sent = wait_for(lambda: [row for row in logsearch(front, "message-id", message_id) if row["status"] == "sent"],
+                    "the MX's log line of the delivery")
+    assert [(row["kind"], row["to"], row["client_ip"]) for row in sent] == [
+        ("message", address, host_ip("sonla-scale-front"))]
+    answers = tmp_path / "answers"
+    search = subprocess.run(
+        ["ansible-playbook", "-i", ansible_inventory, "-e", f"search_address={address}", "-e", "search_format=json",
+         "-e", f"search_output_dir={answers}", str(Path(scenario).parents[1] / "playbooks" / "log-search.yml")],
+        capture_output=True, text=True, check=False)
+    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-2000:]
+    rows = {name: json.loads((answers / f"{name}-address.json").read_text(encoding="utf-8"))
+            for name in ("sonla-scale-front", *STORES)}
+    mine = {name: [(row["kind"], row["to"], row["status"]) for row in found if row["message_id"] == message_id[1:-1]]
+            for name, found in rows.items()}
+    assert mine == {"sonla-scale-front": [("message", address, "sent")],
+                    "sonla-scale-store1": [], "sonla-scale-store2": [("delivery", address, "stored")]}, rows
+    assert ("event", "added") in [(row["kind"], row["status"]) for row in rows["sonla-scale-front"]]
+    assert [row for name in STORES for row in rows[name] if row["kind"] == "event"] == []
+
+    password = store.file("/etc/sonla-mail/logsearch.pgpass").content_string.strip().rsplit(":", 1)[1]
+    assert store.file("/etc/sonla-mail/logsearch.pgpass").mode == 0o600
+    deletions = psql(front, "SELECT count(*) FROM mailbox_event WHERE action = 'revoked'", user="sonla_logsearch",
+                     password=password)
+    assert deletions.rc == 0, deletions.stderr
+    for query in ("SELECT address FROM mailbox", "SELECT password FROM mailbox", "SELECT request_ref FROM mailbox_event"):
+        refused = psql(front, query, user="sonla_logsearch", password=password)
+        assert refused.rc != 0 and "permission denied" in refused.stderr, (query, refused.stdout)
+
+
 def test_a_stopped_store_holds_up_only_its_own_users(front, server_ip, placement, stores):
     down, up = stores["sonla-scale-store1"], stores["sonla-scale-store2"]
     away, present = on(placement, "sonla-scale-store1"), on(placement, "sonla-scale-store2")
@@ -481,6 +524,7 @@ def test_a_mailbox_revoked_on_the_db_host_loses_its_mail_on_its_store_only(front
     address, store = psql(front, "SELECT address, host FROM mailbox WHERE state = 'suspended'").stdout.strip().split("|")
     message_id = send(server_ip, address)  # R8.1: a suspended mailbox still receives mail
     wait_for(lambda: stored_on(stores[store], address, message_id), "delivery to the suspended mailbox")
+    assert [row["to"] for row in logsearch(stores[store], "message-id", message_id)] == [address]  # its store's log
     # Suspended long enough ago, and warned (R8.1): the next daily run revokes it.
     due = psql(front, f"UPDATE mailbox SET suspended_at = datetime('now', '-400 days') WHERE address = '{address}';"
                       " INSERT INTO mailbox_event (at, address, action, detail)"
@@ -503,6 +547,9 @@ def test_a_mailbox_revoked_on_the_db_host_loses_its_mail_on_its_store_only(front
     assert all(stores[store].file(mail_dir(other)).is_directory for other in kept)
     assert erase(stores[store]) is None
     assert all(erase(host) is None for name, host in stores.items() if name != store)
+    # R7.2: the store's log search purges the address too, reading the deletion as its role; the raw log keeps it.
+    assert logsearch(stores[store], "message-id", message_id) == []
+    assert logsearch(stores[store], "address", address) == []
 
 
 def submit(ip: str, sender: str, subject: str) -> None:
@@ -745,6 +792,36 @@ def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_datab
     query = f"SELECT count(*) FROM users WHERE username = '{address}'"
     users = front.run(f"runuser -u postgres -- psql -X -At -d sonla_roundcube -c {_quote(query)}")
     assert users.stdout.strip() == "1", (users.stdout, users.stderr)
+
+
+def roundcube_sql(front, query: str) -> str:
+    """A query on Roundcube's own database on the front host, as the superuser."""
+    result = front.run("runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d sonla_roundcube -c " + _quote(query))
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_converge_brings_roundcubes_tables_up_to_the_installed_version(front, scenario, ansible_inventory):
+    """Issue 15: after an upgrade of Roundcube, a converge of the webmail hosts applies the schema changes since the
+    version Roundcube's tables record, once for both hosts, as dbconfig-common does for one host's SQLite database.
+    The tables are put back as Roundcube 1.6.0 left them (2021100300): the responses' index without the column that
+    Debian 13's last change (2022081200) adds to it."""
+    changes = sorted(front.check_output("ls /usr/share/roundcube/SQL/postgres").split())
+    latest, before = (name.removesuffix(".sql") for name in changes[-1:-3:-1])
+    assert latest == "2022081200", changes  # the change undone below
+    roundcube_sql(front, "DROP INDEX responses_user_id_idx; CREATE INDEX responses_user_id_idx ON responses (user_id);"
+                         f" UPDATE system SET value = '{before}' WHERE name = 'roundcube-version'")
+    converge = subprocess.run(
+        ["ansible-playbook", "-i", ansible_inventory, "--limit", "localhost,webmail", "--tags", "webmail",
+         str(Path(scenario).parents[1] / "playbooks" / "site.yml")], capture_output=True, text=True, check=False,
+        env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))  # molecule's environment asks for colour
+    assert converge.returncode == 0, converge.stdout[-3000:] + converge.stderr[-2000:]
+    task = converge.stdout.split("Bring Roundcube's tables in PostgreSQL up to the installed version", 1)[1]
+    task = task.split("TASK [", 1)[0]
+    assert len(re.findall(r"^changed: ", task, re.MULTILINE)) == 1 and len(re.findall(r"^ok: ", task, re.MULTILINE)) == 1, task
+    assert roundcube_sql(front, "SELECT value FROM system WHERE name = 'roundcube-version'") == latest
+    assert "(user_id, del)" in roundcube_sql(
+        front, "SELECT indexdef FROM pg_indexes WHERE indexname = 'responses_user_id_idx'")
 
 
 def test_a_webmail_host_of_its_own_logs_in_and_sends_through_the_front_with_the_browsers_address(front, server_ip,

@@ -285,6 +285,56 @@ def test_the_search_reads_every_table_through_an_index(logs):
         details = [row["detail"] for row in plan]
         assert any("USING INDEX delivery_message" in detail for detail in details), details
         assert [detail for detail in details if detail.startswith("SCAN") and detail != "SCAN found"] == [], details
+    for where in _logsearch._LONE_DELIVERIES.values():  # a store's deliveries (issue 15)
+        plan = connection.execute("EXPLAIN QUERY PLAN " + _logsearch._DELIVERIES.format(where=where), {
+            "value": USER, "since": "2026-06-01", "until": "2026-12-31"}).fetchall()
+        details = [row["detail"] for row in plan]
+        assert [detail for detail in details if detail.startswith("SCAN")] == [], details
+
+
+def test_a_stores_deliveries_are_found_where_another_host_logged_the_message(logs):
+    """Several hosts (issue 15): a mailstore's Dovecot logs the delivery, the MX's Postfix the message; the store's
+    search answers with the delivery, by address and by message-id. On one host the message's row carries it
+    (the test above: one row for the message-id)."""
+    write(logs.sources["dovecot"][0], [
+        f"2026-12-01 21:33:56 lmtp({PEER})<77><xyz>: Info: msgid=<abc@sonla.gov.vn>: saved mail to INBOX",
+        f"2026-12-01 21:34:10 lmtp({USER})<78><xyz>: Info: msgid=<def@sonla.gov.vn>: saved mail to Junk",
+    ])
+    _logsearch.update(logs, NOW)
+    delivery, = find(logs, "address", PEER)
+    assert (delivery["kind"], delivery["to"], delivery["status"], delivery["detail"], delivery["message_id"]) == (
+        "delivery", PEER, "stored", "INBOX", "abc@sonla.gov.vn")
+    assert find(logs, "message_id", "<abc@sonla.gov.vn>") == [delivery]
+    assert find(logs, "ip", BROWSER) == [] and find(logs, "queue_id", "4ABCDEF123") == []
+
+
+def test_a_host_without_the_user_databases_folder_gets_a_root_only_one_for_the_index(logs, tmp_path):
+    """Several hosts (issue 15): a webmail host of its own has no /var/lib/sonla-mail; a folder that exists keeps its
+    attributes (another role's)."""
+    logs.index = str(tmp_path / "new" / "logindex.sqlite")
+    assert _logsearch.update(logs, NOW)["lines"] == {"postfix": 0, "dovecot": 0}
+    assert oct(os.stat(tmp_path / "new").st_mode & 0o777) == "0o700"
+    os.chmod(tmp_path / "new", 0o2770)
+    _logsearch.update(logs, NOW)
+    assert oct(os.stat(tmp_path / "new").st_mode & 0o7777) == "0o2770"
+
+
+def test_a_host_without_the_events_reads_the_database_for_its_deletions_only(logs):
+    """Several hosts (issue 15): every host purges deleted mailboxes from its index (R7.2), but only the db host's
+    search names the events, so one question to every host names each once."""
+    connection = _userdb.connect(logs.user_database)
+    _userdb.record_events(connection, [("2026-11-03 08:00:00", USER, "suspended", "12/QĐ-SKHCN", "idle")])
+    connection.commit()
+    connection.close()
+    assert [row["kind"] for row in find(logs, "address", USER)] == ["event"]
+    elsewhere = _logsearch.Config(**{**logs.__dict__, "events": False})
+    assert elsewhere.events_database is None and logs.events_database == logs.user_database
+    index = _logsearch.open_index(elsewhere.index)
+    try:
+        low, high = _logsearch.day_range("2026-06-01", "2026-12-31", elsewhere.retention_days)
+        assert _logsearch.search(index, "address", USER, low, high, elsewhere.events_database) == []
+    finally:
+        index.close()
 
 
 def test_the_index_keeps_what_the_retention_keeps(logs):

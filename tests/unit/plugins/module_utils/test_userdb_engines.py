@@ -65,6 +65,12 @@ def test_the_mailstore_grant_writes_only_what_its_hooks_record():
     assert "password_history" not in " ".join(store) and "mailbox_event" not in " ".join(store)
 
 
+def test_the_log_search_grant_reads_the_events_and_nothing_of_a_mailbox():
+    # R9.1, R7.2 on several hosts (issue 15): a host's log search reads the deletions to purge its index; no hash,
+    # no mailbox row, no write.
+    assert _userdb.TIER_GRANTS["logsearch"] == ("GRANT SELECT (id, at, address, action, detail) ON mailbox_event",)
+
+
 def test_a_sqlite_version_3_database_gains_the_mailstore_column(tmp_path):
     path = str(tmp_path / "users.sqlite")
     connection = sqlite3.connect(path)

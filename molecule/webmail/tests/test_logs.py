@@ -62,7 +62,8 @@ def webmail_session(browser, artifacts, host, account, browser_ip) -> dict:
     wait(browser, "#messagelist", timeout=60)
     subject = f"Nhật ký {uuid.uuid4().hex[:8]}"
     browser.get(URL + "?_task=mail&_action=compose")
-    wait(browser, "#compose-subject")
+    # As patient as the waits around it: the compose page missed 30 s once in CI, three scenarios at a time (2026-12-03).
+    wait(browser, "#compose-subject", timeout=60)
     browser.find_element(By.CSS_SELECTOR, "#compose_to input").send_keys(account + ",")
     browser.find_element(By.ID, "compose-subject").send_keys(subject)
     browser.find_element(By.ID, "composebody").send_keys("Thư gửi từ webmail, để kiểm tra nhật ký.")

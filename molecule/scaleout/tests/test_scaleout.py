@@ -41,16 +41,27 @@ STORES = ("sonla-scale-store1", "sonla-scale-store2")
 # login: 1 to 3 sessions in 100 on this machine, never when a client talks to a store itself, with STARTTLS or
 # implicit TLS between proxy and store alike. A mail client waits, gives up and logs in again; so do these tests.
 STALL_SECONDS = 20
+ROUNDCUBE = "sonla_roundcube"  # Roundcube's own database on the front host
 
 
-def psql(front, query: str, user: str = "postgres", password: str | None = None) -> subprocess.CompletedProcess:
-    """A query on the user database on the front host: as the superuser, or over TCP as a tier's login role."""
+def psql(front, query: str, user: str = "postgres", password: str | None = None,
+         database: str = "sonla_mail") -> subprocess.CompletedProcess:
+    """A query on the user database (or Roundcube's) on the front host: as the superuser, or over TCP as a tier's
+    login role."""
     if password is None:
-        command = ["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-d", "sonla_mail", "-c", query]
+        command = ["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-d", database, "-c", query]
     else:
         command = ["env", f"PGPASSWORD={password}", "psql", "-X", "-At", "-h", "sonla-scale-front", "-U", user,
-                   "-d", "sonla_mail", "-c", query]
+                   "-d", database, "-c", query]
     return front.run(" ".join(_quote(part) for part in command))
+
+
+def playbook(scenario: str, ansible_inventory: str, name: str, *options: str) -> subprocess.CompletedProcess:
+    """One of the collection's playbooks against the scenario's hosts, its output without colour."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", ansible_inventory, *options, str(Path(scenario).parents[1] / "playbooks" / name)],
+        capture_output=True, text=True, check=False,
+        env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))  # molecule's environment asks for colour
 
 
 def _quote(text: str) -> str:
@@ -171,10 +182,8 @@ def test_each_host_searches_its_own_logs_and_one_question_reaches_them_all(
     assert [(row["kind"], row["to"], row["client_ip"]) for row in sent] == [
         ("message", address, host_ip("sonla-scale-front"))]
     answers = tmp_path / "answers"
-    search = subprocess.run(
-        ["ansible-playbook", "-i", ansible_inventory, "-e", f"search_address={address}", "-e", "search_format=json",
-         "-e", f"search_output_dir={answers}", str(Path(scenario).parents[1] / "playbooks" / "log-search.yml")],
-        capture_output=True, text=True, check=False)
+    search = playbook(scenario, ansible_inventory, "log-search.yml", "-e", f"search_address={address}",
+                      "-e", "search_format=json", "-e", f"search_output_dir={answers}")
     assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-2000:]
     rows = {name: json.loads((answers / f"{name}-address.json").read_text(encoding="utf-8"))
             for name in ("sonla-scale-front", *STORES)}
@@ -333,10 +342,8 @@ def test_a_mailbox_moved_by_the_inventory_keeps_every_message_and_its_login(
     stop = threading.Event()
     login_thread, logins = keep_logging_in(server_ip, address, stop)
     try:
-        converge = subprocess.run(
-            ["ansible-playbook", "-i", ansible_inventory, "--limit", "localhost,sonla-scale-front",
-             "-e", f"sonla_mail_inventory_path={inventory}", str(Path(scenario).parents[1] / "playbooks" / "site.yml")],
-            capture_output=True, text=True, check=False)
+        converge = playbook(scenario, ansible_inventory, "site.yml", "--limit", "localhost,sonla-scale-front",
+                            "-e", f"sonla_mail_inventory_path={inventory}")
     finally:
         stop.set()
         login_thread.join(timeout=90)
@@ -789,16 +796,8 @@ def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_datab
         if "_task=mail" in Browser(server_ip).login(address, new_password):
             break
         assert attempt < 2, "Roundcube refused the new password three times"
-    query = f"SELECT count(*) FROM users WHERE username = '{address}'"
-    users = front.run(f"runuser -u postgres -- psql -X -At -d sonla_roundcube -c {_quote(query)}")
+    users = psql(front, f"SELECT count(*) FROM users WHERE username = '{address}'", database=ROUNDCUBE)
     assert users.stdout.strip() == "1", (users.stdout, users.stderr)
-
-
-def roundcube_sql(front, query: str) -> str:
-    """A query on Roundcube's own database on the front host, as the superuser."""
-    result = front.run("runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d sonla_roundcube -c " + _quote(query))
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip()
 
 
 def test_a_converge_brings_roundcubes_tables_up_to_the_installed_version(front, scenario, ansible_inventory):
@@ -809,19 +808,17 @@ def test_a_converge_brings_roundcubes_tables_up_to_the_installed_version(front, 
     changes = sorted(front.check_output("ls /usr/share/roundcube/SQL/postgres").split())
     latest, before = (name.removesuffix(".sql") for name in changes[-1:-3:-1])
     assert latest == "2022081200", changes  # the change undone below
-    roundcube_sql(front, "DROP INDEX responses_user_id_idx; CREATE INDEX responses_user_id_idx ON responses (user_id);"
-                         f" UPDATE system SET value = '{before}' WHERE name = 'roundcube-version'")
-    converge = subprocess.run(
-        ["ansible-playbook", "-i", ansible_inventory, "--limit", "localhost,webmail", "--tags", "webmail",
-         str(Path(scenario).parents[1] / "playbooks" / "site.yml")], capture_output=True, text=True, check=False,
-        env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))  # molecule's environment asks for colour
+    older = psql(front, "DROP INDEX responses_user_id_idx; CREATE INDEX responses_user_id_idx ON responses (user_id);"
+                        f" UPDATE system SET value = '{before}' WHERE name = 'roundcube-version'", database=ROUNDCUBE)
+    assert older.rc == 0, older.stderr
+    converge = playbook(scenario, ansible_inventory, "site.yml", "--limit", "localhost,webmail", "--tags", "webmail")
     assert converge.returncode == 0, converge.stdout[-3000:] + converge.stderr[-2000:]
     task = converge.stdout.split("Bring Roundcube's tables in PostgreSQL up to the installed version", 1)[1]
     task = task.split("TASK [", 1)[0]
     assert len(re.findall(r"^changed: ", task, re.MULTILINE)) == 1 and len(re.findall(r"^ok: ", task, re.MULTILINE)) == 1, task
-    assert roundcube_sql(front, "SELECT value FROM system WHERE name = 'roundcube-version'") == latest
-    assert "(user_id, del)" in roundcube_sql(
-        front, "SELECT indexdef FROM pg_indexes WHERE indexname = 'responses_user_id_idx'")
+    version = psql(front, "SELECT value FROM system WHERE name = 'roundcube-version'", database=ROUNDCUBE)
+    index = psql(front, "SELECT indexdef FROM pg_indexes WHERE indexname = 'responses_user_id_idx'", database=ROUNDCUBE)
+    assert version.stdout.strip() == latest and "(user_id, del)" in index.stdout, (version.stdout, index.stdout)
 
 
 def test_a_webmail_host_of_its_own_logs_in_and_sends_through_the_front_with_the_browsers_address(front, server_ip,

@@ -795,7 +795,8 @@ def write_resolved(result: dict, folder: str) -> str:
             os.unlink(old)
     descriptor, path = tempfile.mkstemp(dir=folder, prefix="resolved-", suffix=".json")  # 0600
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump({key: result[key] for key in RESOLVED_KEYS}, stream, ensure_ascii=False)
+        # dumps, not dump: Python's encoder in C serves only a whole-string encode (0.2 s against 0.5 s at 50,000).
+        stream.write(json.dumps({key: result[key] for key in RESOLVED_KEYS}, ensure_ascii=False))
     return path
 
 

@@ -3,20 +3,27 @@
 """Controller side of ``sonla.mail.mailboxes``: initial passwords never leave the controller in clear,
 and no account ever exists without its handoff (R6.1a, issue 10).
 
-The module runs once. When it plans new mailboxes (or one-time passwords to reissue) it returns their
-addresses instead of writing; this plugin then generates policy-conformant random passwords here (R6.1a,
-R6.2) and, in this order:
+When the module plans new mailboxes (or one-time passwords to reissue) without a password for each, it
+returns their addresses instead of writing; this plugin then generates policy-conformant random passwords
+here (R6.1a, R6.2) and, in this order:
 
 1. writes them durably to a *pending* handoff file on the controller (mode 0600, a unique name, fsynced);
 2. sends only their hashes to the server and runs the module again, which records the handoff's id with
    each account in the same transaction that creates it;
-3. renames the pending file to its final ``.csv`` name.
+3. keeps in the pending file only the accounts created with its passwords, and renames it to its final
+   ``.csv`` name.
+
+The accounts to create are usually known beforehand: the addresses of the inventory that the host did not
+hold after this controller's last converge (a list of addresses kept beside the handoff files). Their
+passwords are then made before the first module run, which creates them at once: one run instead of two
+(issue 19). A guess that missed an account costs the second run as above; a guessed account the module did
+not create is left out of the file at step 3.
 
 If the write fails, nothing is committed. If anything dies between 2 and 3, the next run asks the
-database whether the pending file's id was committed: then the file is confirmed, else it is deleted
-(its passwords were never used) and the accounts are planned again. A lock per host and handoff
-folder keeps two runs from one controller apart. Handoff files whose accounts have all chosen their own
-password are deleted: the one-time passwords in them are spent.
+database whether the pending file's id was committed and with which accounts: then the file keeps those
+and is confirmed, else it is deleted (its passwords were never used) and the accounts are planned again.
+A lock per host and handoff folder keeps two runs from one controller apart. Handoff files whose accounts
+have all chosen their own password are deleted: the one-time passwords in them are spent.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import json
 import os
 import re
 import secrets
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 from ansible.errors import AnsibleActionFail
@@ -64,6 +71,17 @@ def render_handoff(passwords: dict[str, str], mailboxes: dict[str, dict]) -> str
         writer.writerow((address, spreadsheet_safe(mailbox.get("display_name") or ""),
                          spreadsheet_safe(mailbox.get("organization") or ""), passwords[address]))
     return buffer.getvalue()
+
+
+def foreseen_accounts(desired, known: set[str] | None) -> list[str]:
+    """The accounts a converge will likely create: the inventory's addresses the host did not hold at the last one.
+
+    None known (no earlier converge from this controller, or entries not yet validated): no guess."""
+    if known is None or not all(isinstance(mailbox, dict) and isinstance(mailbox.get("address"), str)
+                                for mailbox in desired or ()):
+        return []
+    return [mailbox["address"] for mailbox in desired or ()
+            if mailbox.get("state") != "absent" and mailbox["address"] not in known]
 
 
 class HandoffFolder:
@@ -123,10 +141,51 @@ class HandoffFolder:
         self._sync()
         return handoff_id
 
-    def confirm(self, handoff_id: str) -> str:
-        os.rename(self.path(handoff_id, PENDING), self.path(handoff_id))
+    def confirm(self, handoff_id: str, issued) -> str | None:
+        """Keep the pending file's rows of the ``issued`` addresses only, and make it final; None when none is left.
+
+        Only the accounts the database holds with these passwords may be in a handoff: a row for an account that
+        was not created, or that already had a password, would hand out a password that opens nothing."""
+        pending = self.path(handoff_id, PENDING)
+        with open(pending, encoding="utf-8", newline="") as stream:
+            rows = [row for row in csv.reader(stream) if row]
+        kept = [row for row in rows[1:] if row[0] in issued]
+        if not kept:
+            self.discard(handoff_id)
+            return None
+        if len(kept) < len(rows) - 1:
+            self._replace(pending, [rows[0], *kept])
+        os.rename(pending, self.path(handoff_id))
         self._sync()
         return self.path(handoff_id)
+
+    def _replace(self, path: str, rows: list[list[str]]) -> None:
+        """Rewrite ``path`` durably: a crash leaves the old file or the new one, and no copy of either."""
+        temporary = path + ".tmp"
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)  # left by a run that died here; the retry writes it again
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            csv.writer(stream).writerows(rows)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+
+    def known(self) -> set[str] | None:
+        """The addresses the host held after this controller's last converge; None when it has not converged it."""
+        try:
+            with open(os.path.join(self.folder, f"{self.prefix}addresses.json"), encoding="utf-8") as stream:
+                return set(json.load(stream))
+        except (OSError, ValueError):
+            return None
+
+    def remember(self, addresses: list[str]) -> None:
+        """Record the addresses the host now holds, for the next run's guess of the accounts to create."""
+        path = os.path.join(self.folder, f"{self.prefix}addresses.json")
+        descriptor = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(sorted(addresses)))
+        os.replace(path + ".tmp", path)
 
     def discard(self, handoff_id: str, suffix: str = PENDING) -> None:
         try:
@@ -134,9 +193,10 @@ class HandoffFolder:
         except FileNotFoundError:
             pass
 
-    def reconcile(self, pending: list[str], committed: list[str], used: list[str]) -> list[str]:
+    def reconcile(self, pending: list[str], committed: dict[str, list[str]], used: list[str]) -> list[str]:
         """Confirm the pending files whose passwords were committed, drop the others and the spent ones."""
-        confirmed = [self.confirm(handoff_id) for handoff_id in pending if handoff_id in committed]
+        confirmed = [self.confirm(handoff_id, set(committed[handoff_id])) for handoff_id in pending
+                     if handoff_id in committed]
         for handoff_id in pending:
             if handoff_id not in committed:
                 self.discard(handoff_id)  # never committed: nobody has or needs these passwords
@@ -194,30 +254,47 @@ class ActionModule(ActionBase):
     def _converge(self, folder: HandoffFolder, module_args: dict, task_vars: dict, policy, desired) -> dict:
         pending = folder.pending()
         module_args.update(_handoffs_pending=pending, _handoffs_delivered=folder.delivered())
-        first = self._execute_module("sonla.mail.mailboxes", module_args=module_args, task_vars=task_vars)
-        if first.get("failed"):
-            return first
-        recovered = folder.reconcile(pending, first.get("handoffs_committed", []), first.get("handoffs_used", []))
+        foreseen = foreseen_accounts(desired, folder.known())
+        handoff_id = self._hand_over(folder, module_args, policy, foreseen, desired) if foreseen else None
+        result = self._execute_module("sonla.mail.mailboxes", module_args=module_args, task_vars=task_vars)
+        if result.get("failed"):
+            return self._left_pending(result, folder, handoff_id)
+        recovered = [path for path in folder.reconcile(pending, result.get("handoffs_committed", {}),
+                                                       result.get("handoffs_used", [])) if path]
         if recovered:
-            first.setdefault("warnings", []).append(
+            result.setdefault("warnings", []).append(
                 f"confirmed {len(recovered)} handoff file(s) left pending by an interrupted run: {', '.join(recovered)}")
-        new_addresses = first.pop("needs_initial_passwords", None)
-        if not new_addresses:
-            return first
+        new_addresses = result.pop("needs_initial_passwords", None)
+        if new_addresses:  # the module wrote nothing: the foreseen passwords, if any, were never used
+            if handoff_id:
+                folder.discard(handoff_id)
+            handoff_id = self._hand_over(folder, module_args, policy, new_addresses, desired)
+            module_args.update(_handoffs_pending=[], _handoffs_delivered={})
+            result = self._execute_module("sonla.mail.mailboxes", module_args=module_args, task_vars=task_vars)
+            if result.get("failed"):
+                return self._left_pending(result, folder, handoff_id)
+        if handoff_id:
+            handoff_file = folder.confirm(handoff_id, set(result.get("added", [])) | set(result.get("reissued", [])))
+            if handoff_file:
+                result["handoff_file"] = handoff_file
+        folder.remember([mailbox["address"] for mailbox in desired or () if mailbox.get("state") != "absent"])
+        return result
 
-        passwords = {address: _password.generate_password(policy) for address in new_addresses}
-        names = {mailbox["address"]: mailbox for mailbox in desired or ()}
+    def _hand_over(self, folder: HandoffFolder, module_args: dict, policy, addresses, desired) -> str:
+        """Make the accounts' passwords, write them to a pending handoff file and send the module their hashes."""
+        passwords = {address: _password.generate_password(policy) for address in addresses}
+        names = {mailbox["address"]: mailbox for mailbox in desired or () if mailbox["address"] in passwords}
         handoff_id = folder.write_pending(render_handoff(passwords, names))  # before the commit, durably
         hashes = {address: _password.hash_initial(password) for address, password in passwords.items()}
-        module_args.update(initial_password_file=self._send("initial-passwords.json", hashes), _handoff_id=handoff_id,
-                           _handoffs_pending=[], _handoffs_delivered={})
-        second = self._execute_module("sonla.mail.mailboxes", module_args=module_args, task_vars=task_vars)
-        if second.get("failed"):
-            # Whether it committed is decided by the database at the next run, never guessed here.
-            second["handoff_pending"] = folder.path(handoff_id, PENDING)
-            return second
-        second["handoff_file"] = folder.confirm(handoff_id)
-        return second
+        module_args.update(initial_password_file=self._send("initial-passwords.json", hashes), _handoff_id=handoff_id)
+        return handoff_id
+
+    @staticmethod
+    def _left_pending(result: dict, folder: HandoffFolder, handoff_id: str | None) -> dict:
+        # Whether it committed is decided by the database at the next run, never guessed here.
+        if handoff_id:
+            result["handoff_pending"] = folder.path(handoff_id, PENDING)
+        return result
 
     def _send(self, name: str, data) -> str:
         """Write ``data`` as JSON to a file in the remote temporary folder and return its path."""

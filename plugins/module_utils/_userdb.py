@@ -684,16 +684,17 @@ def mark_notified(connection, event_ids: list[int], now: str) -> None:
 HANDOFF_DETAIL = "handoff="  # 'added' and 'reissued' events name the handoff file that holds the password
 
 
-def handoffs_committed(connection, handoff_ids: list[str]) -> list[str]:
-    """Which of these handoff files' passwords were committed: their accounts exist with those passwords."""
+def handoffs_committed(connection, handoff_ids: list[str]) -> dict[str, list[str]]:
+    """Which of these handoff files' passwords were committed, each with the accounts that got one of them."""
     details = [HANDOFF_DETAIL + handoff_id for handoff_id in handoff_ids]
-    found = set()
+    found: dict[str, set[str]] = {}
     for start in range(0, len(details), 500):  # SQLite's parameter limit
         chunk = details[start:start + 500]
         rows = connection.execute(
-            f"SELECT DISTINCT detail FROM mailbox_event WHERE detail IN ({', '.join('?' * len(chunk))})", chunk)
-        found.update(row["detail"][len(HANDOFF_DETAIL):] for row in rows)
-    return sorted(found)
+            f"SELECT detail, address FROM mailbox_event WHERE detail IN ({', '.join('?' * len(chunk))})", chunk)
+        for row in rows:
+            found.setdefault(row["detail"][len(HANDOFF_DETAIL):], set()).add(row["address"])
+    return {handoff_id: sorted(addresses) for handoff_id, addresses in sorted(found.items())}
 
 
 def never_used(connection, addresses=None) -> set[str]:

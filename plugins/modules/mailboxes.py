@@ -284,7 +284,9 @@ summary:
   type: dict
   sample: {added: 1, updated: 0, suspended: 0, restored: 0, removed: 0, unchanged: 212, held: 0, unmanaged: 0, reissued: 0}
 needs_initial_passwords:
-  description: New addresses that still need an initial password hash; nothing was written. Consumed by the action plugin.
+  description:
+    - The addresses that need an initial password hash (new accounts, reissues), all of them when one has none;
+      nothing was written. Consumed by the action plugin.
   returned: when a new mailbox has no hash and not in check mode
   type: list
   elements: str
@@ -325,11 +327,12 @@ reissued:
   elements: str
   sample: []
 handoffs_committed:
-  description: Ids of the pending handoff files whose accounts were committed. Consumed by the action plugin.
+  description:
+    - The pending handoff files whose accounts were committed, each id with the addresses that got one of its passwords.
+      Consumed by the action plugin.
   returned: always
-  type: list
-  elements: str
-  sample: []
+  type: dict
+  sample: {}
 handoffs_used:
   description:
     - Ids of the delivered handoff files whose accounts have all chosen their own password.
@@ -406,11 +409,11 @@ def plan_reissue(connection, requested: list[str], current: dict) -> tuple[list[
 def handoff_status(connection, pending: list[str], delivered: dict) -> dict:
     """Which pending handoff files were committed, and which delivered ones every account has used."""
     if connection is None:
-        return {"handoffs_committed": [], "handoffs_used": []}
+        return {"handoffs_committed": {}, "handoffs_used": []}
     listed = {address for addresses in delivered.values() for address in addresses}
     waiting = _userdb.never_used(connection, listed) if listed else set()
     return {
-        "handoffs_committed": _userdb.handoffs_committed(connection, pending) if pending else [],
+        "handoffs_committed": _userdb.handoffs_committed(connection, pending) if pending else {},
         "handoffs_used": sorted(key for key, addresses in delivered.items() if not waiting.intersection(addresses)),
     }
 
@@ -530,9 +533,10 @@ def main():
         module.exit_json(**result)
 
     hashes = read_json_file(params["initial_password_file"], {}, remove=True)  # hashes do not linger on disk
-    missing = [address for address in result["added"] + reissue if address not in hashes]
-    if missing:
-        module.exit_json(changed=False, needs_initial_passwords=missing, summary=result["summary"],
+    needed = result["added"] + reissue
+    if any(address not in hashes for address in needed):
+        # All of them, not only those missing: the run that creates them takes all their passwords from one handoff.
+        module.exit_json(changed=False, needs_initial_passwords=needed, summary=result["summary"],
                          handoffs_committed=result["handoffs_committed"], handoffs_used=result["handoffs_used"])
 
     try:

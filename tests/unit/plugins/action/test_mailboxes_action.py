@@ -152,6 +152,73 @@ def test_a_kill_before_the_commit_leaves_no_stale_passwords(controller):
     assert_every_account_has_its_handoff(controller)
 
 
+def remembered(controller, *local_parts):
+    """Make the controller's list of the host's addresses say this (another controller's converge, a lost file)."""
+    with open(os.path.join(controller.handoff_dir, "mail1-addresses.json"), "w", encoding="utf-8") as stream:
+        json.dump([f"{part}@sonla.gov.vn" for part in local_parts], stream)
+
+
+def test_a_first_converge_from_this_controller_makes_the_passwords_after_planning(controller):
+    controller.converge(desired("a"))
+    assert len(controller.calls) == 2  # nothing known of the host: plan, then create with the passwords
+    assert "initial_password_file" not in controller.calls[0]
+
+
+def test_the_next_converge_creates_the_new_accounts_in_one_module_run(controller):
+    controller.converge(desired("a"))
+    calls = len(controller.calls)
+    result = controller.converge(desired("a", "b"))
+    assert len(controller.calls) == calls + 1 and result["added"] == ["b@sonla.gov.vn"]  # issue 19
+    assert [row[0] for row in csv.reader(open(result["handoff_file"], encoding="utf-8"))][1:] == ["b@sonla.gov.vn"]
+    assert controller.handoffs(".pending") == []
+    assert_every_account_has_its_handoff(controller)
+
+
+def test_a_guessed_account_that_exists_gets_no_row(controller):
+    controller.converge(desired("a", "b"))
+    remembered(controller, "a")  # b is there, but this controller does not know it
+    result = controller.converge(desired("a", "b", "c"))
+    assert result["added"] == ["c@sonla.gov.vn"]
+    rows = [row[0] for row in csv.reader(open(result["handoff_file"], encoding="utf-8"))]
+    assert rows == ["address", "c@sonla.gov.vn"]  # b keeps the password of its own handoff
+    assert_every_account_has_its_handoff(controller)
+
+
+def test_an_account_the_guess_missed_costs_a_second_run_not_a_wrong_handoff(controller):
+    controller.converge(desired("a"))
+    remembered(controller, "a", "b")  # b is said to be there, but it is not
+    calls = len(controller.calls)
+    result = controller.converge(desired("a", "b"))
+    assert len(controller.calls) == calls + 2 and result["added"] == ["b@sonla.gov.vn"]
+    assert controller.handoffs(".pending") == []  # the first guess's passwords, never used, are gone
+    assert_every_account_has_its_handoff(controller)
+
+
+def test_a_guess_that_found_some_new_accounts_but_not_all_hands_all_over_in_one_file(controller):
+    controller.converge(desired("a"))
+    remembered(controller, "a", "b")  # c is guessed new, b is missed
+    calls = len(controller.calls)
+    result = controller.converge(desired("a", "b", "c"))
+    assert len(controller.calls) == calls + 2 and result["added"] == ["b@sonla.gov.vn", "c@sonla.gov.vn"]
+    rows = [row[0] for row in csv.reader(open(result["handoff_file"], encoding="utf-8"))]
+    assert rows == ["address", "b@sonla.gov.vn", "c@sonla.gov.vn"] and controller.handoffs(".pending") == []
+    assert_every_account_has_its_handoff(controller)
+
+
+def test_a_kill_after_a_guessed_commit_keeps_only_the_created_accounts(controller):
+    controller.converge(desired("a", "b"))
+    remembered(controller, "a")  # b guessed new again: its row must not reach the file
+    controller.die_after_call = len(controller.calls) + 1  # c committed, the file not yet trimmed nor confirmed
+    with pytest.raises(Killed):
+        controller.converge(desired("a", "b", "c"))
+    assert "c@sonla.gov.vn" in controller.rows() and len(controller.handoffs(".pending")) == 1
+    controller.die_after_call = None
+    result = controller.converge(desired("a", "b", "c"))
+    assert "confirmed 1 handoff file(s)" in result["warnings"][0]
+    assert controller.handoffs(".pending") == []
+    assert_every_account_has_its_handoff(controller)  # b's row of the dead run's guess would break this
+
+
 def test_two_runs_in_the_same_second_keep_both_handoffs(controller):
     with mock.patch.object(action, "datetime") as clock:
         clock.now.return_value.strftime.return_value = "20261201T090000000000Z"

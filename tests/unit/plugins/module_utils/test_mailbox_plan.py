@@ -312,9 +312,9 @@ def test_a_handoff_is_committed_with_its_accounts_or_not_at_all(database):
     plan = build_plan([mailbox("annv.skhcn")], {})
     with pytest.raises(KeyError):  # a missing hash fails the transaction before the commit
         _userdb.apply_plan(database, plan, {}, NOW, handoff_id="h1")
-    assert _userdb.handoffs_committed(database, ["h1"]) == []
+    assert _userdb.handoffs_committed(database, ["h1"]) == {}
     _userdb.apply_plan(database, plan, {"annv.skhcn@sonla.gov.vn": "{SSHA512}x"}, NOW, handoff_id="h1")
-    assert _userdb.handoffs_committed(database, ["h0", "h1"]) == ["h1"]
+    assert _userdb.handoffs_committed(database, ["h0", "h1"]) == {"h1": ["annv.skhcn@sonla.gov.vn"]}
 
 
 def test_only_never_used_accounts_get_a_new_one_time_password(database):
@@ -326,7 +326,7 @@ def test_only_never_used_accounts_get_a_new_one_time_password(database):
                        handoff_id="h2", reissue=["annv.skhcn@sonla.gov.vn"])
     row = _userdb.read_mailboxes(database)["annv.skhcn@sonla.gov.vn"]
     assert (row["password"], row["must_change"]) == ("{SSHA512}new", 1)
-    assert _userdb.handoffs_committed(database, ["h2"]) == ["h2"]
+    assert _userdb.handoffs_committed(database, ["h2"]) == {"h2": ["annv.skhcn@sonla.gov.vn"]}
     # R11.2: handed over again under the request the account is held under, its inventory entry's.
     event = database.execute("SELECT request_ref, detail FROM mailbox_event WHERE action = 'reissued'").fetchone()
     assert tuple(event) == ("1/QĐ", "handoff=h2")

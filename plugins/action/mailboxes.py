@@ -194,7 +194,8 @@ class HandoffFolder:
             pass
 
     def reconcile(self, pending: list[str], committed: dict[str, list[str]], used: list[str]) -> list[str]:
-        """Confirm the pending files whose passwords were committed, drop the others and the spent ones."""
+        """Confirm the pending files whose passwords were committed, drop the others and the spent ones; return the
+        paths of the confirmed files that kept an account."""
         confirmed = [self.confirm(handoff_id, set(committed[handoff_id])) for handoff_id in pending
                      if handoff_id in committed]
         for handoff_id in pending:
@@ -202,7 +203,7 @@ class HandoffFolder:
                 self.discard(handoff_id)  # never committed: nobody has or needs these passwords
         for handoff_id in used:
             self.discard(handoff_id, FINAL)
-        return confirmed
+        return [path for path in confirmed if path]
 
     def _sync(self) -> None:
         descriptor = os.open(self.folder, os.O_RDONLY)
@@ -259,8 +260,7 @@ class ActionModule(ActionBase):
         result = self._execute_module("sonla.mail.mailboxes", module_args=module_args, task_vars=task_vars)
         if result.get("failed"):
             return self._left_pending(result, folder, handoff_id)
-        recovered = [path for path in folder.reconcile(pending, result.get("handoffs_committed", {}),
-                                                       result.get("handoffs_used", [])) if path]
+        recovered = folder.reconcile(pending, result.get("handoffs_committed", {}), result.get("handoffs_used", []))
         if recovered:
             result.setdefault("warnings", []).append(
                 f"confirmed {len(recovered)} handoff file(s) left pending by an interrupted run: {', '.join(recovered)}")

@@ -47,14 +47,8 @@ step "local test images"
 # Three scenarios at a time (MOLECULE_JOBS): each spends much of its time waiting on apt, daemons, browsers and
 # timeouts, so three share the 2 cores (two at a time took 58 minutes in CI). The longest go first, so that the
 # lanes end together. Each scenario's output is printed whole when it ends, followed by its result and time.
-# molecule/scaleout (issue 15, several hosts) runs only when asked for (MOLECULE_SCENARIOS=scaleout): Dovecot 2.4.1's
-# proxy stalls about 3 % of sessions when it speaks TLS to the mailstores (docs/architecture.md), and under CI's
-# load the tests' retries were not enough once in three whole runs. A gate that fails by chance would block every
-# change; it joins the gating run once the proxy path is fixed.
-not_yet_gating="scaleout"
-all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort \
-                 | grep -vxF "$not_yet_gating")"
-longest_first="hygiene webmail default lifecycle backup"
+all_scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)"
+longest_first="scaleout hygiene webmail default lifecycle backup"
 ordered="$(for s in $longest_first; do grep -qx "$s" <<<"$all_scenarios" && echo "$s"; done
            grep -vxF "$(printf '%s\n' $longest_first)" <<<"$all_scenarios" || true)"
 scenarios="${MOLECULE_SCENARIOS:-$ordered}"

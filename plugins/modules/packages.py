@@ -38,6 +38,13 @@ options:
   install_recommends:
     description: Install the packages' recommended packages too. Unset, apt's own setting decides.
     type: bool
+  default_release:
+    description:
+      - The release apt prefers while installing the missing packages (C(apt-get -t)), so that their newer
+        dependencies come from it too, as in V(forky) for a Dovecot taken from Debian's next release (docs/servers.md).
+        Packages already installed are not upgraded.
+      - Unset, apt's pinning alone decides.
+    type: str
   report:
     description: Other packages whose installed versions to return in RV(versions), without installing them.
     type: list
@@ -82,6 +89,7 @@ def main():
             update_cache=dict(type="bool", default=False),
             cache_valid_time=dict(type="int", default=0),
             install_recommends=dict(type="bool"),
+            default_release=dict(type="str"),
             report=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,

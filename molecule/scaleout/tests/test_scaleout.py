@@ -37,10 +37,9 @@ from sonla_molecule import container_ip, host_ip, submission, tls_context, wait_
 DOMAIN = "sonla.gov.vn"
 PASSWORD = "Kiem-tra#2025"  # test-only, set below in the test database only
 STORES = ("sonla-scale-store1", "sonla-scale-store2")
-# Dovecot 2.4.1's proxy (Debian 13) now and then never passes on the store's answer to the first command after a
-# login: 1 to 3 sessions in 100 on this machine, never when a client talks to a store itself, with STARTTLS or
-# implicit TLS between proxy and store alike. A mail client waits, gives up and logs in again; so do these tests.
-STALL_SECONDS = 20
+# How long a client waits for an answer. The proxy runs Dovecot 2.4.5 (dovecot_apt_source, molecule.yml): Debian
+# 13's 2.4.1 left about 2 % of proxied sessions unanswered (docs/architecture.md), which these tests do not forgive.
+IMAP_SECONDS = 20
 ROUNDCUBE = "sonla_roundcube"  # Roundcube's own database on the front host
 
 
@@ -114,19 +113,12 @@ def stored_on(store, address: str, message_id: str) -> bool:
     return result.rc == 0 and bool(result.stdout.strip())
 
 
-def proxied(ip: str, address: str, session):
-    """``session(imap)`` in a session logged in through the proxy (port 143 of the front); a session that stalled
-    (STALL_SECONDS) is opened again, twice at most. ``session`` only reads, so running it again changes nothing."""
-    for attempt in range(3):
-        try:
-            with imaplib.IMAP4(ip, 143, timeout=STALL_SECONDS) as imap:
-                imap.starttls(ssl_context=tls_context())
-                imap.login(address, PASSWORD)
-                return session(imap)
-        except TimeoutError:
-            if attempt == 2:
-                raise
-    return None
+def proxied(ip: str, address: str, session, password: str = PASSWORD):
+    """``session(imap)`` in a session logged in through the proxy (port 143 of the front)."""
+    with imaplib.IMAP4(ip, 143, timeout=IMAP_SECONDS) as imap:
+        imap.starttls(ssl_context=tls_context())
+        imap.login(address, password)
+        return session(imap)
 
 
 def imap_fetch(ip: str, address: str, message_id: str) -> bytes | None:
@@ -260,6 +252,41 @@ def test_every_tier_reaches_the_database_over_tls_only(front, server_ip, placeme
     assert "CBC" not in ciphers and ciphers.startswith("ECDHE-"), ciphers  # the collection's profile (docs/tls.md)
 
 
+def test_the_proxy_answers_every_session_and_takes_only_dovecot_from_its_own_source(front, server_ip, placement):
+    """Issue 15: the proxy runs Dovecot 2.4.5, from the source its host names (dovecot_apt_source: Debian's next
+    release here). Debian 13's 2.4.1 left a proxied session unanswered now and then: 8 of 450 sessions of this loop
+    on 2026-12-04, 0 of 900 with 2.4.5 (docs/architecture.md), so 240 sessions all answered tell them apart. apt's pin
+    takes nothing else from that source: no upgrade of the host would move to it."""
+    clients = sorted(placement)  # a client for each mailbox, on both stores
+    unanswered: list[tuple[str, str]] = []
+
+    def sessions(address: str) -> None:
+        for _ in range(240 // len(clients)):
+            step = "connect"
+            try:
+                with imaplib.IMAP4(server_ip, 143, timeout=10) as imap:
+                    step = "login"
+                    imap.starttls(ssl_context=tls_context())
+                    imap.login(address, PASSWORD)
+                    step = "select"
+                    imap.list()
+                    imap.select("INBOX", readonly=True)
+                    step = "search"
+                    imap.search(None, "ALL")
+            except TimeoutError:
+                unanswered.append((address, step))
+
+    threads = [threading.Thread(target=sessions, args=(address,)) for address in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {placement[address] for address in clients} == set(STORES) and not unanswered, (placement, unanswered)
+    assert front.package("dovecot-core").version.startswith("1:2.4.5"), front.package("dovecot-core").version
+    upgrade = front.run("apt-get -s dist-upgrade")
+    assert upgrade.rc == 0 and "forky" not in upgrade.stdout, upgrade.stdout
+
+
 def imap_messages(ip: str, address: str) -> list[tuple[str, bytes]]:
     """Every message of every folder, as (folder, the message's bytes), read through the proxy."""
     return proxied(ip, address, _all_messages)
@@ -288,22 +315,20 @@ def utc_now() -> str:
 def keep_logging_in(ip: str, address: str, stop: threading.Event) -> tuple[threading.Thread, dict[str, list]]:
     """Log in through the proxy again and again until ``stop``, in a thread, as a mail client does: ``seen`` holds
     (the session's start, the INBOX's count) of every session that got its answers. A session the move's kick
-    closes (imaplib's abort) or the proxy's stall (STALL_SECONDS) left unanswered is not a refused login: the
-    client logs in again. A refused login or a refused connection is a failure."""
-    outcome: dict[str, list] = {"seen": [], "failed": [], "closed": [], "stalled": []}
+    closes (imaplib's abort) is not a refused login: the client logs in again. A refused login, a refused connection
+    or a session left unanswered is a failure."""
+    outcome: dict[str, list] = {"seen": [], "failed": [], "closed": []}
 
     def loop():
         while not stop.is_set():
             started = utc_now()
             try:
-                with imaplib.IMAP4(ip, 143, timeout=STALL_SECONDS) as imap:
+                with imaplib.IMAP4(ip, 143, timeout=IMAP_SECONDS) as imap:
                     imap.starttls(ssl_context=tls_context())
                     imap.login(address, PASSWORD)
                     outcome["seen"].append((started, int(imap.select("INBOX", readonly=True)[1][0])))
             except imaplib.IMAP4.abort as error:
                 outcome["closed"].append((started, str(error)))
-            except TimeoutError:
-                outcome["stalled"].append(started)
             except (imaplib.IMAP4.error, OSError) as error:
                 outcome["failed"].append((started, repr(error)))
             stop.wait(0.5)
@@ -769,8 +794,7 @@ def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_datab
     new_password = "Sonla#Moi-2026x"
     status, location, _ = browser.request("/?_task=login&_action=plugin.sonla_password-save", {
         "_token": Browser.token(form), "_curpasswd": PASSWORD, "_newpasswd": new_password, "_confpasswd": new_password})
-    # Logged in with the new password, or (a stalled proxied login, see STALL_SECONDS) sent to the login page.
-    assert status == 302 and ("_task=mail" in location or "_task=login" in location), (status, location)
+    assert status == 302 and "_task=mail" in location, (status, location)  # logged in with the new password
 
     row = psql(front, f"SELECT must_change, password LIKE '{{BLF-CRYPT}}%' FROM mailbox WHERE address = '{address}'")
     assert row.stdout.strip() == "0|t", row.stdout
@@ -778,24 +802,10 @@ def test_the_webmail_forces_the_first_change_in_postgres_and_keeps_its_own_datab
     changed = psql(front, f"SELECT detail FROM mailbox_event WHERE address = '{address}' AND action = 'password_changed'")
     assert kept.stdout.strip() == "1" and changed.stdout.strip() == "by the user via webmail", (kept.stdout, changed.stdout)
 
-    def imap_with(password: str):
-        for attempt in range(3):  # a stalled session is opened again (STALL_SECONDS)
-            try:
-                with imaplib.IMAP4(server_ip, 143, timeout=STALL_SECONDS) as imap:
-                    imap.starttls(ssl_context=tls_context())
-                    return imap.login(address, password)[0]
-            except TimeoutError:
-                if attempt == 2:
-                    raise
-        return None
-
-    assert imap_with(new_password) == "OK"
+    assert proxied(server_ip, address, lambda imap: imap.noop()[0], password=new_password) == "OK"
     with pytest.raises(imaplib.IMAP4.error):
-        imap_with(PASSWORD)
-    for attempt in range(3):  # a fresh login, as a user would after a stalled one
-        if "_task=mail" in Browser(server_ip).login(address, new_password):
-            break
-        assert attempt < 2, "Roundcube refused the new password three times"
+        proxied(server_ip, address, lambda imap: None)
+    assert "_task=mail" in Browser(server_ip).login(address, new_password)  # a fresh login
     users = psql(front, f"SELECT count(*) FROM users WHERE username = '{address}'", database=ROUNDCUBE)
     assert users.stdout.strip() == "1", (users.stdout, users.stderr)
 
@@ -830,11 +840,8 @@ def test_a_webmail_host_of_its_own_logs_in_and_sends_through_the_front_with_the_
     webmail_ip, browser_ip = container_ip(STORES[1]), host_ip(STORES[1])
     address = reactivated(front, must_change=False, order="DESC")
     logs = {path: len(front.file(path).content_string) for path in ("/var/log/dovecot.log", "/var/log/postfix/mail.log")}
-    for attempt in range(3):  # a fresh login after a stalled proxied one (STALL_SECONDS)
-        browser = Browser(webmail_ip)
-        if "_task=mail" in browser.login(address, PASSWORD):
-            break
-        assert attempt < 2, "store2's Roundcube refused the login three times"
+    browser = Browser(webmail_ip)
+    assert "_task=mail" in browser.login(address, PASSWORD)
     status, location, _ = browser.request("/?_task=mail&_action=compose")
     assert status == 302 and "_id=" in location, (status, location)  # Roundcube names the compose
     compose_id = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["_id"][0]

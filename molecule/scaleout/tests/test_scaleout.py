@@ -252,6 +252,34 @@ def test_every_tier_reaches_the_database_over_tls_only(front, server_ip, placeme
     assert "CBC" not in ciphers and ciphers.startswith("ECDHE-"), ciphers  # the collection's profile (docs/tls.md)
 
 
+def test_every_tier_refuses_a_database_that_cannot_prove_its_name(front, placement, stores):
+    """R10.2b: the tiers check the db host's certificate against their CA file (sslmode=verify-full), so a server
+    with another key under the db host's name gets neither a password nor a query. PostgreSQL is given such a
+    certificate for a moment: the MX's lookup (Postfix's pgsql map) and a store's Dovecot (a user lookup, after a
+    reload that drops its open session) are refused, then work again with the real one."""
+    address = on(placement, STORES[0])
+    lookup = f"postmap -q {address} pgsql:/etc/postfix/pgsql-mailboxes.cf"
+    user = f"doveadm reload && sleep 1 && doveadm user {address}"
+    assert front.run(lookup).rc == 0 and stores[STORES[0]].run(user).rc == 0
+    config = front.check_output("ls -d /etc/postgresql/*/main")
+    swap = (f"cd {config} && cp -p sonla-mail.crt sonla-mail.crt.real && cp -p sonla-mail.key sonla-mail.key.real"
+            " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=sonla-scale-front"
+            " -addext subjectAltName=DNS:sonla-scale-front -keyout sonla-mail.key -out sonla-mail.crt 2>/dev/null"
+            " && chown postgres: sonla-mail.key sonla-mail.crt && chmod 0600 sonla-mail.key"
+            " && runuser -u postgres -- psql -X -At -c 'SELECT pg_reload_conf()'")
+    restore = (f"cd {config} && mv sonla-mail.crt.real sonla-mail.crt && mv sonla-mail.key.real sonla-mail.key"
+               " && runuser -u postgres -- psql -X -At -c 'SELECT pg_reload_conf()'")
+    assert front.run(swap).rc == 0
+    try:
+        refused = front.run(lookup)
+        assert refused.rc != 0 and "certificate verify failed" in refused.stderr, refused.stdout + refused.stderr
+        assert stores[STORES[0]].run(user).rc != 0
+    finally:
+        assert front.run(restore).rc == 0
+    assert front.run(lookup).rc == 0
+    assert wait_for(lambda: stores[STORES[0]].run(user).rc == 0, "the store's lookup with the real certificate")
+
+
 def test_the_proxy_answers_every_session_and_takes_only_dovecot_from_its_own_source(front, server_ip, placement):
     """Issue 15: the proxy runs Dovecot 2.4.5, from the source its host names (dovecot_apt_source: Debian's next
     release here). Debian 13's 2.4.1 left a proxied session unanswered now and then: 8 of 450 sessions of this loop

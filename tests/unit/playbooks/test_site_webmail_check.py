@@ -19,9 +19,13 @@ import pytest
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-DATABASES = {"webmail_userdb_postgres": {"host": "db", "dbname": "sonla_mail", "user": "sonla_webmail", "password": "x"},
+CA = "/etc/ssl/sonla-mail/db-ca.crt"
+DATABASES = {"webmail_userdb_postgres": {"host": "db", "dbname": "sonla_mail", "user": "sonla_webmail", "password": "x",
+                                         "ca_file": CA},
              "webmail_roundcube_postgres": {"host": "db", "dbname": "sonla_roundcube", "user": "sonla_roundcube",
-                                            "password": "y"}}
+                                            "password": "y", "ca_file": CA}}
+WITHOUT_CA_FILE = {name: {key: value for key, value in account.items() if key != "ca_file"}
+                   for name, account in DATABASES.items()}
 REMOTE = {"webmail_imap_uri": "ssl://proxy.sonla.internal:993", "webmail_managesieve_host": "tls://proxy.sonla.internal",
           "webmail_smtp_uri": "ssl://mx.sonla.internal:465"}
 # host: (its groups besides mail_servers, its variables, whether the check passes)
@@ -35,6 +39,8 @@ HOSTS = {
     "own_localhost_sieve": (["webmail"], {**DATABASES, **REMOTE, "webmail_managesieve_host": "tls://localhost"}, False),
     "own_on_proxy_smtp_v6": (["proxy", "webmail"], {**DATABASES, **REMOTE, "webmail_smtp_uri": "ssl://[::1]:465"}, False),
     "no_databases": (["mx", "proxy", "webmail"], {}, False),
+    # R10.2b: without the CA that signed the db host's certificate, no session could check it.
+    "no_ca_file": (["mx", "proxy", "webmail"], WITHOUT_CA_FILE, False),
     "store": (["mailstore"], {}, True),  # not a webmail host: nothing to check
     "single": ([], {}, True),  # one host: every default holds
 }

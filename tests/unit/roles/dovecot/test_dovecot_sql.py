@@ -147,7 +147,8 @@ def test_a_mailstore_erasure_runs_the_collections_rule_with_libpq_s_password_fil
     the password from libpq's password file, never from itself; it prints the addresses only when there were some."""
     root = tmp_path / "vmail"
     (root / "sonla.gov.vn" / "gone").mkdir(parents=True)
-    database = {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1", "password": "not-in-the-script"}
+    database = {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1", "password": "not-in-the-script",
+                "ca_file": "/etc/ssl/sonla-mail/db-ca.crt"}
     [script] = render([("erase-deleted.py.j2", True, "https://mail.sonla.gov.vn/",
                         {"dovecot_vmail_dir": str(root), "dovecot_userdb_postgres": database,
                          "dovecot_library_dir": role_templates.COLLECTIONS,
@@ -167,7 +168,8 @@ def test_a_mailstore_erasure_runs_the_collections_rule_with_libpq_s_password_fil
     assert json.loads(capsys.readouterr().out) == {"erased": ["gone@sonla.gov.vn"], "check": False}
     assert not (root / "sonla.gov.vn" / "gone").exists() and (root / "sonla.gov.vn").is_dir()
     assert fake.settings == {"host": "db.sonla.gov.vn", "dbname": "sonla_mail", "user": "store1",
-                             "passfile": "/etc/dovecot/userdb.pgpass", "connect_timeout": 10}
+                             "passfile": "/etc/dovecot/userdb.pgpass", "connect_timeout": 10,
+                             "sslmode": "verify-full", "sslrootcert": "/etc/ssl/sonla-mail/db-ca.crt"}  # R10.2b
     assert fake.records == [("other@sonla.gov.vn", "store2.sonla.internal")]  # this store's records only are cleared
     erase["main"](False)
     assert capsys.readouterr().out == ""  # nothing left: prints nothing

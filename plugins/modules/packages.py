@@ -41,8 +41,8 @@ options:
   default_release:
     description:
       - The release apt prefers while installing the missing packages (C(apt-get -t)), so that their newer
-        dependencies come from it too, as in V(forky) for a Dovecot taken from Debian's next release (docs/servers.md).
-        Packages already installed are not upgraded.
+        dependencies come from it too, as in V(forky) for a Dovecot taken from Debian's next release
+        (docs/architecture.md). Packages already installed are not upgraded.
       - Unset, apt's pinning alone decides.
     type: str
   report:

@@ -16,7 +16,8 @@ Per run and size, on a copy of the generated inventory and a new SQLite database
 its Unix socket (the target is this machine, ``connection: local``):
 
 * lint: ``scripts/lint-inventory`` on the inventory, a whole process;
-* the playbook ``bench/playbooks/converge.yml`` (mail_inventory, then roles/mailboxes) four times:
+* the playbook ``bench/playbooks/converge.yml`` (mail_inventory, then roles/mailboxes reading its resolved file, as
+  playbooks/site.yml does) four times:
   first converge (empty database), no-op re-converge, one person added, 1 % of quotas changed.
   For each: the whole ``ansible-playbook`` wall time, the wall time of the task "Converge every
   mailbox in one call" (the module call as the playbook sees it, action plugin included), the
@@ -270,7 +271,11 @@ def one_run(ws: Workspace, size: int, seed: int, run: int, pristine: str) -> dic
     database = ws.database(os.path.join(base, "db-module"))
     known: set[str] = set()
     for step in STEPS:
-        args = {"database": database, "mailboxes": desired[step], "mail_root": os.path.join(base, "vmail")}
+        # The desired set in a file, as the action plugin hands it over (no per-element argument processing).
+        args = {"database": database, "mailboxes_file": os.path.join(base, f"{step}-desired.json"),
+                "mail_root": os.path.join(base, "vmail")}
+        with open(args["mailboxes_file"], "w", encoding="utf-8") as stream:
+            json.dump(desired[step], stream)
         new = [m["address"] for m in desired[step] if m["address"] not in known and m["state"] != "absent"]
         if new:
             hashes = {address: _password.hash_initial(_password.generate_password()) for address in new}

@@ -112,6 +112,9 @@ class Plan:
     delegated: list[list[str]] = field(default_factory=list)
     undelegated: list[list[str]] = field(default_factory=list)
     delegation_requests: dict[str, str | None] = field(default_factory=dict)  # organization mailbox -> its entry's request
+    # Issue 15 with issue 17: delegations whose two mailboxes are on two stores after this plan, which the delegate
+    # cannot open (Dovecot's shared namespace reads the organization's mail on the delegate's own store).
+    apart: list[dict] = field(default_factory=list)  # {organization, delegate, organization_store, delegate_store}
 
     @property
     def changed(self) -> bool:
@@ -273,7 +276,8 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
     delegation with (an organization's delegates, or the organizations a person is a delegate of: Dovecot's shared
     namespace reads the organization's mail on the delegate's own store, issue 17), else to the store holding the
     least quota (the sum of its mailboxes' quota_mb, counting this run's and the moves'), first in ``stores`` order
-    on a tie. The choice is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it.
+    on a tie. The choice is stored in the mailbox's ``host`` and pinned like an address: no converge reshuffles it,
+    so a delegation made later may span two stores: such pairs are listed in ``apart``.
     A mailbox made before there were several stores (no host) is pinned to the first store, the old single host,
     where its mail is.
     An existing mailbox whose entry names another store is moved there: the plan records the move (``moved``) and
@@ -315,6 +319,11 @@ def place_mailboxes(plan: Plan, desired: list[dict], current: dict[str, dict], s
         load[store] += mailbox["quota_mb"]
         plan.placement[address] = store
         where[address] = store
+    plan.apart = [{"organization": mailbox["address"], "delegate": delegate,
+                   "organization_store": where[mailbox["address"]], "delegate_store": where[delegate]}
+                  for mailbox in desired if mailbox["state"] != "absent" and mailbox["address"] in where
+                  for delegate in mailbox.get("delegates") or ()
+                  if delegate in where and where[delegate] != where[mailbox["address"]]]
 
     updates = {update["address"]: update for update in plan.updated}
     pinned = set()

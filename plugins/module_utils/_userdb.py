@@ -556,8 +556,14 @@ def read_mailboxes(connection) -> dict[str, dict]:
     if is_postgres_connection(connection):
         # One JSON value for the whole table: psycopg's pure-Python row loading (Debian's python3-psycopg) costs
         # about 8 s for 50,000 rows of 21 columns, the JSON text 0.3 s. JSON keeps the same ints, texts and NULLs.
-        text = connection.execute("SELECT coalesce(json_agg(mailbox), '[]')::text FROM mailbox").fetchone()[0]
-        return {row["address"]: row for row in json.loads(text)}
+        # One array per row, not an object: 19 MB instead of 32 MB at 50,000 rows, 0.5 s instead of 0.7 s.
+        columns = [row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = 'mailbox' ORDER BY ordinal_position")]
+        text = connection.execute(f"SELECT coalesce(json_agg(json_build_array({', '.join(columns)})), '[]')::text"
+                                  " FROM mailbox").fetchone()[0]
+        rows = (dict(zip(columns, values, strict=True)) for values in json.loads(text))
+        return {row["address"]: row for row in rows}
     rows = connection.execute("SELECT * FROM mailbox")
     return {row["address"]: dict(row) for row in rows}
 

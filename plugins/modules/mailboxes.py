@@ -320,6 +320,17 @@ moved:
   type: list
   elements: dict
   sample: [{address: binhtt.skhcn@sonla.gov.vn, source: store1, target: store2}]
+apart:
+  description:
+    - Delegations whose organization's mailbox and delegate are on two mailstores after this run (issue 15). The
+      delegate cannot open that mailbox until an entry's O(mailboxes[].store) puts both on one store
+      (docs/architecture.md). New mailboxes are placed together; an existing one is never moved unasked. The
+      module also warns of them.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{organization: skhcn@sonla.gov.vn, delegate: annv.skhcn@sonla.gov.vn, organization_store: store1,
+            delegate_store: store2}]
 reissued:
   description: Addresses that got a new one-time password.
   returned: always
@@ -522,11 +533,18 @@ def main():
         "delegated": plan.delegated,
         "undelegated": plan.undelegated,
         "moved": plan.moved,
+        "apart": plan.apart,
         "summary": {**plan.summary(), "reissued": len(reissue)},
         **handoff_status(connection, params["_handoffs_pending"], params["_handoffs_delivered"]),
     }
     if module._diff:
         result["diff"] = diff_text(plan)
+    if plan.apart:
+        pairs = "; ".join(f"{pair['delegate']} ({pair['delegate_store']}) of {pair['organization']} "
+                          f"({pair['organization_store']})" for pair in plan.apart[:5])
+        module.warn(f"{len(plan.apart)} delegate(s) on another mailstore than the organization's mailbox cannot open "
+                    f"it until one entry's store: puts both on one store (docs/architecture.md): {pairs}"
+                    + ("; ..." if len(plan.apart) > 5 else ""))
     if module.check_mode or not result["changed"]:
         if connection is not None and not module.check_mode:
             purge_set_aside(module)

@@ -211,3 +211,25 @@ def test_a_removed_address_comes_back_only_once_its_store_has_erased_the_old_mai
     assert _userdb.erase_deleted_mail(connection, str(tmp_path / "vmail"), False, host) == []  # no folder: still cleared
     plan = converge(connection, [("a", 1024, {}), ("b", 1024, {})])
     assert [mailbox["address"] for mailbox in plan.added] == ["a@sonla.gov.vn"] and not plan.refused
+
+
+def test_a_delegation_that_spans_two_stores_is_listed_apart(tmp_path):
+    """A delegate given later to an organization on another store is not moved unasked: the plan lists the pair, and
+    naming the organization's store in the delegate's entry moves it there and ends the listing."""
+    connection = _userdb.connect(str(tmp_path / "users.sqlite"))
+    converge(connection, [organization("org", 1024, [], store="store1"), ("a", 1024, {"store": "store2"}),
+                          ("b", 1024, {"store": "store1"})])
+    plan = converge(connection, [organization("org", 1024, ["a", "b", "n"]), ("a", 1024, {}), ("b", 1024, {}),
+                                 ("n", 1024, {})])
+    assert plan.placement == {"n@sonla.gov.vn": "store1"}  # a new delegate goes with the organization
+    assert plan.apart == [{"organization": "org@sonla.gov.vn", "delegate": "a@sonla.gov.vn",
+                           "organization_store": "store1", "delegate_store": "store2"}]
+    plan = converge(connection, [organization("org", 1024, ["a", "b", "n"]), ("a", 1024, {"store": "store1"}),
+                                 ("b", 1024, {}), ("n", 1024, {})])
+    assert plan.moved == [{"address": "a@sonla.gov.vn", "source": "store2", "target": "store1"}]
+    assert plan.apart == []
+
+
+def test_no_delegation_is_apart_on_a_single_host():
+    plan = build_plan(desired(organization("org", 1024, ["a"]), ("a", 1024, {})), {})
+    assert plan.apart == []

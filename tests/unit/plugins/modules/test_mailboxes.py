@@ -152,3 +152,19 @@ def test_an_owner_change_fails_before_writing(tmp_path):
     ok, result = run(mailboxes, {**args, "mailboxes": [dict(desired("a")[0], owner_id="someone-else")]})
     assert not ok and "would change owner" in result["msg"] and "R5.3" in result["msg"]
     assert _userdb.read_mailboxes(_userdb.connect(args["database"]))["a@sonla.gov.vn"]["owner_id"] == "a"
+
+
+def test_a_delegate_on_another_store_is_returned_and_warned_of(tmp_path):
+    """Issue 15 with issue 17: the delegate cannot open the organization's mailbox across stores; the run says so."""
+    organization = {**desired("org")[0], "kind": "organization", "store": "store1"}
+    args = {"database": str(tmp_path / "users.sqlite"), "stores": ["store1", "store2"],
+            "mailboxes": [organization, *desired("a", store="store2")]}
+    with mock.patch.object(mailboxes.AnsibleModule, "warn") as warn:
+        ok, result = run(mailboxes, {**args, "initial_password_file": hashes_file(tmp_path, "org", "a")})
+        assert ok and result["apart"] == [] and not warn.called
+        args["mailboxes"] = [{**organization, "delegates": ["a@sonla.gov.vn"]}, *desired("a")]
+        ok, result = run(mailboxes, args)
+    assert ok and result["delegated"] == [["org@sonla.gov.vn", "a@sonla.gov.vn"]]
+    assert result["apart"] == [{"organization": "org@sonla.gov.vn", "delegate": "a@sonla.gov.vn",
+                                "organization_store": "store1", "delegate_store": "store2"}]
+    assert "a@sonla.gov.vn (store2) of org@sonla.gov.vn (store1)" in warn.call_args.args[0]

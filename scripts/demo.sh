@@ -22,6 +22,14 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 ./scripts/build-image.sh trixie
 
 say "Container ${container}"
+# A container whose processes died without podman seeing it (its conmon killed) stays "running" or "stopping" and
+# takes no command, nor a start or a stop. It holds only the demo's state, which the converge below rebuilds.
+if podman container exists "$container" \
+    && [[ "$(podman inspect -f '{{.State.Status}}' "$container")" =~ ^(running|stopping)$ ]] \
+    && ! podman exec "$container" true 2>/dev/null; then
+  podman rm -f "$container" >/dev/null
+  echo "removed ${container}: podman listed it as running, but its processes were gone"
+fi
 if ! podman container exists "$container"; then
   podman run -d --init --name "$container" --hostname mail.sonla.gov.vn "$image" >/dev/null
   echo "created ${container} from ${image}"

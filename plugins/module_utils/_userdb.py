@@ -289,10 +289,15 @@ def _migrate_event_columns(connection) -> None:
 
 def table_columns(connection, table: str) -> set[str]:
     if is_postgres_connection(connection):
-        rows = connection.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-                                  " AND table_name = ?", (table,))
-        return {row[0] for row in rows}
+        return set(_postgres_columns(connection, table))
     return {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+
+
+def _postgres_columns(connection, table: str) -> list[str]:
+    """A PostgreSQL table's columns in their order; none when the table is not there."""
+    rows = connection.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                              " AND table_name = ? ORDER BY ordinal_position", (table,))
+    return [row[0] for row in rows]
 
 
 # --- PostgreSQL (issue 15) -------------------------------------------------------------------------------
@@ -556,10 +561,8 @@ def read_mailboxes(connection) -> dict[str, dict]:
     if is_postgres_connection(connection):
         # One JSON value for the whole table: psycopg's pure-Python row loading (Debian's python3-psycopg) costs
         # about 8 s for 50,000 rows of 21 columns, the JSON text 0.3 s. JSON keeps the same ints, texts and NULLs.
-        # One array per row, not an object: 19 MB instead of 32 MB at 50,000 rows, 0.5 s instead of 0.7 s.
-        columns = [row[0] for row in connection.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-            " AND table_name = 'mailbox' ORDER BY ordinal_position")]
+        # One array per row, not an object: 19 MB instead of 32 MB at 50,000 rows, the query 0.35 s instead of 0.75 s.
+        columns = _postgres_columns(connection, "mailbox")
         text = connection.execute(f"SELECT coalesce(json_agg(json_build_array({', '.join(columns)})), '[]')::text"
                                   " FROM mailbox").fetchone()[0]
         rows = (dict(zip(columns, values, strict=True)) for values in json.loads(text))

@@ -10,6 +10,7 @@ the plugin folds what is typed the same way (same steps, PHP's intl Normalizer).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import tempfile
@@ -34,10 +35,17 @@ CREATE INDEX entry_agency ON entry (agency, name);
 
 
 def fold(text: str) -> str:
-    """Lower case without diacritics: "Nguyễn Văn Đức" -> "nguyen van duc"; spaces collapsed."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    plain = "".join(character for character in decomposed if unicodedata.category(character) != "Mn")
-    return " ".join(plain.lower().split())
+    """Lower case without diacritics: "Nguyễn Văn Đức" -> "nguyen van duc"; spaces collapsed.
+
+    Word by word: the province's 50,000 names share a few thousand words, each folded once (issue 19: the address
+    book of every converge spent 0.4 s here). Nothing a word's folding does reaches past its spaces."""
+    return " ".join(folded for folded in map(_fold_word, text.split()) if folded)
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold_word(word: str) -> str:
+    decomposed = unicodedata.normalize("NFD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(character for character in decomposed if unicodedata.category(character) != "Mn").lower()
 
 
 def read_entries(userdb: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str, str]]]:

@@ -69,7 +69,9 @@ def build(connection: sqlite3.Connection, organizations: list[dict], domain: str
 
 
 def render_json(directory: dict) -> str:
-    return json.dumps(directory, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    # Compact: Python's encoder in C serves no indented dump, which took 0.4 s of each converge at 50,000 mailboxes
+    # against 0.15 s (issue 19). Consumers read JSON, not lines; `python3 -m json.tool` indents it for a person.
+    return json.dumps(directory, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def render_csv(directory: dict) -> str:

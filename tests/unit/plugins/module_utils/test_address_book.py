@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,6 +23,17 @@ def test_fold_is_idempotent_and_ascii_for_vietnamese(text):
     assert _address_book.fold(folded) == folded
     vietnamese = "ăâđêôơưáàảãạắằẳẵặấầẩẫậéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
     assert _address_book.fold("".join(ch for ch in text if ch.lower() in vietnamese)).isascii()
+
+
+def _fold_whole(text):
+    """The definition, on the whole string at once: what fold computes word by word (issue 19)."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return " ".join("".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").lower().split())
+
+
+@given(st.text(alphabet=st.sampled_from("ĐđAaăÂêÔơƯ \t\u00a0\u0301\u0323ΣσİIéẸxyz")) | st.text())
+def test_fold_word_by_word_is_the_whole_strings_fold(text):
+    assert _address_book.fold(text) == _fold_whole(text)
 
 
 def make_userdb(path):

@@ -21,11 +21,13 @@ from ansible_collections.sonla.mail.plugins.module_utils._inventory import (
 )
 
 DEFAULT_RESOLVED_DIR = "~/.cache/sonla-mail/resolved"
+DEFAULT_CACHE_DIR = "~/.cache/sonla-mail/checked"
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "write_lock": {"type": "bool", "default": True},
     "resolved_dir": {"type": "path", "default": DEFAULT_RESOLVED_DIR},
+    "cache_dir": {"type": "path", "default": DEFAULT_CACHE_DIR},
     "return_mailboxes": {"type": "bool", "default": True},
 }
 
@@ -40,7 +42,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("; ".join(validation.error_messages))
         args = validation.validated_parameters
         try:
-            result.update(converge_inventory(args["path"], args["write_lock"], self._task.check_mode, self._task.diff))
+            result.update(converge_inventory(args["path"], args["write_lock"], self._task.check_mode, self._task.diff,
+                                             args["cache_dir"] or None))
         except InventoryProblems as error:
             result.update(failed=True, msg=str(error), problems=error.problems)
             return result

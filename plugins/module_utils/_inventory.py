@@ -16,10 +16,11 @@ import stat
 import tempfile
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 
 from ansible_collections.sonla.mail.plugins.module_utils import _aliases, _migration, _naming, _password, _regulation
+from ansible_collections.sonla.mail.plugins.module_utils._checked_files import CheckedFiles
 from ansible_collections.sonla.mail.plugins.module_utils._regulation import POLICY_BOUNDS
 from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
     Entry,
@@ -28,6 +29,7 @@ from ansible_collections.sonla.mail.plugins.module_utils._yaml_lines import (
     has_unprintable,
     line_of,
     load,
+    read_text,
 )
 
 POLICY_FILE = "policy.yml"
@@ -237,20 +239,60 @@ def _is_name_character(character: str, punctuation: frozenset) -> bool:
     return category[0] in "LM" or (category == "Nd" and "&" in punctuation)
 
 
-def _read(inventory: Inventory, path: str, check, fast: bool = True):
-    """Parse ``path`` and run ``check(path, data, problems)`` on it, returning its result.
+def _read(inventory: Inventory, path: str, check, fast: bool = True, text: str | None = None):
+    """Parse ``path`` (or ``text``, read from it already) and run ``check(path, data, problems)`` on it, returning
+    its result.
 
     Clean files are parsed once by the fast parser. A file with problems is parsed again with line
     numbers and checked again, so every problem names its line (the result of that pass is kept).
     """
     problems: list[Problem] = []
-    data = load(path, problems, fast=fast)
+    data = load(path, problems, fast=fast, text=text)
     if data is None and not problems:
         problems.append(Problem(path, 1, "schema", "the file is empty; delete it or give it content"))
     result = check(path, data, problems) if data is not None else None
     if problems and fast:
-        return _read(inventory, path, check, fast=False)
+        return _read(inventory, path, check, fast=False, text=text)
     inventory.problems.extend(problems)
+    return result
+
+
+_PERSON_FIELDS = tuple(attribute.name for attribute in fields(Person))
+
+
+def _people_to_json(people: list[Person]) -> list[list]:
+    return [[getattr(person, name) for name in _PERSON_FIELDS] for person in people]
+
+
+def _people_from_json(saved) -> list[Person] | None:
+    if isinstance(saved, list) and all(isinstance(row, list) and len(row) == len(_PERSON_FIELDS) for row in saved):
+        return [Person(*row) for row in saved]
+    return None
+
+
+def _pins_from_json(saved) -> dict[str, str] | None:
+    return saved if isinstance(saved, dict) and all(isinstance(address, str) for address in saved.values()) else None
+
+
+def _read_kept(inventory: Inventory, path: str, check, checked: CheckedFiles | None, to_json, from_json):
+    """``_read``, or what the same check returned when this very text of ``path`` passed it before, read back from
+    ``checked`` (issue 19: a merge request changes one file of a hundred). ``to_json`` and ``from_json`` turn the
+    check's result into JSON data and back (None when the data is not one)."""
+    if checked is None:
+        return _read(inventory, path, check)
+    problems: list[Problem] = []
+    text = read_text(path, problems)
+    if text is None:
+        inventory.problems.extend(problems)
+        return None
+    saved = checked.get(path, text)
+    kept = from_json(saved) if saved is not None else None
+    if kept is not None:
+        return kept
+    before = len(inventory.problems)
+    result = _read(inventory, path, check, text=text)
+    if len(inventory.problems) == before:
+        checked.put(path, text, to_json(result))
     return result
 
 
@@ -580,8 +622,11 @@ def _people_files(inventory: Inventory) -> list[str]:
     return files
 
 
-def load_inventory(path: str) -> Inventory:
-    """Read and validate every file of the inventory; problems are collected, never raised."""
+def load_inventory(path: str, cache_dir: str | None = None) -> Inventory:
+    """Read and validate every file of the inventory; problems are collected, never raised.
+
+    With ``cache_dir``, a people file whose exact text passed its checks before, in an inventory of the same domain
+    and organization states, is read back from there instead of checked again (_checked_files.py, issue 19)."""
     inventory = Inventory(path=path.rstrip("/") or path)
     if not os.path.isdir(path):
         inventory.problems.append(Problem(path, 1, "file", "inventory folder not found"))
@@ -599,8 +644,13 @@ def load_inventory(path: str) -> Inventory:
                                           f"department '{inventory.department}' is not in organizations.yml"))
 
     seen: dict[str, Person] = {}
+    # What the checks of one people file read from the rest of the inventory (_check_person).
+    checked = CheckedFiles(cache_dir, {
+        "domain": inventory.domain, "organizations": {org.id: org.state for org in inventory.organizations.values()},
+    }) if cache_dir else None
     for people_path in _people_files(inventory):
-        for person in _read(inventory, people_path, _check_people(inventory)) or ():
+        for person in _read_kept(inventory, people_path, _check_people(inventory), checked,
+                                 _people_to_json, _people_from_json) or ():
             first = seen.get(person.id)
             if first is not None:
                 where = f"{first.file}:{_line_of(first.file, first)}"
@@ -615,7 +665,8 @@ def load_inventory(path: str) -> Inventory:
         inventory.aliases = _read(inventory, aliases_path, _check_aliases(inventory), fast=False) or []
     inventory.aliases.extend(_legacy_aliases(inventory))
     if os.path.lexists(inventory.lock_path):
-        inventory.pinned = _read(inventory, inventory.lock_path, _check_lock(inventory)) or {}
+        inventory.pinned = _read_kept(inventory, inventory.lock_path, _check_lock(inventory), checked, dict,
+                                      _pins_from_json) or {}
         if not inventory.pinned and not inventory.problems:
             # An emptied lock would pin every address anew and hand mailboxes to other people (R5.3).
             inventory.problems.append(Problem(inventory.lock_path, 1, "R5.3",
@@ -821,12 +872,13 @@ class InventoryProblems(Exception):
         super().__init__(f"{len(self.problems)} problem(s) in the mail inventory; nothing was changed:\n{shown}{more}")
 
 
-def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, diff: bool = False) -> dict:
+def converge_inventory(path: str, pin: bool = True, check_mode: bool = False, diff: bool = False,
+                       cache_dir: str | None = None) -> dict:
     """What the ``mail_inventory`` module and action plugin return: load, validate, pin new addresses.
 
     Raises InventoryProblems before writing anything when the inventory has any problem.
     """
-    inventory = load_inventory(path)
+    inventory = load_inventory(path, cache_dir)
     if inventory.problems:
         raise InventoryProblems(inventory.problems)
     resolution = resolve(inventory)

@@ -206,15 +206,16 @@ def _refuse_features(text: str, path: str, problems: list[Problem]) -> bool:
     return False
 
 
-def load(path: str, problems: list[Problem], fast: bool = False):
-    """Parse one YAML file; on any error add a Problem and return None.
+def load(path: str, problems: list[Problem], fast: bool = False, text: str | None = None):
+    """Parse one YAML file (or ``text``, what read_text gave for it); on any error add a Problem and return None.
 
     ``fast`` parses without line numbers (mappings are plain dicts, dates are ``datetime.date``):
     callers re-read a file with ``fast=False`` only when it has problems to report.
     """
     if yaml is None:
         raise ImportError("the Python library 'PyYAML' is needed to read inventories")
-    text = read_text(path, problems)
+    if text is None:
+        text = read_text(path, problems)
     if text is None or _refuse_features(text, path, problems):
         return None
     if fast and yaml_rs is not None:

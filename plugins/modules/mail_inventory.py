@@ -36,6 +36,15 @@ options:
         Files there older than a day are deleted.
     type: path
     default: ~/.cache/sonla-mail/resolved
+  cache_dir:
+    description:
+      - Controller folder (0700) where the action plugin keeps what the checks of each people file and of
+        C(addresses.lock.yml) returned, by the file's exact text, the collection's code, the domain and the
+        organizations' states. A file that passed before with all of these the same is read back instead of checked
+        again; checks across files run every time, and a file with a problem is never kept (issue 19).
+      - An empty string checks every file on every run.
+    type: path
+    default: ~/.cache/sonla-mail/checked
   return_mailboxes:
     description:
       - Return the desired mailbox set as RV(mailboxes). A playbook that hands the set on by RV(resolved_file) sets
@@ -139,6 +148,7 @@ def main():
             "path": {"type": "path", "required": True},
             "write_lock": {"type": "bool", "default": True},
             "resolved_dir": {"type": "path", "default": "~/.cache/sonla-mail/resolved"},  # used by the action plugin
+            "cache_dir": {"type": "path", "default": "~/.cache/sonla-mail/checked"},  # used by the action plugin
             "return_mailboxes": {"type": "bool", "default": True},
         },
         supports_check_mode=True,

@@ -22,7 +22,8 @@ def plugin(module, args, check_mode=False):
 
 
 def load(inventory_folder, tmp_path, check_mode=False, **options):
-    action = plugin(mail_inventory, {"path": str(inventory_folder), "resolved_dir": str(tmp_path / "resolved"), **options},
+    action = plugin(mail_inventory, {"path": str(inventory_folder), "resolved_dir": str(tmp_path / "resolved"),
+                                     "cache_dir": str(tmp_path / "checked"), **options},
                     check_mode)
     with mock.patch.object(ActionBase, "run", return_value={}):
         return action.run(task_vars={})

@@ -10,21 +10,14 @@ import pytest
 from ansible_collections.sonla.mail.plugins.module_utils import _checked_files, _inventory
 from ansible_collections.sonla.mail.plugins.module_utils._inventory import load_inventory, render_lock, resolve
 
-RESTORED = """\
+# Every kind of value a kept person holds: dicts (a restore request, an import), a date, a store, a quota, a reason.
+EVERY_KIND = """\
     ---
     people:
-      - id: skhcn-0001
-        name: Nguyễn Văn An
-        organization: skhcn
-        request: "1/QĐ-SKHCN"
-        restore: {request: "45/QĐ-SKHCN", date: 2026-12-01}
-        quota_mb: 4096
-      - id: skhcn-0002
-        name: Lò Văn Hặc
-        organization: vp-skhcn
-        request: "1/QĐ-SKHCN"
-        state: suspended
-        reason: nghỉ việc
+      - {id: a-1, name: Nguyễn Văn An, organization: skhcn, request: 1/QĐ, quota_mb: 4096,
+         restore: {request: 45/QĐ, date: 2026-12-01}, migrate_from: {host: imap.old.sonla.gov.vn, user: an}}
+      - {id: a-2, name: Lò Văn Hặc, organization: vp-skhcn, request: 2/QĐ, leave_until: 2027-01-31, store: store2}
+      - {id: a-3, name: Mùa A Sử, organization: chiengmung, request: 3/QĐ, state: suspended, reason: nghỉ việc}
     """
 
 
@@ -47,17 +40,19 @@ def pinned(inventory_folder):
 
 
 def test_a_file_read_back_gives_what_checking_it_gives(inventory_folder, cache, counted_checks):
-    inventory_folder.write("people/skhcn.yml", RESTORED)
+    inventory_folder.write("people/skhcn.yml", EVERY_KIND)
     pinned(inventory_folder)
     counted_checks.clear()
     checked = load_inventory(str(inventory_folder))
-    assert len(counted_checks) == 2
+    assert len(counted_checks) == 3
     first = load_inventory(str(inventory_folder), cache)  # checks, then keeps
     again = load_inventory(str(inventory_folder), cache)  # reads back
-    assert len(counted_checks) == 4  # the third load checked nobody
+    assert len(counted_checks) == 6  # the third load checked nobody
     for inventory in (first, again):
         assert inventory.problems == []
         assert inventory.people == checked.people and inventory.pinned == checked.pinned
+    assert again.people[0].restore == {"request": "45/QĐ", "date": "2026-12-01"}
+    assert again.people[0].migrate_from["host"] == "imap.old.sonla.gov.vn" and again.people[1].store == "store2"
     assert resolve(again).mailboxes == resolve(checked).mailboxes
 
 

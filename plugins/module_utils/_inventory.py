@@ -625,8 +625,9 @@ def _people_files(inventory: Inventory) -> list[str]:
 def load_inventory(path: str, cache_dir: str | None = None) -> Inventory:
     """Read and validate every file of the inventory; problems are collected, never raised.
 
-    With ``cache_dir``, a people file whose exact text passed its checks before, in an inventory of the same domain
-    and organization states, is read back from there instead of checked again (_checked_files.py, issue 19)."""
+    With ``cache_dir``, a people file or address lock whose exact text passed its checks before, in an inventory of the
+    same domain and organization states, is read back from there instead of checked again (_checked_files.py, issue
+    19)."""
     inventory = Inventory(path=path.rstrip("/") or path)
     if not os.path.isdir(path):
         inventory.problems.append(Problem(path, 1, "file", "inventory folder not found"))
@@ -644,7 +645,8 @@ def load_inventory(path: str, cache_dir: str | None = None) -> Inventory:
                                           f"department '{inventory.department}' is not in organizations.yml"))
 
     seen: dict[str, Person] = {}
-    # What the checks of one people file read from the rest of the inventory (_check_person).
+    # What the checks of one people file read from the rest of the inventory (_check_person). Not today's date: a
+    # restore request dated no later than the day it was checked stays so on every later day (R8.3a).
     checked = CheckedFiles(cache_dir, {
         "domain": inventory.domain, "organizations": {org.id: org.state for org in inventory.organizations.values()},
     }) if cache_dir else None

@@ -19,11 +19,11 @@ def inside(container: str, script: str, check: bool = True) -> str:
     return sh("podman", "exec", "-i", container, "sh", "-c", script, check=check)
 
 
-def start(container: str, image: str) -> None:
+def start(container: str, image: str, hostname: str = "mail.sonla.gov.vn") -> None:
     """A new container from ``image`` under this name, replacing any left by an earlier run."""
     sh("podman", "rm", "-f", container, check=False)
     # As the test containers run (molecule.yml, scripts/setup.sh): an init that reaps, as a host's does, and root
     # allowed to read another user's /proc/PID/exe, which start-stop-daemon --exec needs to find a daemon that runs
     # as its own user (docs/benchmarks.md, "Figures of 2026-12-03").
-    sh("podman", "run", "-d", "--init", "--cap-add", "SYS_PTRACE", "--name", container, "--hostname", "mail.sonla.gov.vn",
+    sh("podman", "run", "-d", "--init", "--cap-add", "SYS_PTRACE", "--name", container, "--hostname", hostname,
        image, "/bin/sleep", "infinity")

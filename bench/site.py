@@ -5,6 +5,7 @@
 
     python bench/site.py                      # 1,000, 10,000 and 50,000 people
     python bench/site.py --sizes 1000         # one size
+    python bench/site.py --layout several     # the several-hosts layout of molecule/scaleout (issue 15)
 
 Per size, a new container (``sonla-bench-site``) is reached the way a data-centre host is: sshd with key
 authentication, and this checkout's ``ansible.cfg`` (pipelining, ControlPersist). The filter runs as in
@@ -23,6 +24,12 @@ bench/mail.py: the tests' ClamAV signatures, and the tests' resolver for rspamd.
 
 noop, add and quota run twice, with Ansible's own ``linear`` strategy and then with Mitogen's ``mitogen_linear``
 (``scripts/with-mitogen``, docs/pipeline.md), on the same server.
+
+``--layout several`` converges the layout of molecule/scaleout instead, each host a container reached over SSH: a
+front (container ``sonla-bench-front``: the PostgreSQL user database, the MX, the Dovecot proxy, the webmail) and two
+mailstores (``sonla-bench-store1``, ``sonla-bench-store2``, the second a webmail host too), with that scenario's host
+names, variables and prepare playbook (names, the database's certificates). As there, the filter is off and no
+welcome mail is sent; the hand edits of the drift check are made on the front.
 
 Prints one table per size and writes ``WORK/site-results.json``. Method and figures: docs/benchmarks.md.
 """
@@ -49,6 +56,12 @@ from podman import inside, sh, start
 from run import _people, _write_people, machine, run_timed
 
 CONTAINER = "sonla-bench-site"
+SCALEOUT = os.path.join(ROOT, "molecule", "scaleout")
+# The several-hosts layout: each host's name in molecule/scaleout, whose prepare playbook names them, its container
+# here and its groups besides mail_servers.
+SEVERAL = {"sonla-scale-front": ("sonla-bench-front", ["db", "mx", "proxy", "webmail"]),
+           "sonla-scale-store1": ("sonla-bench-store1", ["mailstore"]),
+           "sonla-scale-store2": ("sonla-bench-store2", ["mailstore", "webmail"])}
 IMAGE = "localhost/sonla-debian:trixie"
 STRATEGIES = ("linear", "mitogen")
 STEPS = ("first", *(f"{step} ({strategy})" for strategy in STRATEGIES for step in ("noop", "add", "quota")), "drift")
@@ -59,35 +72,85 @@ with open(os.path.join(ROOT, "roles", "mailboxes", "defaults", "main.yml"), enco
 HAND_EDITED = ("/etc/postfix/main.cf", "/etc/dovecot/dovecot.conf", "/etc/nginx/sites-available/sonla-webmail")
 
 
-def start_server(work: str) -> str:
-    """A new container with sshd and this run's key; returns its address."""
-    start(CONTAINER, IMAGE)
+def make_key(work: str) -> str:
+    """A new SSH key pair for this run's servers; returns the private key's path."""
     key = os.path.join(work, "id_ed25519")
     for path in (key, key + ".pub"):
         if os.path.exists(path):
             os.unlink(path)
     sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
-    sh("podman", "cp", key + ".pub", f"{CONTAINER}:/tmp/bench.pub")
-    inside(CONTAINER, """set -e
+    return key
+
+
+def start_server(container: str, key: str, hostname: str = "mail.sonla.gov.vn") -> dict:
+    """A new container with sshd that takes ``key``; returns how Ansible reaches it."""
+    start(container, IMAGE, hostname)
+    sh("podman", "cp", key + ".pub", f"{container}:/tmp/bench.pub")
+    inside(container, """set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends openssh-server >/dev/null
 install -d -m 0700 /root/.ssh && install -m 0600 /tmp/bench.pub /root/.ssh/authorized_keys
 service ssh start >/dev/null
 """)
+    address = sh("podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container)
+    return {"ansible_host": address.strip(), "ansible_user": "root", "ansible_ssh_private_key_file": key,
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+
+
+def one_server(inventory: str, work: str) -> str:
+    """The single-host layout: one server with the filter, its stand-ins and resolver; returns the hosts file."""
+    connection = start_server(CONTAINER, make_key(work))
     inside(CONTAINER, STAND_INS)
     start_resolver(CONTAINER)
-    return sh("podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", CONTAINER).strip()
+    return write_hosts(inventory, "mail1", connection, work)
+
+
+def several_hosts(connections: dict[str, dict], work: str) -> dict:
+    """The Ansible inventory of the several-hosts layout: molecule/scaleout's hosts, groups and variables, its
+    folder replaced by this run's, each host reached through its entry in ``connections``."""
+    with open(os.path.join(SCALEOUT, "molecule.yml"), encoding="utf-8") as stream:
+        scenario = yaml.safe_load(stream.read().replace("${MOLECULE_EPHEMERAL_DIRECTORY}", work))["provisioner"]
+    children: dict = {group: {"vars": variables} for group, variables in scenario["inventory"]["group_vars"].items()}
+    # The scenario asks podman for its containers' addresses; these are the bench's.
+    children["mail_servers"]["vars"]["scaleout_webmail_addresses"] = [
+        connections[name]["ansible_host"] for name, (_, groups) in SEVERAL.items() if "webmail" in groups]
+    for name, (_, groups) in SEVERAL.items():
+        host = {**connections[name], **scenario["inventory"]["host_vars"].get(name, {})}
+        for group in ("mail_servers", *groups):
+            children.setdefault(group, {}).setdefault("hosts", {})[name] = host
+    return {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                            "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
+                    "children": children}}
+
+
+def several_servers(inventory: str, work: str) -> str:
+    """The several-hosts layout of molecule/scaleout, over SSH, prepared by that scenario's prepare playbook;
+    returns the hosts file."""
+    key = make_key(work)
+    connections = {name: start_server(container, key, "mail.sonla.gov.vn" if "db" in groups else name)
+                   for name, (container, groups) in SEVERAL.items()}
+    path = os.path.join(inventory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(several_hosts(connections, work), stream, indent=1)  # JSON is YAML
+    env = dict(playbook_env(), MOLECULE_EPHEMERAL_DIRECTORY=work)
+    run_timed([shutil.which("ansible-playbook") or "ansible-playbook", "-i", path,
+               os.path.join(SCALEOUT, "prepare.yml")], env, os.path.join(work, "prepare.log"))
+    return path
+
+
+def playbook_env() -> dict:
+    """This checkout's Ansible configuration and collection; Mitogen's SSH connection does not read Ansible's host
+    key options, and the containers are new each run."""
+    return dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1")
 
 
 def site(hosts: str, log: str, *options: str, strategy: str = "linear") -> dict:
     """One timed ansible-playbook run of site.yml: wall seconds, per-task seconds and actions."""
     timings, actions = log + ".timings.json", log + ".actions.json"
-    # Mitogen's SSH connection does not read Ansible's host key options; the container is new each run.
-    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-               ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="bench_timer",
-               ANSIBLE_NOCOLOR="1", BENCH_TIMINGS=timings, BENCH_ACTIONS=actions)
+    env = dict(playbook_env(), ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="bench_timer", BENCH_TIMINGS=timings, BENCH_ACTIONS=actions)
     prefix = [os.path.join(ROOT, "scripts", "with-mitogen")] if strategy == "mitogen" else []
     wall, _ = run_timed([*prefix, shutil.which("ansible-playbook") or "ansible-playbook", "-i", hosts,
                          os.path.join(ROOT, "playbooks", "site.yml"), *options], env, log)
@@ -96,12 +159,13 @@ def site(hosts: str, log: str, *options: str, strategy: str = "linear") -> dict:
 
 
 def changed_tasks(log: str) -> int:
-    """The mail server's changed count in the play recap: a no-op that changes something is not idempotent."""
+    """The mail servers' changed counts in the play recap, summed: a no-op that changes something is not
+    idempotent."""
     with open(log, encoding="utf-8") as stream:
-        recap = re.search(r"^mail1 +: ok=\d+ +changed=(\d+)", stream.read(), re.MULTILINE)
-    if recap is None:
+        recap = re.findall(r"^(\S+) +: ok=\d+ +changed=(\d+)", stream.read(), re.MULTILINE)
+    if not recap:
         raise SystemExit(f"bench: no play recap in {log}")
-    return int(recap.group(1))
+    return sum(int(changed) for host, changed in recap if host != "localhost")
 
 
 def by_role(run: dict) -> dict[str, float]:
@@ -134,24 +198,24 @@ print(left)
     return int(sh("podman", "exec", CONTAINER, "python3", "-c", script).strip())
 
 
-def one_size(size: int, work: str, steps: tuple[str, ...] = STEPS, keep: bool = False) -> dict:
+def one_size(size: int, work: str, steps: tuple[str, ...] = STEPS, keep: bool = False, layout: str = "one") -> dict:
     base = os.path.join(work, str(size))
     shutil.rmtree(base, ignore_errors=True)
     inventory = os.path.join(base, "inv")
     generate.generate(size, 1, inventory)
-    hosts = write_hosts(inventory, "mail1", {
-        "ansible_host": start_server(work), "ansible_user": "root", "ansible_ssh_private_key_file": f"{work}/id_ed25519",
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}, work)
+    hosts = (several_servers if layout == "several" else one_server)(inventory, work)
+    containers = [container for container, _ in SEVERAL.values()] if layout == "several" else [CONTAINER]
     mail = os.path.join(inventory, "mail")
     _, staff = _people(size, 1)
     figures: dict = {}
 
     figures["first"] = site(hosts, os.path.join(base, "first.log"))
-    figures["first"]["welcome_left"] = welcome_left_to_the_job()
+    if layout == "one":  # several hosts send no welcome mail yet (site.yml)
+        figures["first"]["welcome_left"] = welcome_left_to_the_job()
     figures["first"]["packages"] = sum(seconds for name, seconds in figures["first"]["tasks"].items()
                                        if figures["first"]["actions"].get(name) in PACKAGE_ACTIONS)
     if steps == ("first",):
-        return _finish(figures, keep)
+        return _finish(figures, containers, keep)
     rng = random.Random(size)
     # Both no-ops right after the first converge: a tagged run leaves the webmail's address book for its cron.
     for strategy in STRATEGIES:
@@ -172,24 +236,24 @@ def one_size(size: int, work: str, steps: tuple[str, ...] = STEPS, keep: bool = 
         _write_people(mail, staff)
         figures[f"quota ({strategy})"] = site(hosts, os.path.join(base, f"quota-{strategy}.log"), "--tags", "inventory",
                                               strategy=strategy)
-    for path in HAND_EDITED:
-        inside(CONTAINER, f"echo '{HAND_EDIT}' >> {path}")
+    for path in HAND_EDITED:  # the single host, or the front: the MX, the proxy and a webmail host
+        inside(containers[0], f"echo '{HAND_EDIT}' >> {path}")
     figures["drift"] = site(hosts, os.path.join(base, "drift.log"), "--check", "--diff")
     with open(os.path.join(base, "drift.log"), encoding="utf-8") as stream:
         figures["drift"]["found"] = stream.read().count(f"-{HAND_EDIT}") == len(HAND_EDITED)
-    return _finish(figures, keep)
+    return _finish(figures, containers, keep)
 
 
-def _finish(figures: dict, keep: bool) -> dict:
-    """The figures; the server is removed unless kept for a look at it."""
+def _finish(figures: dict, containers: list[str], keep: bool) -> dict:
+    """The figures; the servers are removed unless kept for a look at them."""
     if not keep:
-        sh("podman", "rm", "-f", CONTAINER, check=False)
+        sh("podman", "rm", "-f", *containers, check=False)
     return figures
 
 
-def table(size: int, figures: dict) -> str:
+def table(size: int, figures: dict, title: str = "") -> str:
     roles = sorted({role for run in figures.values() for role in by_role(run)})
-    lines = [f"## {size:,} people, site.yml over SSH", "",
+    lines = [f"## {size:,} people, site.yml over SSH{title}", "",
              "| step | whole playbook | " + " | ".join(roles) + " |", "|---|---:|" + "---:|" * len(roles)]
     for step in (step for step in STEPS if step in figures):
         run = figures[step]
@@ -198,7 +262,7 @@ def table(size: int, figures: dict) -> str:
         cells = [f"{shares.get(role, 0.0):.1f}" for role in roles]
         label = {"first": f"first converge (packages apart: {run.get('packages', 0.0):.0f} s)",
                  "drift": f"drift check (--check; hand edit found: {run.get('found')})"}.get(step, step)
-        if step == "first":
+        if "welcome_left" in run:
             label += f"; welcome mails left to the job: {run['welcome_left']:,}"
         lines.append(f"| {label} | {whole:.1f} s | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -209,14 +273,16 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--work", default=os.path.join(ROOT, "bench", "out", "site"))
     parser.add_argument("--first-only", action="store_true", help="only the first converge")
-    parser.add_argument("--keep", action="store_true", help=f"leave the server ({CONTAINER}) running at the end")
+    parser.add_argument("--layout", choices=("one", "several"), default="one",
+                        help="one host, or the several hosts of molecule/scaleout")
+    parser.add_argument("--keep", action="store_true", help="leave the servers running at the end")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     results = {}
     print(machine())
     for size in args.sizes:
-        results[size] = one_size(size, args.work, ("first",) if args.first_only else STEPS, args.keep)
-        print(table(size, results[size]), flush=True)
+        results[size] = one_size(size, args.work, ("first",) if args.first_only else STEPS, args.keep, args.layout)
+        print(table(size, results[size], ", several hosts" if args.layout == "several" else ""), flush=True)
     with open(os.path.join(args.work, "site-results.json"), "w", encoding="utf-8") as stream:
         json.dump(results, stream, indent=1)
     return 0

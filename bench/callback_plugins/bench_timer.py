@@ -16,7 +16,8 @@ name: bench_timer
 type: aggregate
 short_description: Task wall times for bench/run.py
 description:
-  - Writes the wall time in seconds of every finished task and handler, by task name, to the JSON file named by E(BENCH_TIMINGS).
+  - Writes the wall time in seconds of every finished task and handler, from its start to its last host's result, by
+    task name, to the JSON file named by E(BENCH_TIMINGS).
   - Writes each task's action, by task name, to the JSON file named by E(BENCH_ACTIONS) when it is set.
 requirements: [enable in configuration]
 """
@@ -30,27 +31,40 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._started: dict[str, float] = {}
+        # A task's run: [its start, its last host's result so far, name, action], by the task's uuid.
+        self._running: dict[str, list] = {}
         self._times: dict[str, float] = {}
         self._actions: dict[str, str] = {}
 
+    def _start(self, task):
+        self._finish(task._uuid)  # a handler may run again at a later flush
+        self._running[task._uuid] = [time.monotonic(), None, task.get_name(), task.action]
+
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._started[task._uuid] = time.monotonic()
+        self._start(task)
 
     def v2_playbook_on_handler_task_start(self, task):
-        self._started[task._uuid] = time.monotonic()
+        self._start(task)
 
     def _done(self, result, **_):  # v2_runner_on_failed also passes ignore_errors
-        task = result._task
-        start = self._started.get(task._uuid)
-        if start is not None:
-            name = task.get_name()
-            self._times[name] = self._times.get(name, 0.0) + time.monotonic() - start
-            self._actions[name] = task.action
+        run = self._running.get(result._task._uuid)
+        if run is not None:
+            run[1] = time.monotonic()
 
     v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_skipped = _done
 
+    def _finish(self, uuid: str) -> None:
+        """Add a task's run, from its start to its last host's result (hosts run a task side by side), to its name's
+        time."""
+        run = self._running.pop(uuid, None)
+        if run is not None and run[1] is not None:
+            started, ended, name, action = run
+            self._times[name] = self._times.get(name, 0.0) + ended - started
+            self._actions[name] = action
+
     def v2_playbook_on_stats(self, stats):
+        for uuid in list(self._running):
+            self._finish(uuid)
         for variable, record in (("BENCH_TIMINGS", self._times), ("BENCH_ACTIONS", self._actions)):
             path = os.environ.get(variable)
             if path:

@@ -11,15 +11,9 @@ passphrase; a tagged run takes only the roles an inventory change touches.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-import yaml
+from _site_play import run_tasks, servers_play
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 FREEZE = "Work out once the tiers this host runs and the roles this run takes"
 # host: (its groups besides mail_servers, its variables)
 HOSTS = {
@@ -51,32 +45,16 @@ INVENTORY_TAGGED = {"single": {"mailboxes", "lifecycle"}, "db1": {"mailboxes", "
 @pytest.fixture(scope="module")
 def selected(tmp_path_factory) -> dict[tuple[str, ...], dict[str, set[str]]]:
     """The roles whose condition holds on each host, for each set of ansible-playbook options."""
-    folder = tmp_path_factory.mktemp("site")
-    with open(os.path.join(ROOT, "playbooks", "site.yml"), encoding="utf-8") as handle:
-        play = next(play for play in yaml.safe_load(handle) if play.get("hosts") == "mail_servers")
+    play = servers_play()
     freeze = play["pre_tasks"][0]
     assert freeze["name"] == FREEZE
     roles = [{"name": entry["role"].split(".")[-1], "ansible.builtin.debug": {"msg": "runs"},
               "when": entry.get("when", True), "tags": ["always"]} for entry in play["roles"]]
     variables = {name: play["vars"][name] for name in freeze["ansible.builtin.set_fact"]}
-    (folder / "play.yml").write_text(yaml.safe_dump(
-        [{"hosts": "mail_servers", "gather_facts": False, "vars": variables, "tasks": [freeze, *roles]}],
-        allow_unicode=True))
-    inventory: dict = {"all": {"children": {}}}
-    for name, (groups, settings) in HOSTS.items():
-        host = {**settings, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-        for group in ["mail_servers", *groups]:
-            inventory["all"]["children"].setdefault(group, {"hosts": {}})["hosts"][name] = host
-    (folder / "inventory.json").write_text(json.dumps(inventory))
-    environment = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-                       ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
+    folder = tmp_path_factory.mktemp("site")
     outcomes = {}
     for options in ((), ("--tags", "inventory")):
-        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
-                   str(folder / "inventory.json"), str(folder / "play.yml"), *options]
-        run = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, check=True,
-                             timeout=300)
-        tasks = [task for play in json.loads(run.stdout)["plays"] for task in play["tasks"]][1:]
+        tasks = run_tasks(folder, variables, [freeze, *roles], HOSTS, *options)[1:]
         outcomes[options] = {host: {task["task"]["name"] for task in tasks if not task["hosts"][host].get("skipped")}
                              for host in HOSTS}
     return outcomes

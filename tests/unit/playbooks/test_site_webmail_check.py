@@ -10,15 +10,9 @@ placed in the inventory's groups as an operator would.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-import yaml
+from _site_play import run_tasks, servers_play
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 CA = "/etc/ssl/sonla-mail/db-ca.crt"
 DATABASES = {"webmail_userdb_postgres": {"host": "db", "dbname": "sonla_mail", "user": "sonla_webmail", "password": "x",
                                          "ca_file": CA},
@@ -49,26 +43,12 @@ CHECK = "Check that a webmail host of several hosts has its databases and reache
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory) -> dict[str, dict]:
-    folder = tmp_path_factory.mktemp("site")
-    with open(os.path.join(ROOT, "playbooks", "site.yml"), encoding="utf-8") as handle:
-        play = next(play for play in yaml.safe_load(handle) if play.get("hosts") == "mail_servers")
+    play = servers_play()
     check = next(task for task in play["pre_tasks"] if task["name"] == CHECK)
     variables = {name: play["vars"][name] for name in ("__sonla_tiers", "__sonla_single", "__sonla_loopback")}
-    (folder / "play.yml").write_text(yaml.safe_dump(
-        [{"hosts": "all", "gather_facts": False, "vars": variables, "tasks": [check]}], allow_unicode=True))
-    inventory: dict = {"all": {"children": {}}}
-    for name, (groups, settings, _passes) in HOSTS.items():
-        host = {**settings, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-        for group in ["mail_servers", *groups]:
-            inventory["all"]["children"].setdefault(group, {"hosts": {}})["hosts"][name] = host
-    (folder / "inventory.json").write_text(json.dumps(inventory))
-    environment = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-                       ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(folder / "inventory.json"),
-               str(folder / "play.yml")]
-    run = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, check=False, timeout=300)
-    report = json.loads(run.stdout)
-    return {host: result for play in report["plays"] for task in play["tasks"] for host, result in task["hosts"].items()}
+    hosts = {name: (groups, settings) for name, (groups, settings, _passes) in HOSTS.items()}
+    tasks = run_tasks(tmp_path_factory.mktemp("site"), variables, [check], hosts)
+    return {host: result for task in tasks for host, result in task["hosts"].items()}
 
 
 @pytest.mark.parametrize("name", HOSTS)

@@ -76,6 +76,18 @@ service unbound restart >/dev/null
 """)
 
 
+def write_inventory(inventory: str, groups: dict) -> str:
+    """Write the Ansible inventory of the controller (localhost) and ``groups`` (mail_servers and its tiers) to
+    ``inventory``'s hosts.yml; returns its path."""
+    hosts = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                             "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
+                     "children": groups}}
+    path = os.path.join(inventory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(hosts, stream, indent=1)  # JSON is YAML
+    return path
+
+
 def write_hosts(inventory: str, name: str, connection: dict, work: str) -> str:
     """The Ansible inventory of one benchmark mail server reached through ``connection``: self-signed certificates,
     and the filter with the tests' signatures and resolver. Returns its path."""
@@ -83,13 +95,7 @@ def write_hosts(inventory: str, name: str, connection: dict, work: str) -> str:
               "dovecot_tls_selfsigned": True, "webmail_tls_selfsigned": True,
               "mailboxes_handoff_dir": f"{work}/handoff", "filter_freshclam_mirror": "",
               "filter_clamav_local_signatures": [SIGNATURES], "filter_dns_servers": [RSPAMD_DNS]}
-    hosts = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                             "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
-                     "children": {"mail_servers": {"hosts": {name: server}}}}}
-    path = os.path.join(inventory, "hosts.yml")
-    with open(path, "w", encoding="utf-8") as stream:
-        json.dump(hosts, stream, indent=1)  # JSON is YAML
-    return path
+    return write_inventory(inventory, {"mail_servers": {"hosts": {name: server}}})
 
 
 def converge_full(work: str, python: str) -> None:

@@ -51,7 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import generate
-from mail import STAND_INS, start_resolver, write_hosts
+from mail import STAND_INS, start_resolver, write_hosts, write_inventory
 from podman import inside, sh, start
 from run import _people, _write_people, machine, run_timed
 
@@ -106,33 +106,29 @@ def one_server(inventory: str, work: str) -> str:
     return write_hosts(inventory, "mail1", connection, work)
 
 
-def several_hosts(connections: dict[str, dict], work: str) -> dict:
-    """The Ansible inventory of the several-hosts layout: molecule/scaleout's hosts, groups and variables, its
-    folder replaced by this run's, each host reached through its entry in ``connections``."""
+def several_groups(connections: dict[str, dict], work: str) -> dict:
+    """The groups of the several-hosts layout: molecule/scaleout's hosts, groups and variables, its folder replaced
+    by this run's, each host reached through its entry in ``connections``."""
     with open(os.path.join(SCALEOUT, "molecule.yml"), encoding="utf-8") as stream:
         scenario = yaml.safe_load(stream.read().replace("${MOLECULE_EPHEMERAL_DIRECTORY}", work))["provisioner"]
-    children: dict = {group: {"vars": variables} for group, variables in scenario["inventory"]["group_vars"].items()}
+    groups: dict = {group: {"vars": variables} for group, variables in scenario["inventory"]["group_vars"].items()}
     # The scenario asks podman for its containers' addresses; these are the bench's.
-    children["mail_servers"]["vars"]["scaleout_webmail_addresses"] = [
-        connections[name]["ansible_host"] for name, (_, groups) in SEVERAL.items() if "webmail" in groups]
-    for name, (_, groups) in SEVERAL.items():
+    groups["mail_servers"]["vars"]["scaleout_webmail_addresses"] = [
+        connections[name]["ansible_host"] for name, (_, tiers) in SEVERAL.items() if "webmail" in tiers]
+    for name, (_, tiers) in SEVERAL.items():
         host = {**connections[name], **scenario["inventory"]["host_vars"].get(name, {})}
-        for group in ("mail_servers", *groups):
-            children.setdefault(group, {}).setdefault("hosts", {})[name] = host
-    return {"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                            "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
-                    "children": children}}
+        for group in ("mail_servers", *tiers):
+            groups.setdefault(group, {}).setdefault("hosts", {})[name] = host
+    return groups
 
 
 def several_servers(inventory: str, work: str) -> str:
     """The several-hosts layout of molecule/scaleout, over SSH, prepared by that scenario's prepare playbook;
     returns the hosts file."""
     key = make_key(work)
-    connections = {name: start_server(container, key, "mail.sonla.gov.vn" if "db" in groups else name)
-                   for name, (container, groups) in SEVERAL.items()}
-    path = os.path.join(inventory, "hosts.yml")
-    with open(path, "w", encoding="utf-8") as stream:
-        json.dump(several_hosts(connections, work), stream, indent=1)  # JSON is YAML
+    connections = {name: start_server(container, key, "mail.sonla.gov.vn" if "db" in tiers else name)
+                   for name, (container, tiers) in SEVERAL.items()}
+    path = write_inventory(inventory, several_groups(connections, work))
     env = dict(playbook_env(), MOLECULE_EPHEMERAL_DIRECTORY=work)
     run_timed([shutil.which("ansible-playbook") or "ansible-playbook", "-i", path,
                os.path.join(SCALEOUT, "prepare.yml")], env, os.path.join(work, "prepare.log"))

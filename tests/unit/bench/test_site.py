@@ -48,7 +48,7 @@ def test_a_no_op_counts_every_mail_servers_changes_not_the_controllers(tmp_path)
 
 def test_the_several_hosts_layout_is_molecule_scaleouts_with_this_runs_addresses_and_folder():
     connections = {name: {"ansible_host": f"10.88.0.{number}"} for number, name in enumerate(bench_site.SEVERAL, 10)}
-    children = bench_site.several_hosts(connections, "/work/bench")["all"]["children"]
+    children = bench_site.several_groups(connections, "/work/bench")
     assert set(children["mail_servers"]["hosts"]) == set(bench_site.SEVERAL)
     assert set(children["db"]["hosts"]) == set(children["mx"]["hosts"]) == {"sonla-scale-front"}
     assert set(children["mailstore"]["hosts"]) == {"sonla-scale-store1", "sonla-scale-store2"}
